@@ -1,0 +1,3 @@
+"""ibrepro: the information plane of deep networks, reproduced."""
+
+__version__ = "0.1.0"
