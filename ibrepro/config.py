@@ -1,0 +1,209 @@
+"""Experiment files: load, validate, `--set` overrides, sweep expansion.
+
+A config is plain data: a nested dict as in the TOML file, completed with defaults. Every
+key has a declared type, default and range; anything else is an error naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ibrepro.errors import UserError
+from ibrepro.model import ACTIVATIONS, INITS
+
+DATASETS = ("tishby12", "mnist", "fashion-mnist")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config key: its type, default (None = required) and an optional range check."""
+
+    kind: type
+    default: Any
+    check: Callable[[Any], bool] | None = None
+    rule: str = ""
+    choices: tuple[str, ...] = ()
+
+
+def _positive(v):
+    return v > 0
+
+
+def _non_negative(v):
+    return v >= 0
+
+
+FIELDS: dict[str, Field] = {
+    "name": Field(str, None, lambda v: re.fullmatch(r"[A-Za-z0-9_.\-]+", v) is not None,
+                  "letters, digits, '_', '-', '.'"),
+    "dataset": Field(str, None, choices=DATASETS),
+    "data.gamma": Field(float, 0.0, _non_negative, ">= 0"),
+    "data.theta": Field(float, 7.6),
+    "data.seed": Field(int, 0, _non_negative, ">= 0"),
+    "data.dir": Field(str, ""),
+    "model.hidden": Field(list, [10, 7, 5, 4, 3],
+                          lambda v: len(v) > 0 and all(isinstance(w, int) and w > 0 for w in v),
+                          "a non-empty list of positive integers"),
+    "model.activation": Field(str, "tanh", choices=tuple(ACTIVATIONS)),
+    "model.init": Field(str, "truncated_normal", choices=INITS),
+    "model.init_scale": Field(float, 1.0, _positive, "> 0"),
+    "train.optimizer": Field(str, "adam", choices=("adam", "sgd")),
+    "train.lr": Field(float, 4e-4, _positive, "> 0"),
+    "train.momentum": Field(float, 0.0, lambda v: 0 <= v < 1, "in [0, 1)"),
+    "train.batch_size": Field(int, 256, _non_negative, ">= 0 (0 = full batch)"),
+    "train.epochs": Field(int, 10000, _positive, ">= 1"),
+    "train.seeds": Field(int, 50, _positive, ">= 1"),
+    "train.seed": Field(int, 0, _non_negative, ">= 0"),
+    "train.train_fraction": Field(float, 0.85, lambda v: 0 < v <= 1, "in (0, 1]"),
+    "log.snapshots": Field(int, 300, lambda v: v >= 2, ">= 2"),
+    "log.eval_samples": Field(int, 10000, _positive, ">= 1"),
+    "log.train_metric_samples": Field(int, 10000, _positive, ">= 1"),
+    "log.dtype": Field(str, "auto", choices=("auto", "float32", "float16")),
+}
+
+
+def _get(tree: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
+
+
+def _set(tree: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+        if not isinstance(tree, dict):
+            raise UserError(f"config key {dotted!r}: {part!r} is not a table")
+    tree[leaf] = value
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and dotted != "sweep":
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Check a value against its field; ints are accepted where floats are expected."""
+    field = FIELDS[key]
+    if field.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, field.kind) or isinstance(value, bool):
+        raise UserError(f"config key {key!r} must be {field.kind.__name__}, got {value!r}")
+    if field.kind is float and not math.isfinite(value):
+        raise UserError(f"config key {key!r} must be finite, got {value!r}")
+    if field.choices and value not in field.choices:
+        raise UserError(f"config key {key!r}: unknown value {value!r} (choose from {', '.join(field.choices)})")
+    if field.check is not None and not field.check(value):
+        raise UserError(f"config key {key!r} must be {field.rule}, got {value!r}")
+    return value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse one `--set key=value`; the value is read as a TOML literal, else a string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UserError(f"--set expects key=value, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key, value
+
+
+def resolve(raw: dict, overrides: list[str] = ()) -> dict:
+    """Validate a raw config (as read from TOML), apply overrides, fill defaults."""
+    config = copy.deepcopy(raw)
+    for text in overrides:
+        key, value = parse_override(text)
+        if key not in FIELDS and not key.startswith("sweep."):
+            raise UserError(f"unknown config key {key!r} in --set")
+        if key.startswith("sweep."):
+            config.setdefault("sweep", {})[key[len("sweep."):]] = value
+        else:
+            _set(config, key, value)
+    sweep = config.pop("sweep", {}) or {}
+    flat = _flatten(config)
+    for key in flat:
+        if key not in FIELDS:
+            raise UserError(f"unknown config key {key!r}")
+    resolved: dict = {}
+    for key, field in FIELDS.items():
+        if key in flat:
+            value = _coerce(key, flat[key])
+        elif field.default is None:
+            raise UserError(f"config is missing the required key {key!r}")
+        else:
+            value = copy.deepcopy(field.default)
+        _set(resolved, key, value)
+    if not isinstance(sweep, dict):
+        raise UserError("[sweep] must be a table of key = [values]")
+    for key, values in sweep.items():
+        if key not in FIELDS or key in ("name", "dataset"):
+            raise UserError(f"unknown or unsweepable key {key!r} in [sweep]")
+        if not isinstance(values, list) or not values:
+            raise UserError(f"[sweep] {key!r} must be a non-empty list")
+    try:
+        resolved["sweep"] = {key: [_coerce(key, v) for v in values] for key, values in sweep.items()}
+    except UserError as exc:
+        raise UserError(f"[sweep]: {exc}") from None
+    return resolved
+
+
+def load(path: str | Path, overrides: list[str] = ()) -> dict:
+    """Read and resolve an experiment file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no experiment file at {path}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not valid TOML: {exc}") from None
+    return resolve(raw, overrides)
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, list):
+        return "x".join(str(v) for v in value)
+    return str(value)
+
+
+def cells(config: dict) -> list[tuple[str, dict]]:
+    """Expand the sweep into (cell name, cell config) pairs; one cell named "cell" without one."""
+    sweep = config["sweep"]
+    if not sweep:
+        return [("cell", config)]
+    keys = list(sweep)
+    out = []
+    for values in itertools.product(*(sweep[k] for k in keys)):
+        cell = copy.deepcopy(config)
+        for key, value in zip(keys, values):
+            _set(cell, key, value)
+        name = "_".join(f"{key.rsplit('.', 1)[1]}-{_label(value)}" for key, value in zip(keys, values))
+        out.append((name, cell))
+    return out
+
+
+def get(config: dict, dotted: str) -> Any:
+    """The value at a dotted key."""
+    return _get(config, dotted)
+
+
+def differing_keys(a: dict, b: dict) -> list[str]:
+    """Dotted keys whose values differ between two resolved configs."""
+    fa, fb = _flatten(a), _flatten(b)
+    return sorted(k for k in fa.keys() | fb.keys() if json.dumps(fa.get(k)) != json.dumps(fb.get(k)))

@@ -1,0 +1,65 @@
+"""Datasets by name, prepared for one cell: training pool, evaluation set, per-seed splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ibrepro.datasets.tishby12 import N_PATTERNS, tishby12_inputs, tishby12_labels
+
+
+@dataclass(frozen=True)
+class CellArrays:
+    """Everything a cell trains and evaluates on (numpy, host side).
+
+    Seeds train on rows `train_idx[s]` of the pool; activations are recorded on the eval
+    set; `test_weight[s]` marks eval rows that are test data for seed s, `train_mask[s]`
+    the eval rows seed s trained on (both eval-indexed).
+    """
+
+    x_pool: np.ndarray  # (P, d) float32
+    y_pool: np.ndarray  # (P,) int32
+    x_eval: np.ndarray  # (N, d) float32
+    y_eval: np.ndarray  # (N,) int32
+    train_idx: np.ndarray  # (S, n_train) int32
+    train_mask: np.ndarray  # (S, N) bool
+    n_classes: int
+
+    @property
+    def test_weight(self) -> np.ndarray:
+        return (~self.train_mask).astype(np.float32)
+
+
+def _tishby12(config: dict) -> CellArrays:
+    data, train = config["data"], config["train"]
+    x = tishby12_inputs()
+    y = tishby12_labels(data["gamma"], data["theta"], data["seed"])
+    n_train = max(1, int(round(train["train_fraction"] * N_PATTERNS)))
+    splits = np.stack(
+        [np.sort(np.random.default_rng([train["seed"], s]).permutation(N_PATTERNS)[:n_train])
+         for s in range(train["seeds"])]
+    ).astype(np.int32)
+    mask = np.zeros((train["seeds"], N_PATTERNS), bool)
+    np.put_along_axis(mask, splits, True, axis=1)
+    return CellArrays(x, y, x, y, splits, mask, 2)
+
+
+def _images(config: dict) -> CellArrays:
+    from ibrepro.datasets import mnist
+
+    data, train, log = config["data"], config["train"], config["log"]
+    images = mnist.load(config["dataset"], data["dir"] or None)
+    splits = mnist.train_subsets(images.y_train, train["train_fraction"], train["seeds"], train["seed"])
+    n_eval = min(log["eval_samples"], len(images.y_test))
+    rows = mnist.eval_subset(images.y_test, n_eval, data["seed"])
+    mask = np.zeros((train["seeds"], n_eval), bool)
+    return CellArrays(images.x_train, images.y_train, images.x_test[rows], images.y_test[rows],
+                      splits.astype(np.int32), mask, 10)
+
+
+def prepare(config: dict) -> CellArrays:
+    """The arrays of one resolved cell config."""
+    if config["dataset"] == "tishby12":
+        return _tishby12(config)
+    return _images(config)
