@@ -1,0 +1,410 @@
+"""MNIST data layer: IDX parsing, md5 checks, search order, download, stratified subsets.
+
+Uses the real MNIST files in ../shared/data/mnist (or $IBREPRO_DATA_DIR). Never touches
+the network: downloads are served from file:// URLs or a fake opener.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+import os
+import re
+import socket
+import struct
+import urllib.error
+import urllib.response
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ibrepro.datasets import mnist
+from ibrepro.datasets.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_idx
+from ibrepro.errors import UserError
+
+NAMES = [f.name for f in mnist.DATASETS["mnist"].files]
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def _shared_data() -> Path | None:
+    candidates = [Path(__file__).parents[2] / "shared/data/mnist"]
+    if os.environ.get("IBREPRO_DATA_DIR"):
+        base = Path(os.environ["IBREPRO_DATA_DIR"])
+        candidates += [base / "mnist", base]
+    return next((d for d in candidates if (d / NAMES[0]).is_file()), None)
+
+
+DATA = _shared_data()
+pytestmark = pytest.mark.skipif(DATA is None, reason="MNIST files not found (../shared/data)")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """No user data dir, and a cache dir of the test's own."""
+    monkeypatch.delenv("IBREPRO_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def data() -> mnist.ImageData:
+    return mnist.load("mnist", DATA)
+
+
+def copy_data(dest: Path, replace: dict[str, bytes] | None = None) -> Path:
+    """A data dir linking to the real files, with some files' bytes replaced."""
+    dest.mkdir(parents=True)
+    for name in NAMES:
+        if replace and name in replace:
+            (dest / name).write_bytes(replace[name])
+        else:
+            (dest / name).symlink_to(DATA / name)
+    return dest
+
+
+def flipped(name: str, at: int) -> bytes:
+    blob = bytearray((DATA / name).read_bytes())
+    blob[at] ^= 0xFF
+    return bytes(blob)
+
+
+def offline_opener(url, timeout):
+    raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+
+def serving(contents: dict[str, bytes], calls: list[str]):
+    """A fake urlopen answering `url -> bytes`; unknown URLs are 404s."""
+
+    def opener(url, timeout):
+        calls.append(url)
+        if url not in contents:
+            raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
+        body = contents[url]
+        return urllib.response.addinfourl(
+            io.BytesIO(body), {"Content-Length": str(len(body))}, url, 200
+        )
+
+    return opener
+
+
+# --- IDX parsing ---------------------------------------------------------------------
+
+
+def idx_bytes(type_code: int, array: np.ndarray, dtype: str) -> bytes:
+    header = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(dtype).tobytes()
+
+
+def test_idx_roundtrip_plain_and_gzip(tmp_path):
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    ints = np.array([[-70000, 1], [258, 2**31 - 1]])
+    (tmp_path / "a").write_bytes(idx_bytes(0x08, images, "u1"))
+    (tmp_path / "b.gz").write_bytes(gzip.compress(idx_bytes(0x0C, ints, ">i4")))
+    np.testing.assert_array_equal(read_idx(tmp_path / "a", IMAGES_MAGIC), images)
+    np.testing.assert_array_equal(read_idx(tmp_path / "b.gz"), ints)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda b: b[:-1], "truncated"),
+        (lambda b: b[:10], "truncated"),
+        (lambda b: b + b"\0", "malformed"),
+        (lambda b: b"\1" + b[1:], "not an IDX"),
+        (lambda b: b[:2] + b"\x42" + b[3:], "not an IDX"),
+    ],
+)
+def test_idx_malformed(mutate, message):
+    good = idx_bytes(0x08, np.zeros((2, 3, 4)), "u1")
+    with pytest.raises(UserError, match=message):
+        parse_idx(mutate(good), "f.idx")
+
+
+def test_idx_magic_checked_and_bad_gzip(tmp_path):
+    labels = idx_bytes(0x08, np.arange(5), "u1")
+    assert int.from_bytes(labels[:4], "big") == LABELS_MAGIC
+    with pytest.raises(UserError, match="2049, expected 2051"):
+        parse_idx(labels, "f", IMAGES_MAGIC)
+    (tmp_path / "c.gz").write_bytes(gzip.compress(labels)[:-5])
+    with pytest.raises(UserError, match="c.gz.*gzip"):
+        read_idx(tmp_path / "c.gz")
+
+
+# --- the real files ------------------------------------------------------------------
+
+
+def test_shapes_types_and_range(data):
+    assert data.x_train.shape == (60000, 784) and data.x_test.shape == (10000, 784)
+    assert data.y_train.shape == (60000,) and data.y_test.shape == (10000,)
+    assert data.x_train.dtype == np.float32 and data.y_train.dtype == np.int32
+    for x in (data.x_train, data.x_test):
+        assert x.min() == 0.0 and x.max() == 1.0
+    assert not data.x_train.flags.writeable
+
+
+def test_flattening_matches_raw_images(data):
+    raw = read_idx(DATA / "t10k-images-idx3-ubyte.gz", IMAGES_MAGIC)
+    assert raw.shape == (10000, 28, 28)
+    np.testing.assert_allclose(data.x_test.reshape(10000, 28, 28) * 255, raw, atol=1e-4)
+
+
+def test_labels(data):
+    assert np.bincount(data.y_train).tolist() == TRAIN_COUNTS
+    assert np.bincount(data.y_test).tolist() == TEST_COUNTS
+    assert data.y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+
+
+@pytest.mark.parametrize(
+    "name, at", [("train-labels-idx1-ubyte.gz", 20000), ("t10k-images-idx3-ubyte.gz", 800000)]
+)
+def test_corrupt_file_rejected(tmp_path, name, at):
+    directory = copy_data(tmp_path / "d", {name: flipped(name, at)})
+    with pytest.raises(UserError, match="md5") as info:
+        mnist.load("mnist", directory)
+    assert str(directory / name) in str(info.value)
+
+
+def test_truncated_file_rejected(tmp_path):
+    name = "t10k-labels-idx1-ubyte.gz"
+    directory = copy_data(tmp_path / "d", {name: (DATA / name).read_bytes()[:2000]})
+    with pytest.raises(UserError, match=f"{re.escape(str(directory / name))}: md5 .* truncated"):
+        mnist.load("mnist", directory)
+
+
+def test_recompressed_and_uncompressed_copies_accepted(tmp_path):
+    f = mnist.DATASETS["mnist"].test_labels
+    content = gzip.decompress((DATA / f.name).read_bytes())
+    recompressed = gzip.compress(content, compresslevel=1, mtime=0)
+    assert mnist._md5(recompressed) != f.gz_md5
+    assert mnist.check_content(recompressed, f, "x") == content
+    assert mnist.check_content(content, f, "x") == content
+    with pytest.raises(UserError, match="uncompressed"):
+        mnist.check_content(content[:-1], f, "x")
+
+
+def test_another_datasets_file_is_named(tmp_path):
+    with pytest.raises(UserError, match="fashion-mnist's .* it is mnist's train-images"):
+        mnist.load("fashion-mnist", DATA)
+
+
+def test_verification_redone_when_file_changes(tmp_path):
+    f = mnist.DATASETS["mnist"].test_labels
+    path = tmp_path / f.name
+    path.write_bytes((DATA / f.name).read_bytes())
+    assert len(mnist.read_verified(path, f)) == 10008
+    path.write_bytes(flipped(f.name, 100))  # same size
+    os.utime(path, ns=(1, 1))
+    with pytest.raises(UserError, match="md5"):
+        mnist.read_verified(path, f)
+
+
+# --- where files are looked for ------------------------------------------------------
+
+
+def test_search_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("IBREPRO_DATA_DIR", str(tmp_path / "env"))
+    assert mnist.search_dirs("fashion-mnist", tmp_path / "opt") == [
+        tmp_path / "opt/fashion-mnist",
+        tmp_path / "opt",
+        tmp_path / "env/fashion-mnist",
+        tmp_path / "env",
+        tmp_path / "cache/ibrepro/fashion-mnist",
+        Path("/usr/share/datasets/fashion-mnist"),
+    ]
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert mnist.search_dirs("mnist")[-1] == tmp_path / "home/.cache/ibrepro/mnist"
+
+
+def test_data_dir_before_env_and_corrupt_never_skipped(tmp_path, monkeypatch):
+    name = "train-labels-idx1-ubyte.gz"
+    good = copy_data(tmp_path / "good")
+    bad = copy_data(tmp_path / "bad", {name: flipped(name, 500)})
+    monkeypatch.setenv("IBREPRO_DATA_DIR", str(bad))
+    assert np.bincount(mnist.load("mnist", good).y_train).tolist() == TRAIN_COUNTS
+    monkeypatch.setenv("IBREPRO_DATA_DIR", str(good))
+    with pytest.raises(UserError, match=f"{re.escape(str(bad / name))}: md5"):
+        mnist.load("mnist", bad)
+
+
+def test_missing_everywhere_says_where_it_looked(tmp_path):
+    missing = tmp_path / "nope"
+    partial = copy_data(tmp_path / "partial")
+    (partial / NAMES[3]).unlink()
+    with pytest.raises(UserError) as info:
+        mnist.load("mnist", missing, fetch=functools.partial(mnist.download, opener=offline_opener))
+    message = str(info.value)
+    assert "\n" not in message
+    for expected in (str(missing), str(tmp_path / "cache/ibrepro/mnist"), "download failed",
+                     "Name or service not known", "IBREPRO_DATA_DIR", "data.dir", NAMES[0]):
+        assert expected in message
+    with pytest.raises(UserError, match=re.escape(f"{partial} (lacks {NAMES[3]})")):
+        mnist.load("mnist", partial, fetch=functools.partial(mnist.download, mirrors=()))
+
+
+def test_unknown_dataset():
+    with pytest.raises(UserError, match="unknown image dataset 'emnist'"):
+        mnist.load("emnist")
+
+
+# --- download ------------------------------------------------------------------------
+
+
+def test_download_from_file_urls_into_cache(tmp_path):
+    mirrors = ((tmp_path / "no-such-mirror").as_uri() + "/", DATA.as_uri() + "/")
+    fetch = functools.partial(mnist.download, mirrors=mirrors, backoff=0)
+    data = mnist.load("mnist", fetch=fetch)
+    cache = tmp_path / "cache/ibrepro/mnist"
+    assert sorted(p.name for p in cache.iterdir()) == sorted(NAMES)
+    for name in NAMES:
+        assert (cache / name).read_bytes() == (DATA / name).read_bytes()
+    assert np.bincount(data.y_test).tolist() == TEST_COUNTS
+
+    def no_fetch(name, dest):
+        raise AssertionError("the cache should have been used")
+
+    assert mnist.locate("mnist", fetch=no_fetch) == [cache / name for name in NAMES]
+
+
+def test_download_skips_bad_mirror_and_leaves_no_bad_file(tmp_path):
+    for name in NAMES[:3]:  # only the test labels are missing
+        (tmp_path / name).symlink_to(DATA / name)
+    name = NAMES[3]
+    good, bad = f"http://good/{name}", f"http://bad/{name}"
+    contents = {good: (DATA / name).read_bytes(), bad: flipped(name, 3000)}
+    calls: list[str] = []
+    paths = mnist.download(
+        "mnist", tmp_path, mirrors=["http://bad", "http://good/"], opener=serving(contents, calls)
+    )
+    assert calls == [bad, good]  # a bad file is not retried on the same mirror
+    assert paths[3] == tmp_path / name and paths[3].read_bytes() == contents[good]
+    (tmp_path / name).unlink()
+    with pytest.raises(UserError, match=f"{re.escape(bad)}: downloaded bytes: md5"):
+        mnist.download("mnist", tmp_path, mirrors=["http://bad"], opener=serving(contents, []))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(NAMES[:3])
+
+
+def test_download_retries_transient_errors_only(tmp_path):
+    for name in NAMES[:3]:
+        (tmp_path / name).symlink_to(DATA / name)
+    url = f"http://m/{NAMES[3]}"
+    calls: list[str] = []
+    serve = serving({url: (DATA / NAMES[3]).read_bytes()}, calls)
+    failures = [urllib.error.HTTPError(url, 503, "busy", {}, None), TimeoutError("slow")]
+
+    def flaky(url, timeout):
+        if failures:
+            calls.append(url)
+            raise failures.pop(0)
+        return serve(url, timeout)
+
+    mnist.download("mnist", tmp_path, mirrors=["http://m"], opener=flaky, attempts=3, backoff=0)
+    assert calls == [url] * 3
+    (tmp_path / NAMES[3]).unlink()
+    calls.clear()
+    with pytest.raises(UserError, match="404"):
+        mnist.download("mnist", tmp_path, mirrors=["http://x"], opener=serving({}, calls),
+                       attempts=3, backoff=0)
+    assert calls == [f"http://x/{NAMES[3]}"]
+
+
+def test_failing_mirrors_give_one_clear_line(tmp_path):
+    calls: list[str] = []
+
+    def opener(url, timeout):
+        calls.append(url)
+        assert timeout == mnist.DOWNLOAD_TIMEOUT
+        return offline_opener(url, timeout)
+
+    with pytest.raises(UserError) as info:
+        mnist.download("mnist", tmp_path / "c", opener=opener)
+    mirrors = mnist.DATASETS["mnist"].mirrors
+    assert calls == [m + NAMES[0] for m in mirrors]  # first file fails: no further files tried
+    message = str(info.value)
+    assert "\n" not in message and all(url in message for url in calls)
+    assert list((tmp_path / "c").iterdir()) == []
+
+
+# --- stratified subsets --------------------------------------------------------------
+
+
+def quotas_reference(counts, n):
+    """Largest remainder with exact fractions, ties to the lower class."""
+    total = sum(counts)
+    shares = [Fraction(c * n, total) for c in counts]
+    quotas = [int(s) for s in shares]
+    order = sorted(range(len(counts)), key=lambda i: (-(shares[i] - quotas[i]), i))
+    for i in order[: n - sum(quotas)]:
+        quotas[i] += 1
+    return quotas
+
+
+def test_class_quotas():
+    assert mnist.class_quotas([3, 3, 3], 4).tolist() == [2, 1, 1]
+    assert mnist.class_quotas(TRAIN_COUNTS, 60000).tolist() == TRAIN_COUNTS
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        counts = rng.integers(1, 50, size=rng.integers(1, 8)).tolist()
+        n = int(rng.integers(1, sum(counts) + 1))
+        quotas = mnist.class_quotas(counts, n)
+        assert quotas.tolist() == quotas_reference(counts, n)
+        assert quotas.sum() == n and np.all(quotas <= counts)
+        assert np.all(np.abs(quotas - np.array(counts) * n / sum(counts)) < 1)
+
+
+def check_subset(indices, labels, n):
+    assert indices.shape == (n,)
+    assert np.all(np.diff(indices) > 0)  # sorted, no duplicates
+    assert 0 <= indices[0] and indices[-1] < len(labels)
+    counts = np.bincount(labels, minlength=10)
+    ideal = counts * n / len(labels)
+    assert np.all(np.abs(np.bincount(labels[indices], minlength=10) - ideal) < 1)
+
+
+def test_train_subsets(data):
+    subsets = mnist.train_subsets(data.y_train, 0.05, seeds=4, base_seed=7)
+    assert subsets.shape == (4, 3000)
+    for row in subsets:
+        check_subset(row, data.y_train, 3000)
+    assert all(not np.array_equal(subsets[i], subsets[j]) for i in range(4) for j in range(i))
+    np.testing.assert_array_equal(subsets, mnist.train_subsets(data.y_train, 0.05, 4, 7))
+    assert not np.array_equal(subsets[0], mnist.train_subsets(data.y_train, 0.05, 1, 8)[0])
+    odd = mnist.train_subsets(data.y_train, 0.0123, seeds=2, base_seed=0)
+    assert odd.shape == (2, 738)
+    check_subset(odd[1], data.y_train, 738)
+    everything = mnist.train_subsets(data.y_train, 1, seeds=2, base_seed=0)
+    np.testing.assert_array_equal(everything, np.tile(np.arange(60000), (2, 1)))
+
+
+def test_eval_subset(data):
+    subset = mnist.eval_subset(data.y_test, 1001, seed=0)
+    check_subset(subset, data.y_test, 1001)
+    np.testing.assert_array_equal(subset, mnist.eval_subset(data.y_test, 1001, seed=0))
+    assert not np.array_equal(subset, mnist.eval_subset(data.y_test, 1001, seed=1))
+    np.testing.assert_array_equal(mnist.eval_subset(data.y_test, 10000, 3), np.arange(10000))
+
+
+def test_stratified_subset_count_or_fraction():
+    labels = np.repeat([2, 0, 1], [5, 3, 2])[np.random.default_rng(1).permutation(10)]
+    half = mnist.stratified_subset(labels, 0.5, np.random.default_rng(0))
+    assert np.bincount(labels[half]).tolist() == [2, 1, 2]  # 1.5/1/2.5 -> ties to lower
+    three = mnist.stratified_subset(labels, 3, np.random.default_rng(0))
+    assert np.bincount(labels[three], minlength=3).tolist() == [1, 1, 1]  # .9/.6/1.5
+
+
+@pytest.mark.parametrize("size", [0, 11, 0.0, 1.5, 0.01, True, "half"])
+def test_stratified_subset_bad_size(size):
+    with pytest.raises(UserError):
+        mnist.stratified_subset(np.zeros(10, int), size, np.random.default_rng(0))
+
+
+def test_config_values_checked(data):
+    for fraction in (0, 1.2, 1e-6, "0.5"):
+        with pytest.raises(UserError, match="train.train_fraction"):
+            mnist.train_subsets(data.y_train, fraction, 2, 0)
+    for n in (0, 10001, 5.0):
+        with pytest.raises(UserError, match="log.eval_samples"):
+            mnist.eval_subset(data.y_test, n, 0)
