@@ -80,6 +80,7 @@ class Trainer:
     batch_size: int  # minibatch size (at most n_train)
     n_train: int
     train_metric_rows: int  # how many of a seed's training rows the train metrics use
+    pool_is_eval: bool = False  # training rows are eval rows (tishby12): reuse the eval pass
 
     @property
     def n_steps(self) -> int:
@@ -143,9 +144,12 @@ class Trainer:
         (train_loss, test_loss, train_acc, test_acc)."""
         layers, logits = self.model.apply({"params": params}, shared.x_eval)
         test_loss, test_acc = _loss_acc(logits, shared.y_eval, seed.test_weight)
-        rows = seed.train_idx[: self.train_metric_rows]
-        _, train_logits = self.model.apply({"params": params}, shared.x_pool[rows])
-        train_loss, train_acc = _loss_acc(train_logits, shared.y_pool[rows], jnp.ones(rows.shape[0]))
+        if self.pool_is_eval:
+            train_loss, train_acc = _loss_acc(logits, shared.y_eval, 1.0 - seed.test_weight)
+        else:
+            rows = seed.train_idx[: self.train_metric_rows]
+            _, train_logits = self.model.apply({"params": params}, shared.x_pool[rows])
+            train_loss, train_acc = _loss_acc(train_logits, shared.y_pool[rows], jnp.ones(rows.shape[0]))
         return layers, jnp.stack([train_loss, test_loss, train_acc, test_acc])
 
 

@@ -25,6 +25,7 @@ class CellArrays:
     train_idx: np.ndarray  # (S, n_train) int32
     train_mask: np.ndarray  # (S, N) bool
     n_classes: int
+    pool_is_eval: bool  # the pool and the eval set are the same rows (train on eval rows)
 
     @property
     def test_weight(self) -> np.ndarray:
@@ -42,7 +43,7 @@ def _tishby12(config: dict) -> CellArrays:
     ).astype(np.int32)
     mask = np.zeros((train["seeds"], N_PATTERNS), bool)
     np.put_along_axis(mask, splits, True, axis=1)
-    return CellArrays(x, y, x, y, splits, mask, 2)
+    return CellArrays(x, y, x, y, splits, mask, 2, pool_is_eval=True)
 
 
 def _images(config: dict) -> CellArrays:
@@ -55,7 +56,7 @@ def _images(config: dict) -> CellArrays:
     rows = mnist.eval_subset(images.y_test, n_eval, data["seed"])
     mask = np.zeros((train["seeds"], n_eval), bool)
     return CellArrays(images.x_train, images.y_train, images.x_test[rows], images.y_test[rows],
-                      splits.astype(np.int32), mask, 10)
+                      splits.astype(np.int32), mask, 10, pool_is_eval=False)
 
 
 def prepare(config: dict) -> CellArrays:
