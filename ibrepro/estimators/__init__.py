@@ -1,0 +1,28 @@
+"""Mutual-information estimators by name (the names `ibrepro analyze --estimator` takes).
+
+Each entry is an `Estimator` (see `base.py`): its parameters with types, defaults and
+ranges, and a function from a block of activations to I(X;T) and I(T;Y) in bits.
+A new estimator family is one module plus one line here.
+"""
+
+from __future__ import annotations
+
+from ibrepro.errors import UserError
+from ibrepro.estimators.adaptive import ADAPTIVE
+from ibrepro.estimators.base import Block, Estimator, Labels, Param
+from ibrepro.estimators.binning import BINNING, BINNING_LAYER
+from ibrepro.estimators.kde import KDE
+
+REGISTRY: dict[str, Estimator] = {e.name: e for e in (BINNING, BINNING_LAYER, ADAPTIVE, KDE)}
+DEFAULT = "binning"
+
+
+def get(name: str) -> Estimator:
+    """The estimator registered under `name` (UserError listing the known names otherwise)."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UserError(f"unknown estimator {name!r}; known: {', '.join(REGISTRY)}") from None
+
+
+__all__ = ["REGISTRY", "DEFAULT", "get", "Estimator", "Param", "Labels", "Block"]

@@ -1,0 +1,45 @@
+"""Adaptive (equal-mass) binning per unit at each epoch (Chelombiev et al. 2019).
+
+For each seed-epoch and unit, the bin of a value is floor(n_bins * r / N), where r is the
+number of that unit's N values strictly below it. Without ties every bin holds N / n_bins
+values; tied values always share a bin, so the partition is a function of the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ibrepro.estimators.base import Block, Estimator, Labels, Param, Value
+from ibrepro.estimators.discrete import information_from_symbols
+
+
+def equal_mass_symbols(acts: np.ndarray, n_bins: int) -> np.ndarray:
+    """Equal-mass bin indices (B, N, w) in [0, n_bins) for activations (B, N, w)."""
+    by_unit = np.moveaxis(acts, 1, 2)  # (B, w, N)
+    n = by_unit.shape[2]
+    order = np.argsort(by_unit, axis=2)  # the order within ties does not matter
+    ordered = np.take_along_axis(by_unit, order, axis=2)
+    position = np.arange(n)
+    first_of_tie = np.empty(ordered.shape, bool)
+    first_of_tie[..., 0] = True
+    np.not_equal(ordered[..., 1:], ordered[..., :-1], out=first_of_tie[..., 1:])
+    below = np.maximum.accumulate(np.where(first_of_tie, position, 0), axis=2)
+    symbols = np.empty(ordered.shape, np.int32)
+    np.put_along_axis(symbols, order, (below * n_bins) // n, axis=2)
+    return np.moveaxis(symbols, 2, 1)
+
+
+def _estimate(block: Block, labels: Labels, params: Mapping[str, Value], context: None):
+    n_bins = int(params["n_bins"])
+    return {"": information_from_symbols(equal_mass_symbols(block.acts, n_bins), n_bins, labels)}
+
+
+ADAPTIVE = Estimator(
+    name="adaptive",
+    params=(Param("n_bins", int, 30, "n", "bins per unit, each holding about N / n_bins values",
+                  low=1, high=10**6),),
+    estimate=_estimate,
+    help="equal-mass bins per unit at each epoch (Chelombiev et al.)",
+)

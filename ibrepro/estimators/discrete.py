@@ -1,0 +1,130 @@
+"""Plug-in information of discretised layers, counted over whole rows.
+
+With X uniform over the N inputs and a deterministic network, a discretised layer T̂ gives
+I(X;T̂) = H(T̂) and I(T̂;Y) = H(T̂) + H(Y) - H(T̂,Y). Each row (a layer's full symbol vector)
+becomes one int64 key whose lowest `class_bits` bits hold the label, so sorting the keys of a
+seed-epoch once yields both the T̂ runs and the (T̂,Y) runs.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from ibrepro.estimators.base import Labels
+
+
+def class_bits(labels: Labels) -> int:
+    """Bits the label digit takes in a key."""
+    return max(0, math.ceil(math.log2(labels.n_classes)))
+
+
+def radix_bits(radix: int, width: int) -> float:
+    """Bits a mixed-radix number of `width` digits in base `radix` needs."""
+    return width * math.log2(radix)
+
+
+def pack_rows(symbols: np.ndarray, radix: int, labels: Labels) -> np.ndarray:
+    """Exact int64 row keys (B, N) for symbols (B, N, w) with values in [0, radix).
+
+    Equal keys within a seed-epoch mean equal (row, label) pairs. Rows that fit in one
+    mixed-radix number are encoded directly; wider rows are folded in a few columns at a
+    time, replacing the partial key by its dense rank within the seed-epoch after each step.
+    """
+    symbols = np.asarray(symbols)
+    b, n, w = symbols.shape
+    cbits = class_bits(labels)
+    key_bits = 62 - cbits
+    index_bits = max(1, math.ceil(math.log2(n)))
+    if radix_bits(radix, w) <= key_bits:
+        return (_mixed_radix(symbols, radix) << cbits) | labels.codes
+    step = max(1, int((key_bits - index_bits) / math.log2(radix)))
+    key = np.zeros((b, n), np.int64)
+    for start in range(0, w, step):
+        part = symbols[:, :, start:start + step]
+        key = _dense_rank((key * radix ** part.shape[2]) + _mixed_radix(part, radix))
+    return (key << cbits) | labels.codes
+
+
+def _mixed_radix(symbols: np.ndarray, radix: int) -> np.ndarray:
+    key = np.zeros(symbols.shape[:2], np.int64)
+    for j in range(symbols.shape[2] - 1, -1, -1):
+        key *= radix
+        key += symbols[:, :, j]
+    return key
+
+
+def _dense_rank(key: np.ndarray) -> np.ndarray:
+    """Per row, replace each value by the rank of its distinct value (0, 1, ...)."""
+    order = np.argsort(key, axis=1)
+    ordered = np.take_along_axis(key, order, axis=1)
+    new = np.zeros(ordered.shape, np.int64)
+    np.cumsum(ordered[:, 1:] != ordered[:, :-1], axis=1, out=new[:, 1:])
+    rank = np.empty_like(new)
+    np.put_along_axis(rank, order, new, axis=1)
+    return rank
+
+
+@lru_cache(maxsize=8)
+def _clogc_table(n: int) -> np.ndarray:
+    """c * log2(c) for c = 0..n (0 for c = 0)."""
+    c = np.arange(n + 1, dtype=np.float64)
+    table = np.zeros(n + 1)
+    table[1:] = c[1:] * np.log2(c[1:])
+    return table
+
+
+def _sum_clogc(starts: np.ndarray) -> np.ndarray:
+    """Σ c·log2 c over the runs of each row; `starts` (B, N) marks run starts (column 0 set)."""
+    b, n = starts.shape
+    table = _clogc_table(n)
+    n_runs = int(np.count_nonzero(starts))
+    if 2 * n_runs <= starts.size:
+        at = np.flatnonzero(starts)
+        lengths = np.diff(at, append=starts.size)
+        first = np.zeros(b, np.intp)
+        np.cumsum(np.count_nonzero(starts, axis=1)[:-1], out=first[1:])
+        return np.add.reduceat(table[lengths], first)
+    # Mostly singletons (which add 0): walk the repeated positions instead.
+    repeats = np.flatnonzero(~starts)
+    if repeats.size == 0:
+        return np.zeros(b)
+    new_run = np.empty(repeats.size, bool)
+    new_run[0] = True
+    np.not_equal(repeats[1:], repeats[:-1] + 1, out=new_run[1:])
+    run_at = np.flatnonzero(new_run)
+    lengths = np.diff(run_at, append=repeats.size) + 1
+    return np.bincount(repeats[run_at] // n, weights=table[lengths], minlength=b)
+
+
+def sorted_key_entropies(keys: np.ndarray, cbits: int) -> tuple[np.ndarray, np.ndarray]:
+    """H(T̂) and H(T̂,Y) in bits per row of sorted keys (B, N) built by `pack_rows`."""
+    b, n = keys.shape
+    # keys are >= 0, so neighbours differ above the label bits exactly when their xor >= 2**cbits
+    change = np.bitwise_xor(keys[:, 1:], keys[:, :-1])
+    joint = np.empty((b, n), bool)
+    joint[:, 0] = True
+    np.not_equal(change, 0, out=joint[:, 1:])
+    if cbits:
+        marginal = np.empty((b, n), bool)
+        marginal[:, 0] = True
+        np.greater_equal(change, 1 << cbits, out=marginal[:, 1:])
+    else:
+        marginal = joint
+    h_joint = math.log2(n) - _sum_clogc(joint) / n
+    h_marginal = h_joint if marginal is joint else math.log2(n) - _sum_clogc(marginal) / n
+    return h_marginal, h_joint
+
+
+def information_from_keys(keys: np.ndarray, labels: Labels) -> tuple[np.ndarray, np.ndarray]:
+    """(I(X;T̂), I(T̂;Y)) in bits per row of keys (B, N) from `pack_rows`; sorts in place."""
+    keys.sort(axis=1)
+    h_t, h_ty = sorted_key_entropies(keys, class_bits(labels))
+    return h_t, h_t + labels.entropy - h_ty
+
+
+def information_from_symbols(symbols: np.ndarray, radix: int, labels: Labels) -> tuple[np.ndarray, np.ndarray]:
+    """(I(X;T̂), I(T̂;Y)) in bits per seed-epoch for symbols (B, N, w) in [0, radix)."""
+    return information_from_keys(pack_rows(symbols, radix, labels), labels)

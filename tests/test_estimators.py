@@ -1,0 +1,338 @@
+"""Estimators against closed-form values and slow, obvious pure-Python references."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from ibrepro import estimators
+from ibrepro.errors import UserError
+from ibrepro.estimators import Block, Labels
+
+N = 96  # inputs per test layer-epoch (small: the references are quadratic pure Python)
+
+
+# ---- slow references ------------------------------------------------------------------------
+
+
+def entropy_bits(items: list) -> float:
+    counts = Counter(items)
+    n = len(items)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def plugin_reference(rows: list[tuple], y: list[int]) -> tuple[float, float]:
+    """I(X;T) = H(T), I(T;Y) = H(T) - Σ_y p(y) H(T | Y=y), counted with dicts."""
+    h_t = entropy_bits(rows)
+    h_cond = 0.0
+    for c in set(y):
+        members = [r for r, label in zip(rows, y) if label == c]
+        h_cond += len(members) / len(rows) * entropy_bits(members)
+    return h_t, h_t - h_cond
+
+
+def binning_rows(t: np.ndarray, lo: float, hi: float, n_bins: int) -> list[tuple]:
+    edges = [float(e) for e in np.linspace(lo, hi, n_bins)]
+    return [tuple(bisect.bisect_right(edges, float(v)) for v in row) for row in t]
+
+
+def adaptive_rows(t: np.ndarray, n_bins: int) -> list[tuple]:
+    n = len(t)
+    columns = [[float(v) for v in t[:, j]] for j in range(t.shape[1])]
+    below = [[sum(1 for u in col if u < v) for v in col] for col in columns]
+    return [tuple(below[j][i] * n_bins // n for j in range(len(columns))) for i in range(n)]
+
+
+def kde_reference(t: np.ndarray, y: list[int], sigma2: float, factor: float) -> tuple[float, float]:
+    """The pairwise bound with kernel width factor·σ² (2 upper, 8 lower), in plain loops."""
+    rows = [[float(v) for v in r] for r in t]
+    n = len(rows)
+
+    def entropy(members: list[int]) -> float:
+        total = 0.0
+        for i in members:
+            s = sum(math.exp(-sum((a - b) ** 2 for a, b in zip(rows[i], rows[j])) / (factor * sigma2))
+                    for j in members)
+            total += math.log2(s / len(members))
+        return -total / len(members)
+
+    h_t = entropy(list(range(n)))
+    h_cond = sum(y.count(c) / n * entropy([i for i in range(n) if y[i] == c]) for c in set(y))
+    return h_t, h_t - h_cond
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def run(name: str, acts: np.ndarray, y, **params) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Estimate through the registry interface (prepare + estimate) for acts (B, N, w)."""
+    est = estimators.get(name)
+    values = est.resolve(params, {"dataset": "tishby12"})
+    labels = Labels.from_labels(np.asarray(y))
+    seeds = np.arange(len(acts))
+    block = Block(np.ascontiguousarray(acts), seeds)
+    context = est.prepare(iter([block]), values) if est.prepare else None
+    return est.estimate(block, labels, values, context)
+
+
+def single(name: str, acts: np.ndarray, y, variant: str = "", **params) -> tuple[float, float]:
+    ixt, ity = run(name, acts[None], y, **params)[variant]
+    return float(ixt[0]), float(ity[0])
+
+
+def random_acts(rng, b: int, width: int, dtype=np.float32, scale: float = 2.0) -> np.ndarray:
+    return np.tanh(rng.normal(size=(b, N, width)) * scale).astype(dtype)
+
+
+DISCRETE = [("binning", {}), ("binning-layer", {}), ("binning-layer", {"range": "global"}), ("adaptive", {})]
+ALL = DISCRETE + [("kde", {"sigma2": 0.05})]
+
+
+def variants(name: str) -> tuple[str, ...]:
+    return estimators.get(name).variants
+
+
+# ---- closed forms ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 8])
+@pytest.mark.parametrize("name,params", ALL)
+def test_uniform_over_k_symbols_gives_log2_k(name, params, k):
+    # k well-separated levels, each held by N/k inputs; labels unrelated to the level
+    levels = np.linspace(-0.9, 0.9, 8)[:k] if k > 1 else np.array([0.3])
+    t = np.repeat(levels, N // k)[:, None].astype(np.float32)
+    y = np.arange(N) % 2
+    extra = {"n_bins": k} if name == "adaptive" else {}
+    if name == "kde":
+        extra = {"sigma2": 1e-5}  # kernels between levels underflow to exactly 0
+    for variant in variants(name):
+        ixt, _ = single(name, t, y, variant, **{**params, **extra})
+        assert ixt == pytest.approx(math.log2(k), abs=1e-9)
+
+
+@pytest.mark.parametrize("name,params", ALL)
+def test_copy_of_labels_gives_h_y(name, params):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, N)
+    t = np.where(y == 0, -0.8, np.where(y == 1, 0.0, 0.8))[:, None].astype(np.float32)
+    h_y = Labels.from_labels(y).entropy
+    extra = {"n_bins": 3} if name == "adaptive" else {"sigma2": 1e-5} if name == "kde" else {}
+    if name == "adaptive":
+        # equal-mass bins only split the three levels when the class sizes are N/3 each
+        y = np.repeat([0, 1, 2], N // 3)
+        t = np.repeat([-0.8, 0.0, 0.8], N // 3)[:, None].astype(np.float32)
+        h_y = math.log2(3)
+    for variant in variants(name):
+        ixt, ity = single(name, t, y, variant, **{**params, **extra})
+        assert ity == pytest.approx(h_y, abs=1e-9)
+        assert ixt == pytest.approx(h_y, abs=1e-9)
+
+
+@pytest.mark.parametrize("name,params", ALL)
+def test_constant_layer_gives_zero(name, params):
+    t = np.full((N, 3), 0.25, np.float32)
+    y = np.arange(N) % 2
+    for variant in variants(name):
+        ixt, ity = single(name, t, y, variant, **params)
+        assert ixt == pytest.approx(0.0, abs=1e-12)
+        assert ity == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("name,params", ALL)
+def test_ity_bounded_by_ixt_and_h_y(name, params):
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, N)
+    acts = random_acts(rng, 4, 2, scale=0.7)
+    h_y = Labels.from_labels(y).entropy
+    for ixt, ity in run(name, acts, y, **params).values():
+        assert np.all(ity <= np.minimum(ixt, h_y) + 1e-12)
+
+
+@pytest.mark.parametrize("coarse,fine", [(16, 31), (5, 9), (30, 59)])
+def test_coarser_fixed_bins_never_raise_ixt(coarse, fine):
+    # linspace(-1, 1, coarse) is every other edge of linspace(-1, 1, fine): nested partitions
+    rng = np.random.default_rng(2)
+    acts = random_acts(rng, 6, 1, scale=1.0)
+    y = rng.integers(0, 2, N)
+    ixt_fine, _ = run("binning", acts, y, n_bins=fine)[""]
+    ixt_coarse, _ = run("binning", acts, y, n_bins=coarse)[""]
+    assert np.all(ixt_coarse <= ixt_fine + 1e-12)
+    assert np.any(ixt_coarse < ixt_fine - 1e-6)
+
+
+def test_coarser_equal_mass_bins_never_raise_ixt():
+    rng = np.random.default_rng(3)
+    acts = random_acts(rng, 6, 2)
+    y = rng.integers(0, 2, N)
+    values = [run("adaptive", acts, y, n_bins=n)[""][0] for n in (3, 6, 12)]
+    assert np.all(values[0] <= values[1] + 1e-12) and np.all(values[1] <= values[2] + 1e-12)
+
+
+# ---- against the slow references -------------------------------------------------------------
+
+
+def with_edge_values(acts: np.ndarray, lo: float, hi: float, n_bins: int, rng) -> np.ndarray:
+    """Put some values exactly on bin edges, on float32 neighbours of edges, and on lo/hi."""
+    acts = acts.copy()
+    edges = np.linspace(lo, hi, n_bins)
+    picks = rng.integers(0, acts.size, 40)
+    chosen = edges[rng.integers(0, n_bins, 40)].astype(acts.dtype)
+    nudged = np.nextafter(chosen, np.where(rng.random(40) < 0.5, -np.inf, np.inf).astype(acts.dtype))
+    acts.flat[picks] = np.where(np.arange(40) % 2 == 0, chosen, nudged)
+    acts.flat[rng.integers(0, acts.size, 6)] = np.array([lo, hi, lo, hi, 1.0, -1.0], acts.dtype)
+    return acts
+
+
+@pytest.mark.parametrize("width,n_bins,classes,dtype", [
+    (3, 30, 2, np.float32),     # one int32 word per row
+    (10, 30, 2, np.float32),    # two words (the paper's first layer)
+    (20, 30, 3, np.float32),    # too wide for two words: rank folding
+    (4, 7, 1, np.float64),      # float64 arithmetic, a single class
+    (2, 1000, 10, np.float32),  # many bins, ten classes
+])
+def test_binning_matches_reference(width, n_bins, classes, dtype):
+    rng = np.random.default_rng(width * 1000 + n_bins)
+    acts = with_edge_values(random_acts(rng, 3, width, dtype), -1.0, 1.0, n_bins, rng)
+    acts[1, :5, 0] = np.nan
+    y = rng.integers(0, classes, N)
+    ixt, ity = run("binning", acts, y, n_bins=n_bins)[""]
+    for b in range(len(acts)):
+        ref = plugin_reference(binning_rows(acts[b], -1.0, 1.0, n_bins), y.tolist())
+        assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
+
+
+def test_binning_other_range_matches_reference():
+    rng = np.random.default_rng(5)
+    acts = (rng.normal(size=(3, N, 4)) * 3).astype(np.float32)
+    y = rng.integers(0, 2, N)
+    ixt, ity = run("binning", acts, y, n_bins=12, lo=-2.5, hi=4.0)[""]
+    for b in range(3):
+        ref = plugin_reference(binning_rows(acts[b], -2.5, 4.0, 12), y.tolist())
+        assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
+
+
+def test_binning_layer_matches_reference():
+    rng = np.random.default_rng(6)
+    acts = np.maximum(rng.normal(size=(4, N, 3)) * rng.uniform(0.1, 5, (4, 1, 1)), 0).astype(np.float32)
+    acts[2] = 0.0  # a dead ReLU layer: min = max
+    y = rng.integers(0, 2, N)
+    ixt, ity = run("binning-layer", acts, y, n_bins=10)[""]
+    for b in range(4):
+        lo, hi = float(acts[b].min()), float(acts[b].max())
+        ref = plugin_reference(binning_rows(acts[b], lo, hi, 10), y.tolist())
+        assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
+
+
+def test_binning_global_range_uses_each_seeds_range_over_the_cell():
+    rng = np.random.default_rng(7)
+    acts = (rng.normal(size=(4, N, 2)) * [[[1.0]], [[3.0]], [[1.0]], [[3.0]]]).astype(np.float32)
+    seeds = np.array([0, 0, 1, 1])
+    y = rng.integers(0, 2, N)
+    est = estimators.get("binning-layer")
+    values = est.resolve({"n_bins": 8, "range": "global"}, {})
+    block = Block(acts, seeds)
+    context = est.prepare(iter([Block(acts[:2], seeds[:2]), Block(acts[2:], seeds[2:])]), values)
+    ixt, ity = est.estimate(block, Labels.from_labels(y), values, context)[""]
+    for b in range(4):
+        mine = acts[seeds == seeds[b]]
+        ref = plugin_reference(binning_rows(acts[b], float(mine.min()), float(mine.max()), 8), y.tolist())
+        assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
+
+
+@pytest.mark.parametrize("n_bins,width", [(4, 2), (30, 3), (7, 12)])
+def test_adaptive_matches_reference(n_bins, width):
+    rng = np.random.default_rng(n_bins)
+    acts = random_acts(rng, 2, width)
+    acts[0, : N // 2, 0] = 0.5  # ties must share a bin
+    y = rng.integers(0, 3, N)
+    ixt, ity = run("adaptive", acts, y, n_bins=n_bins)[""]
+    for b in range(2):
+        ref = plugin_reference(adaptive_rows(acts[b], n_bins), y.tolist())
+        assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
+
+
+@pytest.mark.parametrize("sigma2,width,classes", [(1e-3, 3, 2), (0.1, 5, 3), (0.02, 1, 10)])
+def test_kde_matches_reference(sigma2, width, classes):
+    rng = np.random.default_rng(int(sigma2 * 1e4))
+    acts = random_acts(rng, 2, width, np.float64, scale=0.5)
+    y = rng.integers(0, classes, N)
+    out = run("kde", acts, y, sigma2=sigma2)
+    for bound, factor in (("upper", 2.0), ("lower", 8.0)):
+        ixt, ity = out[bound]
+        for b in range(2):
+            ref = kde_reference(acts[b], y.tolist(), sigma2, factor)
+            assert (ixt[b], ity[b]) == pytest.approx(ref, rel=1e-6, abs=1e-9)
+
+
+def test_kde_upper_at_least_lower():
+    rng = np.random.default_rng(8)
+    acts = random_acts(rng, 5, 4, scale=1.0)
+    y = rng.integers(0, 2, N)
+    out = run("kde", acts, y, sigma2=0.01)
+    assert np.all(out["upper"][0] >= out["lower"][0] - 1e-12)
+    assert np.any(out["upper"][0] > out["lower"][0] + 1e-3)
+
+
+# ---- invariances -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,params", ALL)
+def test_invariant_to_permuting_samples_and_units(name, params):
+    rng = np.random.default_rng(9)
+    acts = random_acts(rng, 3, 4, scale=1.0)
+    y = rng.integers(0, 2, N)
+    rows, units = rng.permutation(N), rng.permutation(4)
+    base = run(name, acts, y, **params)
+    moved = run(name, acts[:, rows][:, :, units], y[rows], **params)
+    for variant in base:
+        for a, b in zip(base[variant], moved[variant]):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+# ---- parameters ------------------------------------------------------------------------------
+
+
+def test_registry_lists_the_contract_names():
+    assert {"binning", "binning-layer", "adaptive", "kde"} <= set(estimators.REGISTRY)
+    assert [p.name for p in estimators.get("binning").params] == ["n_bins", "lo", "hi"]
+    assert [p.default for p in estimators.get("binning").params] == [30, -1.0, 1.0]
+
+
+@pytest.mark.parametrize("name,key,text", [
+    ("binning", "n_bins", "thirty"), ("binning", "n_bins", "2.5"), ("binning", "n_bins", "1"),
+    ("binning", "lo", "nan"), ("kde", "sigma2", "0"), ("kde", "sigma2", "-1"),
+    ("binning-layer", "range", "seed"), ("adaptive", "n_bins", "0"),
+])
+def test_bad_parameter_values_are_user_errors(name, key, text):
+    with pytest.raises(UserError):
+        estimators.get(name).param_index[key].parse(text)
+
+
+def test_lo_must_be_below_hi():
+    with pytest.raises(UserError):
+        estimators.get("binning").resolve({"lo": 1.0}, {})
+
+
+def test_kde_default_variance_follows_the_dataset():
+    kde = estimators.get("kde")
+    assert kde.resolve({}, {"dataset": "tishby12"})["sigma2"] == 1e-3
+    assert kde.resolve({}, {"dataset": "mnist"})["sigma2"] == 0.1
+    assert kde.resolve({}, {"dataset": "fashion-mnist"})["sigma2"] == 0.1
+    with pytest.raises(UserError):
+        kde.resolve({}, {"dataset": "cifar"})
+
+
+def test_unknown_estimator_is_a_user_error():
+    with pytest.raises(UserError, match="binning"):
+        estimators.get("binnning")
+
+
+def test_group_names():
+    binning = estimators.get("binning")
+    assert binning.group_name(binning.resolve({}, {}), "") == "binning_n30_lo-1_hi1"
+    kde = estimators.get("kde")
+    assert kde.group_name({"sigma2": 0.001}, "upper") == "kde_var0.001_upper"
