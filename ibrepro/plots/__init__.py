@@ -1,0 +1,156 @@
+"""`ibrepro plot`: figures (PNG and PDF) for a cell or a whole experiment directory.
+
+Files are opened read-only; a figure whose data is missing is skipped with a message
+saying what is missing and how to get it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from ibrepro.errors import UserError
+from ibrepro.plots import style
+from ibrepro.plots.compare import compare_figure
+from ibrepro.plots.curves import layer_curves_figure, learning_figure
+from ibrepro.plots.gradients import gradients_figure
+from ibrepro.plots.index import write_index
+from ibrepro.plots.infoplane import infoplane_figure
+from ibrepro.plots.load import Cell, Estimate, find_cells, load_cell, select_estimates
+from ibrepro.plots.sweep import (
+    DEPTH_KEY,
+    depth_figure,
+    order_cells,
+    sweep_infoplane_figure,
+    sweep_keys,
+)
+
+__all__ = ["PlotReport", "make_figures", "plot_path"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PlotReport:
+    """What `make_figures` wrote and what it had to leave out."""
+
+    out_dir: Path
+    figures: list[Path] = field(default_factory=list)  # PNG and PDF of each figure
+    skipped: list[str] = field(default_factory=list)  # one line each: what and why
+    captions: dict[str, str] = field(default_factory=dict)  # PNG name -> caption
+    index: list[Path] = field(default_factory=list)
+
+    def save(self, fig: Figure, stem: str, caption: str) -> None:
+        """Write one figure (PNG + PDF) and remember its caption."""
+        self.figures += style.save_figure(fig, self.out_dir, stem)
+        self.captions[f"{stem}.png"] = caption
+
+
+def plot_path(path: str | Path, out: str | Path | None = None, estimator: str | None = None,
+              per_seed: bool = False) -> list[Path]:
+    """Draw every figure for PATH; return the files written. Skips are logged as warnings."""
+    report = make_figures(path, out=out, estimator=estimator, per_seed=per_seed)
+    for message in report.skipped:
+        log.warning("skipped: %s", message)
+    return report.figures
+
+
+def make_figures(path: str | Path, out: str | Path | None = None, estimator: str | None = None,
+                 per_seed: bool = False) -> PlotReport:
+    """Draw the figures of a cell file or an experiment directory into OUT.
+
+    OUT defaults to `figures/` beside the cell file, or inside the experiment directory.
+    ESTIMATOR selects estimate groups by estimator name or group name (default: all).
+    Raises UserError for a missing path, a directory without run files, or an estimator
+    computed for no cell.
+    """
+    path = Path(path)
+    cells = [load_cell(p) for p in find_cells(path)]
+    chosen = select_estimates(cells, estimator)
+    out_dir = Path(out) if out is not None else (path if path.is_dir() else path.parent) / "figures"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"output path {out_dir} exists and is not a directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = PlotReport(out_dir=out_dir)
+    for cell in cells:
+        _cell_figures(report, cell, chosen[cell.name], estimator, per_seed)
+    if path.is_dir() and len(cells) > 1:
+        _sweep_figures(report, path, cells, chosen, per_seed)
+    report.index = write_index(out_dir, report.captions)
+    return report
+
+
+def _cell_figures(report: PlotReport, cell: Cell, estimates: tuple[Estimate, ...],
+                  estimator: str | None, per_seed: bool) -> None:
+    report.skipped += [f"{cell.name}: {note}" for note in cell.notes]
+    if cell.epochs.size == 0:
+        report.skipped.append(f"all figures for {cell.name}: no logged epoch is complete yet")
+        return
+    name = style.safe_name(cell.name)
+    running = "" if cell.status == "complete" else f" (run status: {cell.status})"
+    if cell.metrics:
+        report.save(learning_figure(cell), f"{name}_learning",
+                    f"{cell.name}: train/test loss and accuracy vs epochs{running}")
+    else:
+        report.skipped.append(f"learning curves for {cell.name}: {cell.missing['metrics']}")
+    if cell.gradients is not None:
+        report.save(gradients_figure(cell), f"{name}_gradients",
+                    f"{cell.name}: gradient mean and std over ‖W‖ per layer, SNR and "
+                    f"drift→diffusion transition, weight norms{running}")
+    else:
+        report.skipped.append(f"gradient SNR for {cell.name}: {cell.missing['gradients']}")
+    if not cell.has_estimates_file:
+        report.skipped.append(f"information planes for {cell.name}: no estimates; "
+                              f"run `ibrepro analyze {cell.path}` first")
+        return
+    if not estimates:
+        have = ", ".join(sorted({e.group for e in cell.estimates})) or "none"
+        wanted = f"{estimator!r} " if estimator else ""
+        report.skipped.append(f"information planes for {cell.name}: no {wanted}estimates "
+                              f"(groups present: {have})")
+        return
+    for est in estimates:
+        what = style.estimator_title(est.estimator, est.params)
+        group = style.safe_name(est.group)
+        report.save(infoplane_figure(cell, est, per_seed), f"{name}_infoplane_{group}",
+                    f"{cell.name}: information plane, {what}, colour = epoch{running}")
+        report.save(layer_curves_figure(cell, est), f"{name}_layers_{group}",
+                    f"{cell.name}: I(X;T) and I(T;Y) per layer vs epochs, {what}")
+    if len(estimates) > 1:
+        report.save(compare_figure(cell, estimates, per_seed), f"{name}_compare_estimators",
+                    f"{cell.name}: information planes under {len(estimates)} estimator settings")
+
+
+def _sweep_figures(report: PlotReport, directory: Path, cells: list[Cell],
+                   chosen: dict[str, tuple[Estimate, ...]], per_seed: bool) -> None:
+    keys = sweep_keys(cells)
+    if not keys:
+        report.skipped.append(f"sweep figures for {directory}: the cells' config has no sweep")
+        return
+    cells = order_cells(cells, keys)
+    experiment = str(cells[0].config.get("name") or directory.name)
+    stem = style.safe_name(experiment)
+    groups = list(dict.fromkeys(e.group for c in cells for e in chosen[c.name]))
+    if not groups:
+        report.skipped.append(f"sweep figures for {experiment}: no cell has estimates; "
+                              f"run `ibrepro analyze {directory}` first")
+        return
+    swept = ", ".join(keys)
+    for group in groups:
+        estimates = [next((e for e in chosen[c.name] if e.group == group), None)
+                     for c in cells]
+        missing = [c.name for c, e in zip(cells, estimates) if e is None]
+        if missing:
+            report.skipped.append(f"sweep panels without {group!r} estimates: {', '.join(missing)}")
+        what = style.estimator_title(*next((e.estimator, e.params) for e in estimates if e))
+        report.save(sweep_infoplane_figure(experiment, cells, estimates, keys, per_seed),
+                    f"{stem}_sweep_infoplane_{style.safe_name(group)}",
+                    f"{experiment}: information plane per cell over {swept}, {what}")
+        if DEPTH_KEY in keys and len(cells) - len(missing) > 1:
+            report.save(depth_figure(experiment, cells, estimates, keys),
+                        f"{stem}_depth_compression_{style.safe_name(group)}",
+                        f"{experiment}: epochs to the compressed state vs number of hidden "
+                        f"layers, {what}")

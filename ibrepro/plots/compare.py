@@ -1,0 +1,16 @@
+"""Estimator comparison: one cell's information planes under each estimator setting."""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+
+from ibrepro.plots import style
+from ibrepro.plots.infoplane import infoplane_grid, plane_title
+from ibrepro.plots.load import Cell, Estimate
+
+
+def compare_figure(cell: Cell, estimates: tuple[Estimate, ...], per_seed: bool = False) -> Figure:
+    """The cell's information plane for each estimator group, side by side."""
+    panels = [(plane_title(est), cell, est) for est in estimates]
+    return infoplane_grid(panels, f"{cell.name}: the same run under {len(estimates)} "
+                          "estimator settings", per_seed=per_seed)

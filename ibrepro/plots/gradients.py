@@ -1,0 +1,95 @@
+"""Gradient signal-to-noise figure (paper Fig. 4, DESIGN §5).
+
+Per layer (each weight matrix: hidden layers and the output layer), the norm of the
+epoch's mean gradient and the gradient standard deviation, both divided by ‖W‖_F, against
+epochs on log-log axes, averaged over seeds; their ratio (the SNR); and ‖W‖_F itself. The
+drift→diffusion transition is `ibrepro.claims.drift_diffusion_epoch` applied to the seed
+means, so the figure marks what the claims report uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from ibrepro import claims
+from ibrepro.plots import style
+from ibrepro.plots.load import Cell
+
+
+def seed_mean_gradients(cell: Cell) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seed means of mean/‖W‖, std/‖W‖ and ‖W‖, each (E, L)."""
+    grads = cell.gradients
+    return (claims.summary(grads["mean_norm"] / grads["weight_norm"]).center,
+            claims.summary(grads["std_norm"] / grads["weight_norm"]).center,
+            claims.summary(grads["weight_norm"]).center)
+
+
+def transition_epochs(epochs: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Drift→diffusion epoch of each layer's seed-mean curves (E, L) -> (L,), NaN if none."""
+    return claims.drift_diffusion_epoch(epochs, mean[None], std[None])[0]
+
+
+@style.styled
+def gradients_figure(cell: Cell) -> Figure:
+    """Normalised gradient mean and std, their ratio, and the weight norms, per layer."""
+    positive = cell.epochs > 0
+    epochs = cell.epochs[positive]
+    mean, std, weight = (a[positive] for a in seed_mean_gradients(cell))
+    n_layers = mean.shape[1]
+    marker = style.marker_for(len(epochs))
+    transitions = transition_epochs(epochs, mean, std)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = np.where(std > 0, mean / std, np.nan)
+    fig = style.new_figure(style.FULL_WIDTH, 2.6)
+    ax_norm, ax_snr, ax_weight = fig.subplots(1, 3)
+    for k in range(n_layers):
+        colour = style.layer_colour(k, n_layers)
+        ax_norm.plot(epochs, mean[:, k], color=colour, marker=marker, ms=2.5)
+        ax_norm.plot(epochs, std[:, k], color=colour, ls="--", marker=marker, ms=2.5)
+        ax_snr.plot(epochs, snr[:, k], color=colour, marker=marker, ms=2.5)
+        ax_weight.plot(epochs, weight[:, k], color=colour, marker=marker, ms=2.5,
+                       label=style.layer_label(k, n_layers))
+    style.log_scales(ax_norm, y=True)
+    snr_drawn = style.log_scales(ax_snr, y=True)
+    style.log_scales(ax_weight)
+    for k, epoch in enumerate(transitions):
+        if np.isfinite(epoch):
+            for ax in (ax_norm, ax_snr):
+                ax.axvline(epoch, color=style.layer_colour(k, n_layers), ls=":", lw=0.9)
+    if snr_drawn:
+        ax_snr.axhline(1.0, color=style.REFERENCE_COLOUR, lw=0.6)
+        ax_snr.set_title(f"signal-to-noise ratio\n{_transition_text(transitions)}")
+    else:
+        ax_snr.set_title("signal-to-noise ratio: undefined\nstd = 0 (one minibatch per epoch?)")
+    for ax in (ax_norm, ax_snr, ax_weight):
+        ax.set_xlabel("epoch")
+    ax_norm.set_ylabel("gradient norm / ‖W‖")
+    ax_snr.set_ylabel("SNR = mean / std")
+    ax_weight.set_ylabel("‖W‖ (Frobenius)")
+    ax_norm.set_title("mean (solid) and std (dashed)")
+    ax_weight.set_title("weight norms")
+    style_keys = [
+        Line2D([], [], color="0.3", label="mean"),
+        Line2D([], [], color="0.3", ls="--", label="std"),
+        Line2D([], [], color="0.3", ls=":", label="drift→diffusion (SNR's last fall below 1)"),
+    ]
+    layer_keys, _ = ax_weight.get_legend_handles_labels()
+    fig.legend(handles=layer_keys + style_keys, loc="outside lower center",
+               ncols=min(len(layer_keys) + 3, 5))
+    n_seeds = cell.gradients["mean_norm"].shape[0]
+    fig.suptitle(f"{cell.name}: gradient statistics per layer, {style.seed_summary(n_seeds)}",
+                 fontsize=8)
+    return fig
+
+
+def _transition_text(transitions: np.ndarray) -> str:
+    found = np.sort(transitions[np.isfinite(transitions)])
+    if not found.size:
+        return "no drift→diffusion transition found"
+    low, high = f"{found[0]:.0f}", f"{found[-1]:.0f}"
+    span = low if low == high else f"{low}–{high}"
+    missing = transitions.size - found.size
+    rest = f"; {missing} layer(s) none" if missing else ""
+    return f"drift→diffusion at epoch {span}{rest}"

@@ -1,0 +1,160 @@
+"""The information plane of one cell (paper Fig. 3 style).
+
+Every layer's (I(X;T), I(T;Y)) at every logged epoch, averaged over seeds, coloured by
+epoch on a log colour scale; thin grey lines join the layers at a few epochs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from ibrepro.claims import summary
+from ibrepro.plots import style
+from ibrepro.plots.load import Cell, Estimate, IBBound
+
+N_JOINED_EPOCHS = 6
+
+
+def joined_epoch_indices(epochs: np.ndarray, count: int = N_JOINED_EPOCHS) -> np.ndarray:
+    """Indices of about `count` log-spaced logged epochs (first and last included)."""
+    epochs = np.asarray(epochs, float)
+    targets = np.geomspace(max(epochs[0], 1.0), max(epochs[-1], 1.0), count)
+    return np.unique([int(np.argmin(np.abs(np.log(np.maximum(epochs, 1.0) / t)))) for t in targets])
+
+
+def draw_infoplane(
+    ax: Axes,
+    estimate: Estimate,
+    *,
+    n_inputs: int,
+    label_entropy: float,
+    norm: LogNorm,
+    per_seed: bool = False,
+    bound: IBBound | None = None,
+    y_max: float | None = None,
+) -> None:
+    """Draw one estimate's information plane on `ax` (axes in bits, I(X;T) up to log2 N)."""
+    ixt = summary(estimate.ixt).center  # (E, L)
+    ity = summary(estimate.ity).center
+    n_layers = ixt.shape[1]
+    if per_seed:
+        for seed in range(estimate.ixt.shape[0]):
+            for k in range(n_layers):
+                ax.plot(estimate.ixt[seed, :, k], estimate.ity[seed, :, k], lw=0.4, alpha=0.3,
+                        color=style.layer_colour(k, n_layers), zorder=1)
+    for i in joined_epoch_indices(estimate.epochs):
+        ax.plot(ixt[i], ity[i], color=style.JOIN_COLOUR, lw=0.5, zorder=2)
+    colours = style.epoch_colours(estimate.epochs, norm)
+    ax.scatter(ixt.ravel(), ity.ravel(), c=np.repeat(colours, n_layers, axis=0), s=7,
+               linewidths=0, zorder=3, rasterized=True)
+    _tag_layers(ax, ixt, ity)
+    if bound is not None:
+        ax.plot(bound.ixt, bound.ity, color="black", lw=1.0, zorder=4, label="IB bound")
+    h_x = np.log2(n_inputs)
+    ax.axhline(label_entropy, color=style.REFERENCE_COLOUR, lw=0.6, ls="--", zorder=0)
+    ax.text(0.01 * h_x, label_entropy, "H(Y)", va="bottom", ha="left", fontsize=6.5,
+            color=style.REFERENCE_COLOUR)
+    ax.set_xlim(0, 1.02 * h_x)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    ax.set_ylim(0, y_max if y_max is not None else infoplane_y_max(estimate, label_entropy))
+    ax.set_xlabel("I(X;T) (bits)")
+    ax.set_ylabel("I(T;Y) (bits)")
+
+
+def infoplane_y_max(estimate: Estimate, label_entropy: float) -> float:
+    """Upper y limit: H(Y) or the largest I(T;Y) of any seed, with a margin."""
+    finite = estimate.ity[np.isfinite(estimate.ity)]
+    return 1.1 * max(label_entropy, float(finite.max(initial=0.0)))
+
+
+def _tag_layers(ax: Axes, ixt: np.ndarray, ity: np.ndarray) -> None:
+    """Write each layer's number beside its first finite point ('out' for the output)."""
+    n_layers = ixt.shape[1]
+    for k in range(n_layers):
+        finite = np.flatnonzero(np.isfinite(ixt[:, k]) & np.isfinite(ity[:, k]))
+        if finite.size:
+            tag = "out" if k == n_layers - 1 else str(k + 1)
+            ax.annotate(tag, (ixt[finite[0], k], ity[finite[0], k]), xytext=(0, 4), ha="center",
+                        va="bottom", textcoords="offset points", fontsize=6, zorder=5)
+
+
+def layer_legend(ax: Axes, n_layers: int, with_bound: bool) -> None:
+    """Legend of the per-seed trace colours (one per layer) and the IB bound."""
+    handles = [Line2D([], [], color=style.layer_colour(k, n_layers), lw=1,
+                      label=style.layer_label(k, n_layers) + " (seeds)") for k in range(n_layers)]
+    if with_bound:
+        handles.append(Line2D([], [], color="black", lw=1, label="IB bound"))
+    ax.figure.legend(handles=handles, loc="outside lower center", ncols=3)
+
+
+def colour_bar(fig: Figure, norm: LogNorm, axes) -> None:
+    """The shared epoch colour bar beside `axes`."""
+    fig.colorbar(style.epoch_mappable(norm), ax=axes, label="epoch", fraction=0.05, pad=0.02)
+
+
+def plane_title(estimate: Estimate) -> str:
+    """Estimator, parameters and seed count, for a panel title."""
+    seeds = style.seed_summary(estimate.ixt.shape[0])
+    return f"{style.estimator_title(estimate.estimator, estimate.params)}\n{seeds}"
+
+
+@style.styled
+def infoplane_figure(cell: Cell, estimate: Estimate, per_seed: bool = False) -> Figure:
+    """One cell's information plane for one estimator setting."""
+    fig = style.new_figure(style.COLUMN_WIDTH, 2.9)
+    ax = fig.add_subplot()
+    norm = style.epoch_norm(estimate.epochs)
+    draw_infoplane(ax, estimate, n_inputs=cell.n_inputs, label_entropy=cell.label_entropy,
+                   norm=norm, per_seed=per_seed, bound=cell.ib_bound)
+    if per_seed:
+        layer_legend(ax, estimate.ixt.shape[2], cell.ib_bound is not None)
+    elif cell.ib_bound is not None:
+        fig.legend(loc="outside lower center")
+    colour_bar(fig, norm, ax)
+    ax.set_title(f"{cell.name}: {plane_title(estimate)}")
+    return fig
+
+
+@style.styled
+def infoplane_grid(panels: list[tuple[str, Cell, Estimate | None]], title: str,
+                   per_seed: bool = False) -> Figure:
+    """Information planes side by side (up to 3 per row) with shared axes and colour bar.
+
+    Each panel is (title, cell, estimate); a None estimate leaves a 'not analysed' panel.
+    """
+    drawn = [(cell, est) for _, cell, est in panels if est is not None]
+    ncols = 2 if len(panels) == 4 else min(len(panels), 3)
+    nrows = -(-len(panels) // ncols)
+    fig = style.new_figure(min(2.3 * ncols + 0.7, style.FULL_WIDTH + 0.5), 2.3 * nrows + 0.5)
+    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
+    norm = style.epoch_norm(np.concatenate([est.epochs for _, est in drawn]))
+    y_max = max(infoplane_y_max(est, cell.label_entropy) for cell, est in drawn)
+    for i, (ax, (panel_title, cell, est)) in enumerate(zip(axes, panels)):
+        if est is None:
+            ax.text(0.5, 0.5, "not analysed", transform=ax.transAxes, ha="center")
+        else:
+            draw_infoplane(ax, est, n_inputs=cell.n_inputs, label_entropy=cell.label_entropy,
+                           norm=norm, per_seed=per_seed, bound=cell.ib_bound, y_max=y_max)
+        ax.set_title(panel_title)
+        ax.set_ylabel("I(T;Y) (bits)" if i % ncols == 0 else "")
+        if i + ncols < len(panels):  # a panel below shows the x axis
+            ax.set_xlabel("")
+        else:
+            ax.set_xlabel("I(X;T) (bits)")
+            ax.tick_params(labelbottom=True)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    with_bound = any(cell.ib_bound is not None for cell, _ in drawn)
+    if per_seed:
+        layer_legend(axes[0], max(est.ixt.shape[2] for _, est in drawn), with_bound)
+    elif with_bound:
+        fig.legend(handles=[Line2D([], [], color="black", lw=1, label="IB bound")],
+                   loc="outside lower center")
+    colour_bar(fig, norm, axes[: len(panels)].tolist())
+    fig.suptitle(title, fontsize=8)
+    return fig

@@ -1,0 +1,53 @@
+"""Claim v in one figure: I(T;Y) of the deep layers beside the generalisation gap, over epochs.
+
+With too little training data the paper sees I(T;Y) of the deep layers fall late in training
+(overfitting in the information plane); the gap between test and training loss shows the same
+overfitting from the outside.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from ibrepro.claims import generalisation_gap
+from ibrepro.plots import style
+from ibrepro.plots.curves import draw_band
+from ibrepro.plots.load import Cell, Estimate
+
+GAP_COLOUR = "0.2"
+
+
+@style.styled
+def overfit_figure(cell: Cell, estimate: Estimate, layers: list[int]) -> Figure:
+    """I(T;Y) of `layers` (left axis) and test − train loss (right axis) against epochs.
+
+    Lines are seed means, bands ±1 std; the gap is left out (with a note) when the cell has
+    no test loss.
+    """
+    fig = style.new_figure(style.COLUMN_WIDTH, 2.8)
+    ax = fig.add_subplot()
+    n_layers = estimate.ity.shape[2]
+    for k in layers:
+        draw_band(ax, estimate.epochs, estimate.ity[:, :, k], style.layer_colour(k),
+                  style.layer_label(k, n_layers))
+    style.log_scales(ax)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("I(T;Y) (bits)")
+    handles, _ = ax.get_legend_handles_labels()
+    gap = generalisation_gap(cell.metrics.get("test_loss"), cell.metrics["train_loss"])
+    if np.isfinite(gap).any():
+        twin = ax.twinx()
+        twin.spines["right"].set_visible(True)
+        draw_band(twin, cell.epochs, gap, GAP_COLOUR, "test − train loss", ls="--")
+        twin.axhline(0.0, color=style.REFERENCE_COLOUR, lw=0.5, zorder=0)
+        twin.set_ylabel("generalisation gap: test − train loss")
+        handles.append(Line2D([], [], color=GAP_COLOUR, ls="--", label="test − train loss"))
+    else:
+        handles.append(Line2D([], [], color="none", label="no test loss recorded"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=3)
+    ax.set_title(f"{cell.name}: I(T;Y) of the deep layers and the generalisation gap\n"
+                 f"{style.estimator_title(estimate.estimator, estimate.params)}, "
+                 f"{style.seed_summary(estimate.ity.shape[0], spread=True)}", fontsize=7)
+    return fig

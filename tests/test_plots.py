@@ -1,0 +1,414 @@
+"""Figures of `ibrepro plot` on synthetic run and estimates files shaped like real ones."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+from pathlib import Path
+
+import h5py
+import matplotlib.image
+import numpy as np
+import pytest
+
+from ibrepro.claims import drift_diffusion_epoch
+from ibrepro.errors import UserError
+from ibrepro.plots import make_figures, plot_path
+from ibrepro.plots.curves import learning_figure
+from ibrepro.plots.gradients import gradients_figure
+from ibrepro.plots.infoplane import infoplane_figure
+from ibrepro.plots.load import load_cell, select_estimates
+from ibrepro.plots.sweep import depth_figure, order_cells, panel_title
+
+# ---------------------------------------------------------------- synthetic files (DESIGN §7)
+
+
+def logged_epochs(n_epochs: int, snapshots: int) -> np.ndarray:
+    """The paper's schedule: unique(int(logspace(0, log2 E, K, base 2))) - 1."""
+    return np.unique(np.logspace(0, np.log2(n_epochs), snapshots, base=2).astype(int)) - 1
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def cell_config(name, hidden=(10, 7, 5, 4, 3), train_fraction=0.85, activation="tanh",
+                seeds=3, epochs=3000, snapshots=60, sweep=None) -> dict:
+    """A resolved experiment config like the one `train` stores."""
+    return {
+        "name": name,
+        "dataset": "tishby12",
+        "data": {"gamma": 0, "theta": 7.6},
+        "model": {"hidden": list(hidden), "activation": activation},
+        "train": {"optimizer": "adam", "lr": 4e-4, "batch_size": 256, "epochs": epochs,
+                  "seeds": seeds, "train_fraction": train_fraction},
+        "log": {"snapshots": snapshots, "eval_samples": 10000},
+        "sweep": sweep or {},
+    }
+
+
+def write_run(path: Path, config: dict, n_inputs: int = 4096, gradients: bool = True,
+              rng_seed: int = 0) -> None:
+    """A complete run file: I/O data, (unwritten) activations, metrics, gradient norms.
+
+    Loss falls to ~0.01; the gradient SNR (mean/std) falls through 1 near epoch 300;
+    with train_fraction 1 the test metrics are all NaN. Epoch 0 has no gradient statistics.
+    """
+    rng = np.random.default_rng(rng_seed)
+    train = config["train"]
+    n_seeds, fraction = train["seeds"], train["train_fraction"]
+    widths = [*config["model"]["hidden"], 2]
+    epochs = logged_epochs(train["epochs"], config["log"]["snapshots"])
+    t = epochs[None, :].astype(float)
+    seed_scale = 1 + 0.05 * rng.standard_normal((n_seeds, 1))
+    with h5py.File(path, "w") as f:
+        f.attrs.update(schema="ibrepro-run/1", config=json.dumps(config), status="complete",
+                       ibrepro_version="0.1.0")
+        f["epochs"] = epochs
+        bits = (np.arange(n_inputs)[:, None] >> np.arange(11, -1, -1)) & 1
+        f["data/x"] = bits.astype(np.float32)
+        f["data/y"] = (rng.random(n_inputs) < 0.517).astype(np.int64)
+        f["data/train_mask"] = rng.random((n_seeds, n_inputs)) < fraction
+        for k, width in enumerate(widths):
+            f.create_dataset(f"activations/{k}", shape=(n_seeds, len(epochs), n_inputs, width),
+                             dtype=np.float32, chunks=(1, 1, n_inputs, width))
+        train_loss = 0.68 * np.exp(-t / (150 * seed_scale)) + 0.01
+        overfit = 0.3 * (1 - fraction) * _sigmoid(2 * (np.log1p(t) - np.log(1500)))
+        test_loss = train_loss + 0.04 + overfit
+        f["metrics/train_loss"] = train_loss
+        f["metrics/train_acc"] = 1 - 0.48 * np.exp(-t / (120 * seed_scale))
+        nan_if_no_test = np.nan if fraction >= 1 else 1.0
+        f["metrics/test_loss"] = test_loss * nan_if_no_test
+        f["metrics/test_acc"] = (0.97 - 0.45 * np.exp(-t / 130) - overfit / 3) * nan_if_no_test
+        if gradients:
+            k = np.arange(len(widths))[None, None, :]
+            weight = 2 + 0.4 * k + 0.5 * np.log1p(t)[..., None] * seed_scale[..., None]
+            mean = weight * 0.4 * (1 + t[..., None] / 20) ** -1.1 * (1 + 0.1 * k)
+            std = weight * 0.02 * (1 + 0.05 * rng.standard_normal(mean.shape))
+            mean[:, epochs == 0] = std[:, epochs == 0] = np.nan
+            f["gradients/mean_norm"] = mean
+            f["gradients/std_norm"] = std
+            f["gradients/weight_norm"] = weight * np.ones_like(mean)
+
+
+def synthetic_planes(config: dict, n_inputs: int, label_entropy: float = 1.0,
+                     rng_seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(epochs, ixt, ity) with (S, E, L) shaped like the paper's information plane.
+
+    I(X;T) rises fast then compresses (deeper layers lower, and more hidden layers compress
+    sooner); I(T;Y) rises to about H(Y); with train_fraction <= 0.1 deep layers' I(T;Y) falls
+    late.
+    """
+    rng = np.random.default_rng(rng_seed)
+    train = config["train"]
+    n_hidden = len(config["model"]["hidden"])
+    n_layers = n_hidden + 1
+    epochs = logged_epochs(train["epochs"], config["log"]["snapshots"])
+    t = np.log1p(epochs)[None, :, None]
+    k = np.arange(n_layers)[None, None, :]
+    h_x = np.log2(n_inputs)
+    peak = h_x * (0.92 - 0.7 * k / max(n_layers, 2))
+    final = 0.45 * peak
+    t_compress = np.log(0.6 * train["epochs"] / n_hidden)
+    rise = 0.8 + 0.2 * _sigmoid(2 * (t - np.log(30)))
+    ixt = peak * rise - (peak - final) * _sigmoid(2 * (t - t_compress))
+    ity = label_entropy * (0.05 + 0.93 * _sigmoid(1.6 * (t - np.log(25 + 25 * k))))
+    if train["train_fraction"] <= 0.1:
+        ity = ity - 0.3 * (k / n_layers) * _sigmoid(2 * (t - np.log(1500)))
+    shape = (train["seeds"], len(epochs), n_layers)
+    ixt = np.clip(ixt + 0.12 * rng.standard_normal(shape), 0, h_x)
+    ity = np.clip(ity + 0.015 * rng.standard_normal(shape), 0, None)
+    return epochs, ixt, np.minimum(ity, ixt)
+
+
+def write_estimates(path: Path, config: dict, n_inputs: int = 4096, kde: bool = False,
+                    ib_bound: bool = False) -> None:
+    """An estimates file: a 'binning' group, optionally a KDE (upper bound) group and an IB bound."""
+    epochs, ixt, ity = synthetic_planes(config, n_inputs)
+    with h5py.File(path, "w") as f:
+        groups = {"binning_30": (1.0, {"estimator": "binning", "n_bins": 30, "lo": -1.0, "hi": 1.0})}
+        if kde:
+            groups["kde_upper"] = (0.9, {"estimator": "kde", "sigma2": 1e-3, "bound": "upper"})
+        for name, (scale, attrs) in groups.items():
+            g = f.create_group(name)
+            g.attrs.update(attrs)
+            g["epochs"] = epochs
+            g["ixt"] = scale * ixt
+            g["ity"] = scale * ity
+        if ib_bound:
+            g = f.create_group("ib_bound")
+            g.attrs["estimator"] = "ib-bound"
+            g["beta"] = np.geomspace(0.1, 100, 50)
+            g["ixt"] = np.linspace(0, np.log2(n_inputs), 50)
+            g["ity"] = 0.999 * (1 - np.exp(-g["ixt"][:] / 1.2))
+
+
+def write_sweep(directory: Path, name: str, sweep: dict, n_inputs: int = 4096,
+                gradients: bool = True, **config_kwargs) -> list[Path]:
+    """One run file (+ estimates) per point of the sweep's cartesian product."""
+    directory.mkdir(parents=True, exist_ok=True)
+    keys = list(sweep)
+    paths = []
+    for i, values in enumerate(itertools.product(*sweep.values())):
+        overrides = {key.split(".")[-1]: value for key, value in zip(keys, values)}
+        config = cell_config(name, sweep=sweep, **{**config_kwargs, **overrides})
+        path = directory / f"{name}-{i:03d}.h5"
+        write_run(path, config, n_inputs=n_inputs, gradients=gradients, rng_seed=i)
+        write_estimates(path.with_name(path.stem + ".mi.h5"), config, n_inputs=n_inputs)
+        paths.append(path)
+    return paths
+
+
+# ---------------------------------------------------------------- fixtures
+
+N_INPUTS = 256
+TINY = dict(seeds=2, epochs=600, snapshots=25)
+
+
+def sha256s(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in directory.glob("*.h5")}
+
+
+def assert_drawn(png: Path) -> None:
+    """The PNG exists with its PDF and is not blank (real pixel variance)."""
+    assert png.is_file(), png
+    assert png.with_suffix(".pdf").is_file() and png.with_suffix(".pdf").stat().st_size > 1000
+    pixels = matplotlib.image.imread(png)[..., :3].mean(axis=-1)
+    assert pixels.var() > 0.005, f"{png.name} looks blank"
+
+
+@pytest.fixture(scope="module")
+def cell(tmp_path_factory) -> Path:
+    """One analysed cell with binning and KDE groups and an IB bound."""
+    path = tmp_path_factory.mktemp("cell") / "tiny.h5"
+    config = cell_config("tiny", hidden=(6, 4, 3), **TINY)
+    write_run(path, config, n_inputs=N_INPUTS)
+    write_estimates(path.with_name("tiny.mi.h5"), config, n_inputs=N_INPUTS, kde=True,
+                    ib_bound=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cell_report(cell):
+    before = sha256s(cell.parent)
+    report = make_figures(cell)
+    return report, before
+
+
+# ---------------------------------------------------------------- one cell
+
+def test_cell_figures_are_drawn_with_expected_names(cell, cell_report):
+    report, _ = cell_report
+    assert report.out_dir == cell.parent / "figures"
+    pngs = {p.name for p in report.figures if p.suffix == ".png"}
+    expected = {"tiny_learning.png", "tiny_gradients.png", "tiny_compare_estimators.png"}
+    for group in ("binning_30", "kde_upper"):
+        expected |= {f"tiny_infoplane_{group}.png", f"tiny_layers_{group}.png"}
+    assert pngs == expected
+    assert len(report.figures) == 2 * len(expected)
+    for name in expected:
+        assert_drawn(report.out_dir / name)
+    assert report.skipped == []
+
+
+def test_plotting_leaves_run_and_estimates_files_unchanged(cell, cell_report):
+    _, before = cell_report
+    assert set(before) == {"tiny.h5", "tiny.mi.h5"}
+    assert sha256s(cell.parent) == before
+
+
+def test_index_lists_every_figure(cell_report):
+    report, _ = cell_report
+    md = (report.out_dir / "index.md").read_text()
+    page = (report.out_dir / "index.html").read_text()
+    for png in (p for p in report.figures if p.suffix == ".png"):
+        assert f"[{png.name}]({png.name})" in md
+        assert f'<img src="{png.name}"' in page
+    assert md.count("\n- ") == len(report.figures) // 2
+
+
+def test_estimator_option_selects_by_name_or_group(cell, tmp_path):
+    report = make_figures(cell, out=tmp_path / "kde", estimator="kde")
+    names = {p.name for p in report.figures if p.suffix == ".png"}
+    assert {n for n in names if "infoplane" in n} == {"tiny_infoplane_kde_upper.png"}
+    assert "tiny_compare_estimators.png" not in names
+    cells = [load_cell(cell)]
+    assert [e.group for e in select_estimates(cells, "binning_30")["tiny"]] == ["binning_30"]
+    assert len(select_estimates(cells, None)["tiny"]) == 2
+
+
+def test_infoplane_overlays_ib_bound_and_per_seed_traces(cell):
+    loaded = load_cell(cell)
+    binning = loaded.estimates[0]
+    mean_only = infoplane_figure(loaded, binning)
+    per_seed = infoplane_figure(loaded, binning, per_seed=True)
+    assert [t.get_text() for t in mean_only.legends[0].get_texts()] == ["IB bound"]
+    n_layers = binning.ixt.shape[2]
+    seeds = binning.ixt.shape[0]
+    # the grey epoch joins, the bound, plus one trace per seed and layer
+    assert len(per_seed.axes[0].lines) == len(mean_only.axes[0].lines) + seeds * n_layers
+    assert per_seed.axes[0].get_xlim()[1] == pytest.approx(1.02 * np.log2(N_INPUTS))
+
+
+def test_gradient_figure_marks_the_transition_of_the_seed_mean_curves(cell):
+    """The dotted lines sit where claims.drift_diffusion_epoch puts the transition of the
+    seed-averaged mean/‖W‖ and std/‖W‖ (averaged here with plain loops)."""
+    loaded = load_cell(cell)
+    grads = loaded.gradients
+    fig = gradients_figure(loaded)
+    marked = sorted(line.get_xdata()[0] for line in fig.axes[0].lines
+                    if len(line.get_xdata()) == 2 and len(set(line.get_xdata())) == 1)
+    seeds, n_epochs, n_layers = grads["mean_norm"].shape
+    later = [e for e in range(n_epochs) if loaded.epochs[e] > 0]
+    seed_mean = {name: np.array([[sum(grads[name][s, e, k] / grads["weight_norm"][s, e, k]
+                                      for s in range(seeds)) / seeds
+                                  for k in range(n_layers)] for e in later])
+                 for name in ("mean_norm", "std_norm")}
+    expected = drift_diffusion_epoch(loaded.epochs[later], seed_mean["mean_norm"][None],
+                                     seed_mean["std_norm"][None])[0]
+    assert np.isfinite(expected).all()
+    assert marked == pytest.approx(sorted(expected))
+    assert 100 < min(expected) and max(expected) < 600  # synthetic SNR crosses 1 near epoch 300
+
+
+def test_gradient_figure_with_zero_std_says_snr_is_undefined(cell):
+    loaded = load_cell(cell)
+    grads = {**loaded.gradients, "std_norm": np.zeros_like(loaded.gradients["std_norm"])}
+    fig = gradients_figure(dataclasses.replace(loaded, gradients=grads))
+    assert "undefined" in fig.axes[1].get_title()
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[1].get_yscale() == "linear"
+
+
+# ---------------------------------------------------------------- missing data
+
+def test_cell_without_estimates_or_gradients_reports_what_is_missing(tmp_path):
+    config = cell_config("bare", train_fraction=1.0, **TINY)
+    write_run(tmp_path / "bare.h5", config, n_inputs=N_INPUTS, gradients=False)
+    before = sha256s(tmp_path)
+    report = make_figures(tmp_path / "bare.h5")
+    assert {p.name for p in report.figures} == {"bare_learning.png", "bare_learning.pdf"}
+    assert_drawn(report.out_dir / "bare_learning.png")
+    joined = "\n".join(report.skipped)
+    assert "gradient" in joined and "ibrepro analyze" in joined and len(report.skipped) == 2
+    fig = learning_figure(load_cell(tmp_path / "bare.h5"))
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[0] == "train" and "train_fraction = 1" in legend[1]
+    assert sha256s(tmp_path) == before
+
+
+def test_all_nan_gradients_and_estimates_are_reported_not_drawn(tmp_path):
+    config = cell_config("nan", **TINY)
+    write_run(tmp_path / "nan.h5", config, n_inputs=N_INPUTS)
+    write_estimates(tmp_path / "nan.mi.h5", config, n_inputs=N_INPUTS)
+    with h5py.File(tmp_path / "nan.h5", "r+") as f:
+        f["gradients/mean_norm"][...] = np.nan
+    with h5py.File(tmp_path / "nan.mi.h5", "r+") as f:
+        f["binning_30/ixt"][...] = np.nan
+    loaded = load_cell(tmp_path / "nan.h5")
+    assert loaded.gradients is None and "all NaN" in loaded.missing["gradients"]
+    assert loaded.estimates == () and "no finite estimates" in loaded.notes[0]
+
+
+def test_run_without_complete_epochs_is_skipped(tmp_path):
+    path = tmp_path / "new.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs.update(schema="ibrepro-run/1", config=json.dumps(cell_config("new")),
+                       status="running", ibrepro_version="0.1.0")
+        f["epochs"] = np.zeros(0, int)
+        f["data/x"] = np.zeros((8, 12), np.float32)
+        f["data/y"] = np.arange(8) % 2
+        f["metrics/train_loss"] = np.zeros((2, 0))
+    report = make_figures(path)
+    assert report.figures == [] and "no logged epoch" in report.skipped[0]
+
+
+def test_plot_path_returns_files_logs_skips_and_extends_the_index(tmp_path, caplog):
+    for name in ("c", "d"):
+        write_run(tmp_path / f"{name}.h5", cell_config(name, **TINY), n_inputs=N_INPUTS,
+                  gradients=False)
+    files = plot_path(tmp_path / "c.h5", out=tmp_path / "out")
+    assert sorted(p.name for p in files) == ["c_learning.pdf", "c_learning.png"]
+    assert "ibrepro analyze" in caplog.text and "gradients group" in caplog.text
+    plot_path(tmp_path / "d.h5", out=tmp_path / "out")  # the index keeps c's figure
+    md = (tmp_path / "out" / "index.md").read_text()
+    assert "c_learning.png" in md and "d_learning.png" in md
+
+
+# ---------------------------------------------------------------- sweeps
+
+def test_train_fraction_sweep(tmp_path):
+    sweep = {"train.train_fraction": [0.85, 0.05]}
+    write_sweep(tmp_path, "frac", sweep, n_inputs=N_INPUTS, gradients=False, hidden=(5, 3), **TINY)
+    before = sha256s(tmp_path)
+    report = make_figures(tmp_path)
+    assert report.out_dir == tmp_path / "figures"
+    assert_drawn(report.out_dir / "frac_sweep_infoplane_binning_30.png")
+    for name in ("frac-000", "frac-001"):
+        assert_drawn(report.out_dir / f"{name}_infoplane_binning_30.png")
+    assert not any("depth" in p.name for p in report.figures)
+    assert sha256s(tmp_path) == before
+    cells = order_cells([load_cell(p) for p in sorted(tmp_path.glob("frac-00?.h5"))][::-1],
+                        list(sweep))
+    assert [panel_title(c, list(sweep)) for c in cells] == ["train 85%", "train 5%"]
+
+
+def test_depth_sweep_with_an_unanalysed_cell(tmp_path):
+    sweep = {"model.hidden": [[4], [4, 3], [5, 4, 3]]}
+    paths = write_sweep(tmp_path, "deep", sweep, n_inputs=N_INPUTS, gradients=False, **TINY)
+    paths[0].with_name(paths[0].stem + ".mi.h5").unlink()
+    report = make_figures(tmp_path, out=tmp_path / "plots")
+    assert report.out_dir == tmp_path / "plots"
+    assert_drawn(report.out_dir / "deep_sweep_infoplane_binning_30.png")
+    assert_drawn(report.out_dir / "deep_depth_compression_binning_30.png")
+    fig = depth_figure("deep", [load_cell(p) for p in paths],
+                       [None] + [load_cell(p).estimates[0] for p in paths[1:]], list(sweep))
+    depth, epochs = fig.axes[0].lines[0].get_data()
+    assert list(depth) == [2, 3] and epochs[0] > epochs[1]  # more layers compress sooner
+    assert any("deep-000" in s and "ibrepro analyze" in s for s in report.skipped)
+    assert any("without 'binning_30' estimates: deep-000" in s for s in report.skipped)
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_bad_inputs_raise_user_error(cell, tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        make_figures(tmp_path / "missing.h5")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no run files"):
+        make_figures(tmp_path / "empty")
+    only_estimates = tmp_path / "only"
+    only_estimates.mkdir()
+    (only_estimates / "x.mi.h5").write_bytes(cell.with_name("tiny.mi.h5").read_bytes())
+    with pytest.raises(UserError, match="no run files"):
+        make_figures(only_estimates)
+    with pytest.raises(UserError, match="not a run file"):
+        make_figures(only_estimates / "x.mi.h5")
+    with pytest.raises(UserError, match=r"computed estimators: binning, kde \(groups"):
+        make_figures(cell, estimator="adaptive")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(UserError, match="not a run file"):
+        make_figures(tmp_path / "notes.txt")
+    (tmp_path / "bad.h5").write_text("not hdf5")
+    with pytest.raises(UserError, match="not a readable HDF5"):
+        make_figures(tmp_path / "bad.h5")
+
+
+# ---------------------------------------------------------------- CLI
+
+def test_cli_plot_reports_figures_and_skips(tmp_path):
+    from typer.testing import CliRunner
+
+    from ibrepro.cli import app
+
+    write_run(tmp_path / "c.h5", cell_config("c", **TINY), n_inputs=N_INPUTS, gradients=False)
+    runner = CliRunner()
+    result = runner.invoke(app, ["plot", str(tmp_path / "c.h5"), "--out", str(tmp_path / "f")])
+    assert result.exit_code == 0, result.output
+    assert "1 figure(s)" in result.output and str(tmp_path / "f") in result.output
+    assert "skipped: gradient SNR for c" in result.output and "ibrepro analyze" in result.output
+    assert (tmp_path / "f" / "c_learning.png").is_file()
+    result = runner.invoke(app, ["plot", str(tmp_path / "nothing")])
+    assert result.exit_code != 0 and "no such file or directory" in result.output
+    assert "Traceback" not in result.output
