@@ -59,6 +59,29 @@ def train(
 
 
 @app.command()
+def analyze(
+    path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
+    estimator: List[str] = typer.Option([], "--estimator", help="binning (default), binning-layer, adaptive or kde (repeatable)."),
+    set_: List[str] = typer.Option([], "--set", help="Estimator parameter or option, key=value (repeatable): n_bins, lo, hi, range, sigma2, every, seeds."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Estimate I(X;T) and I(T;Y) per seed, epoch and layer into <cell>.mi.h5 beside each run file."""
+    configure_jax()
+    from ibrepro.analyze import analyze_path
+
+    started = time.monotonic()
+    try:
+        written = analyze_path(path, estimator, set_, progress=progress,
+                               say=lambda note: console.print(f"note: {note}", highlight=False, soft_wrap=True))
+    except UserError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted; estimates written before the interruption are kept", 130)
+    console.print(f"{len(written)} cell(s) analysed in {time.monotonic() - started:.1f} s -> "
+                  f"{', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def plot(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: figures/ beside the cell, or in the directory)."),
@@ -76,6 +99,41 @@ def plot(
         console.print(f"skipped: {message}", highlight=False, soft_wrap=True)
     console.print(f"{len(report.figures) // 2} figure(s) as PNG + PDF -> {report.out_dir} "
                   f"(index: {report.out_dir / 'index.html'})", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def bound(
+    path: Path = typer.Argument(..., metavar="CELL", help="A cell file (<cell>.h5) or an experiment directory."),
+) -> None:
+    """Compute the IB curve of each cell's data into its <cell>.mi.h5 (group ib-bound)."""
+    from ibrepro.bound import bound_path
+
+    try:
+        written = bound_path(path)
+    except UserError as exc:
+        _fail(str(exc))
+    console.print(f"IB bound of {len(written)} cell(s) -> {', '.join(str(p) for p in written)}",
+                  highlight=False, soft_wrap=True)
+
+
+@app.command()
+def report(
+    path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
+    estimator: Optional[str] = typer.Option(None, "--estimator", help="Estimate group to judge the claims on, by estimator or group name (default: the first binning group)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: the cell's directory or the experiment directory)."),
+) -> None:
+    """Write report.md and report.html: figures, the paper's five claims with numbers and verdicts, settings."""
+    configure_jax()
+    from ibrepro.report import write_report
+
+    try:
+        result = write_report(path, estimator=estimator, out=out)
+    except UserError as exc:
+        _fail(str(exc))
+    for message in result.skipped:
+        console.print(f"skipped figure: {message}", highlight=False, soft_wrap=True)
+    console.print(f"report -> {result.markdown} and {result.html} (figures in {result.figures})",
+                  highlight=False, soft_wrap=True)
 
 
 class _TrainProgress:

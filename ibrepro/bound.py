@@ -1,0 +1,114 @@
+"""`ibrepro bound`: the Information Bottleneck curve of a cell's data, stored beside its estimates.
+
+The curve depends only on the data distribution p(x, y) the information plane is measured on
+(X uniform over the evaluation inputs, DESIGN §4):
+
+- tishby12: p(x) uniform over the 4096 inputs, p(y=1|x) = `tishby12_p_y1(gamma, theta)` from
+  the cell's `data.gamma` and `data.theta`. With gamma = 0 the labels are deterministic and the
+  curve is exactly I(T;Y) = min(I(X;T), H(Y)); gamma > 0 gives a curve strictly below that.
+- mnist / fashion-mnist: each evaluation row is one input with weight 1/N and its label
+  `data/y` (a deterministic function of the row), so the curve is min(I(X;T), H(Y)) with H(Y)
+  the entropy of the evaluation labels. It is computed through the same `ib.ib_curve`.
+
+The curve is written as group `ib-bound` of `<cell>.mi.h5` (attr `estimator` = "ib-bound"):
+datasets `beta`, `ixt`, `ity` (bits), one point per beta, sorted by I(X;T). It runs on from the
+end point of `ib_curve` flat to I(X;T) = H(X) = log2 N (beta = inf there too: any refinement of
+the sufficient statistic keeps I(T;Y) = I(X;Y)), so a plot spans the whole I(X;T) axis. The run
+file is only read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+import ibrepro
+from ibrepro.analyze import estimates_path, find_cells, write_groups
+from ibrepro.datasets.tishby12 import N_PATTERNS, tishby12_p_y1
+from ibrepro.errors import UserError
+from ibrepro.ib import IBCurve, ib_curve
+from ibrepro.runfile import open_run, run_config
+
+GROUP = "ib-bound"
+ESTIMATOR = "ib-bound"
+
+
+def data_distribution(config: dict, y_eval: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(p_x (N,), p_y_given_x (N, |Y|)) of a cell's evaluation inputs (see the module doc).
+
+    tishby12 needs the 4096 canonical rows (N must be 4096); image datasets use the
+    evaluation labels as deterministic p(y|x).
+    """
+    y_eval = np.asarray(y_eval)
+    n = y_eval.shape[0]
+    if config["dataset"] == "tishby12":
+        if n != N_PATTERNS:
+            raise UserError(f"a tishby12 run file must hold all {N_PATTERNS} inputs, this one has {n}")
+        p_y1 = tishby12_p_y1(config["data"]["gamma"], config["data"]["theta"])
+        p_y_given_x = np.stack([1.0 - p_y1, p_y1], axis=1)
+    else:
+        p_y_given_x = np.zeros((n, int(y_eval.max()) + 1))
+        p_y_given_x[np.arange(n), y_eval] = 1.0
+    return np.full(n, 1.0 / n), p_y_given_x
+
+
+def bound_curve(p_x: np.ndarray, p_y_given_x: np.ndarray) -> IBCurve:
+    """The IB curve of p(x) p(y|x), continued flat at I(X;Y) up to I(X;T) = H(X)."""
+    curve = ib_curve(p_x[:, None] * p_y_given_x)
+    nonzero = p_x[p_x > 0]
+    h_x = float(-(nonzero * np.log2(nonzero)).sum())
+    if h_x <= curve.ixt[-1]:
+        return curve
+    return IBCurve(beta=np.append(curve.beta, np.inf), ixt=np.append(curve.ixt, h_x),
+                   ity=np.append(curve.ity, curve.ity[-1]))
+
+
+def bound_group(run_path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """Datasets and attrs of the `ib-bound` group for one run file."""
+    with open_run(run_path) as run:
+        config = run_config(run)
+        try:
+            y_eval = run["data/y"][()]
+        except KeyError:
+            raise UserError(f"{run_path} has no data/y labels") from None
+    p_x, p_y_given_x = data_distribution(config, y_eval)
+    curve = bound_curve(p_x, p_y_given_x)
+    attrs = {"estimator": ESTIMATOR, "dataset": config["dataset"], "n_inputs": p_x.size,
+             "i_xy": float(curve.ity[-1]), "source": run_path.name,
+             "ibrepro_version": ibrepro.__version__}
+    if config["dataset"] == "tishby12":
+        gamma, theta = config["data"]["gamma"], config["data"]["theta"]
+        attrs.update(gamma=gamma, theta=theta,
+                     labels="deterministic rule" if gamma == 0 else "p(y=1|x) = sigmoid(gamma (f(x) - theta))")
+    else:
+        attrs["labels"] = "evaluation labels data/y (deterministic), X uniform over the evaluation rows"
+    return {"beta": curve.beta, "ixt": curve.ixt, "ity": curve.ity}, attrs
+
+
+def bound_path(path: str | Path) -> list[Path]:
+    """Write the IB curve into the estimates file of a cell, or of every cell of a directory.
+
+    Replaces an earlier `ib-bound` group; other groups and the run file are left alone.
+    Returns the estimates files written. Raises UserError before writing anything when a
+    run file is missing or unusable, or an estimates file is unreadable.
+    """
+    cells = find_cells(Path(path))
+    planned = []
+    for run_path in cells:
+        mi_path = estimates_path(run_path)
+        _check_writable(mi_path)
+        planned.append((mi_path, bound_group(run_path)))
+    for mi_path, (datasets, attrs) in planned:
+        write_groups(mi_path, {GROUP: (datasets, attrs)})
+    return [mi_path for mi_path, _ in planned]
+
+
+def _check_writable(mi_path: Path) -> None:
+    if mi_path.exists():
+        try:
+            with h5py.File(mi_path, "r"):
+                pass
+        except OSError:
+            raise UserError(f"{mi_path} exists but is not a readable HDF5 file; move it away first") from None
