@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= runs
+# Where the MNIST-format IDX files are when there is no network (the shared copy, if present).
+export IBREPRO_DATA_DIR ?= $(wildcard $(CURDIR)/../shared/data/mnist)
 EXPERIMENTS := $(wildcard experiments/*.toml)
 STAMP := $(VENV)/.installed
 
@@ -19,11 +21,12 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# train -> analyze -> bound -> report (figures included); estimators: see scripts/reproduce.sh
 reproduce: $(STAMP)
-	$(BIN)/ibrepro train experiments/tishby12_quick.toml --out $(OUT)
+	scripts/reproduce.sh experiments/tishby12_quick.toml $(OUT)
 
 reproduce-all: $(STAMP)
-	for exp in $(EXPERIMENTS); do $(BIN)/ibrepro train $$exp --out $(OUT) || exit 1; done
+	for exp in $(EXPERIMENTS); do scripts/reproduce.sh $$exp $(OUT) || exit 1; done
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_train.py
