@@ -98,8 +98,10 @@ class Trainer:
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
         return jnp.sum(losses * weight) / jnp.sum(weight)
 
-    def epoch(self, state: TrainState, key: jax.Array, shared: SharedData, seed: SeedData) -> TrainState:
-        """One epoch of one seed: reshuffle, minibatch steps, gradient statistics (DESIGN §5)."""
+    def epoch(self, state: TrainState, key: jax.Array, shared: SharedData, seed: SeedData,
+              with_stats: bool = True) -> TrainState:
+        """One epoch of one seed: reshuffle, minibatch steps, and (if `with_stats`) the
+        epoch's gradient statistics (DESIGN §5); otherwise `grad_stats` is left as it was."""
         n_slots = self.n_steps * self.batch_size
         order = permutation(key, self.n_train)
         slots = jnp.arange(n_slots)
@@ -112,15 +114,18 @@ class Trainer:
             grads = jax.grad(self._loss)(params, shared.x_pool[rows_b], shared.y_pool[rows_b], weight_b)
             updates, opt_state = self.optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
-            g = kernels(grads)
-            g_sum = [a + b for a, b in zip(g_sum, g)]
-            g_sq = [a + b * b for a, b in zip(g_sq, g)]
+            if with_stats:
+                g = kernels(grads)
+                g_sum = [a + b for a, b in zip(g_sum, g)]
+                g_sq = [a + b * b for a, b in zip(g_sq, g)]
             return (params, opt_state, g_sum, g_sq), None
 
-        zeros = [jnp.zeros_like(k) for k in kernels(state.params)]
+        zeros = [jnp.zeros_like(k) for k in kernels(state.params)] if with_stats else []
         (params, opt_state, g_sum, g_sq), _ = jax.lax.scan(
             step, (state.params, state.opt_state, zeros, zeros), (rows, weights)
         )
+        if not with_stats:
+            return TrainState(params, opt_state, state.grad_stats)
         means = [s / self.n_steps for s in g_sum]
         stats = jnp.stack([
             jnp.stack([_norm(m) for m in means]),
@@ -132,12 +137,15 @@ class Trainer:
 
     def advance(self, state: TrainState, shared: SharedData, seed: SeedData,
                 start: jax.Array, stop: jax.Array) -> TrainState:
-        """Run epochs start+1 .. stop of one seed (traced bounds: no recompilation)."""
+        """Run epochs start+1 .. stop of one seed (stop > start; traced bounds, so no
+        recompilation). Gradient statistics are gathered in the last epoch only, the one a
+        snapshot reports."""
 
         def body(epoch, st):
-            return self.epoch(st, jax.random.fold_in(seed.key, epoch), shared, seed)
+            return self.epoch(st, jax.random.fold_in(seed.key, epoch), shared, seed, with_stats=False)
 
-        return jax.lax.fori_loop(start, stop, body, state)
+        state = jax.lax.fori_loop(start, stop - 1, body, state)
+        return self.epoch(state, jax.random.fold_in(seed.key, stop - 1), shared, seed)
 
     def evaluate(self, params: Params, shared: SharedData, seed: SeedData) -> tuple[list[jax.Array], jax.Array]:
         """One seed's layer outputs on the eval inputs, and its metrics
@@ -166,10 +174,15 @@ class ShardedTrainer:
         mesh = Mesh(np.array(jax.devices()[: device_count_for(n_seeds)]), ("seed",))
         self.per_seed = NamedSharding(mesh, PartitionSpec("seed"))
         self.replicated = NamedSharding(mesh, PartitionSpec())
+        # Fixed shardings: one compiled program whether the state comes from init or advance.
         self._advance = jax.jit(jax.vmap(trainer.advance, in_axes=(0, None, 0, None, None)),
-                                donate_argnums=0)
-        self._evaluate = jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, None, 0)))
-        self._init = jax.jit(jax.vmap(trainer.init_state, in_axes=(0, None)), static_argnums=1)
+                                in_shardings=(self.per_seed, self.replicated, self.per_seed, None, None),
+                                out_shardings=self.per_seed, donate_argnums=0)
+        self._evaluate = jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, None, 0)),
+                                 in_shardings=(self.per_seed, self.replicated, self.per_seed),
+                                 out_shardings=self.per_seed)
+        self._init = jax.jit(jax.vmap(trainer.init_state, in_axes=(0, None)), static_argnums=1,
+                             out_shardings=self.per_seed)
 
     def place(self, shared: SharedData, seeds: SeedData) -> tuple[SharedData, SeedData]:
         """Put shared arrays on every device and per-seed arrays on their seed's device."""
