@@ -45,7 +45,10 @@ def train(
     started = time.monotonic()
     try:
         config = cfg.load(config_path, set_)
-        n_cells = len(cfg.cells(config))
+        cells = cfg.cells(config)
+        n_cells = len(cells)
+        if any(c["dataset"] == "tishby12" and c["train"]["train_fraction"] == 1.0 for _, c in cells):
+            console.print("note: train_fraction = 1 leaves no test set; test metrics are NaN", highlight=False)
         with _TrainProgress(n_cells, config["train"]["epochs"], enabled=progress) as bar:
             results = train_experiment(config, out, force=force, on_cell=bar.cell, on_snapshot=bar.snapshot)
     except UserError as exc:

@@ -169,8 +169,8 @@ def _run_schedule(name, sharded, writer, state, shared, seeds, schedule, start, 
         metrics = np.asarray(metrics)
         writer.append(epoch, [np.asarray(a) for a in layers], metrics, np.asarray(grads))
         if on_snapshot is not None:
-            on_snapshot(Snapshot(name, epoch, int(schedule[-1]), float(np.nanmean(metrics[:, 0])),
-                                 float(np.nanmean(metrics[:, 3])), float(np.nanmean(metrics[:, 2]))))
+            on_snapshot(Snapshot(name, epoch, int(schedule[-1]), _seed_mean(metrics[:, 0]),
+                                 _seed_mean(metrics[:, 3]), _seed_mean(metrics[:, 2])))
 
     for i in range(start, len(schedule)):
         if i > 0:
@@ -186,6 +186,12 @@ def _run_schedule(name, sharded, writer, state, shared, seeds, schedule, start, 
             last_checkpoint = time.monotonic()
         elif len(pending) > 1:
             write(pending.pop(0))
+
+
+def _seed_mean(values: np.ndarray) -> float:
+    """Mean over seeds of the finite values; NaN (without a warning) if there are none."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
 
 
 def train_experiment(config: dict, out_dir: Path, force: bool = False,

@@ -215,3 +215,13 @@ def test_cli_train_runs_and_skips(tmp_path):
     assert code == 0 and "1 skipped" in output
     code, output = _cli(*args[:-1], "--set", "train.epochs=4", "--no-progress")
     assert code != 0 and "train.epochs" in output and "--force" in output
+
+
+def test_cli_says_once_that_a_full_training_set_has_no_test_metrics(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text("name = 'x'\ndataset = 'tishby12'\n[model]\nhidden = [6, 4]\n")
+    code, output = _cli("train", path, "--out", tmp_path / "runs", "--set", "train.seeds=2",
+                        "--set", "train.epochs=2", "--set", "log.snapshots=2", "--set", "train.lr=0.01",
+                        "--set", "train.train_fraction=1.0", "--no-progress")
+    assert code == 0, output
+    assert output.count("test metrics are NaN") == 1
