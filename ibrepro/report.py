@@ -44,7 +44,8 @@ from ibrepro.plots.index import write_index
 from ibrepro.plots.load import Cell, Estimate, load_cell
 from ibrepro.plots.overfit import overfit_figure
 
-DEFAULT_ESTIMATOR = "binning"
+# Without --estimator: the paper's binning, else per-layer binning (MNIST), adaptive, KDE.
+DEFAULT_ESTIMATORS = ("binning", "binning-layer", "adaptive", "kde")
 SC_BINS, SC_LO, SC_HI = 30, -1.0, 1.0  # the paper's binning for the self-consistency encoder
 SC_BETAS = np.geomspace(0.1, 1e4, 121)
 SC_MAX_ENTRIES = 2**25  # largest dense encoder p(t|x) formed (inputs x clusters), 256 MB
@@ -112,14 +113,19 @@ class ReportResult:
 def pick_estimate(cell: Cell, name: str | None) -> tuple[Estimate | None, str]:
     """The cell's estimate group for the report and, if there is none, why.
 
-    NAME matches the attr `estimator` or the group name; None takes the first `binning` group.
+    NAME matches the attr `estimator` or the group name; None takes the first group of the
+    first estimator in DEFAULT_ESTIMATORS that the cell has (the paper's binning first).
     """
     if not cell.has_estimates_file:
         return None, f"no estimates: run `ibrepro analyze {cell.path}`"
-    wanted = name or DEFAULT_ESTIMATOR
-    for est in cell.estimates:
-        if (est.estimator == wanted) if name is None else name in (est.estimator, est.group):
-            return est, ""
+    if name is not None:
+        chosen = [e for e in cell.estimates if name in (e.estimator, e.group)]
+    else:
+        chosen = sorted((e for e in cell.estimates if e.estimator in DEFAULT_ESTIMATORS),
+                        key=lambda e: DEFAULT_ESTIMATORS.index(e.estimator))
+    if chosen:
+        return chosen[0], ""
+    wanted = name or DEFAULT_ESTIMATORS[0]
     have = ", ".join(e.group for e in cell.estimates) or "none"
     return None, (f"no {wanted!r} estimates (groups present: {have}): run "
                   f"`ibrepro analyze {cell.path} --estimator {wanted}`")
@@ -408,7 +414,8 @@ def _document(path: Path, estimator: str | None, findings: list[Findings],
     doc.append(Para(
         f"Claims of Shwartz-Ziv & Tishby (2017), measured on {len(findings)} cell(s) with "
         f"ibrepro {ibrepro.__version__}. Information estimates: "
-        f"{estimator or 'the first ' + DEFAULT_ESTIMATOR + ' group'} of each `<cell>.mi.h5`. "
+        f"{estimator or 'the first group of the first of ' + ', '.join(DEFAULT_ESTIMATORS) + ' present'}"
+        " in each `<cell>.mi.h5`. "
         "Seeds are summarised as mean ± std, epochs as geometric mean ×/÷ spread factor "
         "(in brackets: how many seeds, or seed-layers, have a value)."))
     if experiment:

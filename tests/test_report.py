@@ -150,3 +150,14 @@ def test_cli_errors(experiment, tmp_path):
         result = runner.invoke(app, args)
         assert result.exit_code != 0 and "Traceback" not in result.output
         assert len(result.output.strip().splitlines()) == 1 and "error" in result.output
+
+
+def test_default_estimate_falls_back_to_per_layer_binning(experiment, tmp_path):
+    """A cell analysed only with binning-layer (the MNIST recipe) is judged on that group."""
+    _, raw = experiment
+    cell = tmp_path / "hidden-6.h5"
+    shutil.copy(raw / "hidden-6.h5", cell)
+    analyze_path(cell, ["binning-layer"], progress=False)
+    text = write_report(cell).markdown.read_text()
+    assert "Estimates: group `binning-layer_n30_layer`" in text
+    assert not verdict_rows(text)["i"].startswith(claims.NOT_APPLICABLE)
