@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from ibrepro.plots import style
 from ibrepro.plots.infoplane import infoplane_grid, plane_title
 from ibrepro.plots.load import Cell, Estimate
 
