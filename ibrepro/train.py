@@ -176,6 +176,7 @@ def _run_schedule(name, sharded, writer, state, shared, seeds, schedule, start, 
         if i > 0:
             state = sharded.advance(state, shared, seeds, int(schedule[i - 1]), int(schedule[i]))
         layers, metrics = sharded.evaluate(state, shared, seeds)
+        # a copy of grad_stats: the next advance donates (invalidates) the state's buffers
         pending.append((int(schedule[i]), (layers, metrics, state.grad_stats + 0)))
         due = time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS or i == len(schedule) - 1
         if due:
