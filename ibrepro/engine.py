@@ -81,6 +81,7 @@ class Trainer:
     n_train: int
     train_metric_rows: int  # how many of a seed's training rows the train metrics use
     pool_is_eval: bool = False  # training rows are eval rows (tishby12): reuse the eval pass
+    layer_dtype: str = "float32"  # recorded activations are cast on the device (float16 halves copies)
 
     @property
     def n_steps(self) -> int:
@@ -148,7 +149,7 @@ class Trainer:
         return self.epoch(state, jax.random.fold_in(seed.key, stop - 1), shared, seed)
 
     def evaluate(self, params: Params, shared: SharedData, seed: SeedData) -> tuple[list[jax.Array], jax.Array]:
-        """One seed's layer outputs on the eval inputs, and its metrics
+        """One seed's layer outputs on the eval inputs (as `layer_dtype`), and its metrics
         (train_loss, test_loss, train_acc, test_acc)."""
         layers, logits = self.model.apply({"params": params}, shared.x_eval)
         test_loss, test_acc = _loss_acc(logits, shared.y_eval, seed.test_weight)
@@ -158,6 +159,7 @@ class Trainer:
             rows = seed.train_idx[: self.train_metric_rows]
             _, train_logits = self.model.apply({"params": params}, shared.x_pool[rows])
             train_loss, train_acc = _loss_acc(train_logits, shared.y_pool[rows], jnp.ones(rows.shape[0]))
+        layers = [layer.astype(self.layer_dtype) for layer in layers]
         return layers, jnp.stack([train_loss, test_loss, train_acc, test_acc])
 
 

@@ -56,19 +56,20 @@ def make_trainer(config: dict, arrays: CellArrays) -> Trainer:
     """The Trainer for one cell's config and data."""
     return _trainer(json.dumps(config["model"]), json.dumps(config["train"]), arrays.n_classes,
                     arrays.train_idx.shape[1], config["log"]["train_metric_samples"],
-                    arrays.pool_is_eval)
+                    arrays.pool_is_eval, storage_dtype(config))
 
 
 @functools.lru_cache(maxsize=16)
 def _trainer(model: str, train: str, n_classes: int, n_train: int, metric_rows: int,
-             pool_is_eval: bool) -> Trainer:
+             pool_is_eval: bool, layer_dtype: str) -> Trainer:
     model, train = json.loads(model), json.loads(train)
     batch = train["batch_size"]
     mlp = MLP(hidden=tuple(model["hidden"]), n_classes=n_classes, activation=model["activation"],
               weight_init=model["init"], init_scale=model["init_scale"])
     return Trainer(model=mlp, optimizer=make_optimizer(train),
                    batch_size=n_train if batch == 0 else min(batch, n_train), n_train=n_train,
-                   train_metric_rows=min(n_train, metric_rows), pool_is_eval=pool_is_eval)
+                   train_metric_rows=min(n_train, metric_rows), pool_is_eval=pool_is_eval,
+                   layer_dtype=layer_dtype)
 
 
 @functools.lru_cache(maxsize=16)
