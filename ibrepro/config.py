@@ -85,12 +85,13 @@ def _set(tree: dict, dotted: str, value: Any) -> None:
     tree[leaf] = value
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """A config as {dotted key: value}; the sweep table stays one value."""
     flat = {}
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict) and dotted != "sweep":
-            flat.update(_flatten(value, dotted + "."))
+            flat.update(flatten(value, dotted + "."))
         else:
             flat[dotted] = value
     return flat
@@ -137,7 +138,7 @@ def resolve(raw: dict, overrides: list[str] = ()) -> dict:
         else:
             _set(config, key, value)
     sweep = config.pop("sweep", {}) or {}
-    flat = _flatten(config)
+    flat = flatten(config)
     for key in flat:
         if key not in FIELDS:
             raise UserError(f"unknown config key {key!r}")
@@ -203,7 +204,8 @@ def get(config: dict, dotted: str) -> Any:
     return _get(config, dotted)
 
 
-def differing_keys(a: dict, b: dict) -> list[str]:
-    """Dotted keys whose values differ between two resolved configs."""
-    fa, fb = _flatten(a), _flatten(b)
-    return sorted(k for k in fa.keys() | fb.keys() if json.dumps(fa.get(k)) != json.dumps(fb.get(k)))
+def differing_keys(*configs: dict) -> list[str]:
+    """Dotted keys whose values are not the same in all the given configs."""
+    flat = [flatten(c) for c in configs]
+    keys = set().union(*flat)
+    return sorted(k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1)

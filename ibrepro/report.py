@@ -21,10 +21,8 @@ Numbers per cell (seeds summarised as mean ± std, epochs as geometric mean ×/�
 
 from __future__ import annotations
 
-import html
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +31,10 @@ import numpy as np
 
 import ibrepro
 from ibrepro import claims
+from ibrepro import config as cfg
 from ibrepro.analyze import estimates_path, find_cells
 from ibrepro.bound import data_distribution
+from ibrepro.document import Heading, Image, Para, Table, to_html, to_markdown
 from ibrepro.errors import UserError
 from ibrepro.estimators.binning import uniform_edges
 from ibrepro.ib import self_consistency, symbols_to_encoder
@@ -248,11 +248,11 @@ def depth_findings(findings: list[Findings]) -> list[DepthFinding]:
         rest["model"].pop("hidden", None)
         groups.setdefault(json.dumps(rest, sort_keys=True), []).append(f)
     out = []
-    differing = _differing_keys([f.cell.config for f in findings]) - {"model.hidden"}
+    differing = set(cfg.differing_keys(*(f.cell.config for f in findings))) - {"model.hidden"}
     for members in groups.values():
         if len(members) < 2:
             continue
-        label = ", ".join(f"{key} = {_config_get(members[0].cell.config, key)}"
+        label = ", ".join(f"{key} = {cfg.flatten(members[0].cell.config).get(key)}"
                           for key in sorted(differing)) or "all cells"
         usable = [f for f in members if f.estimate is not None]
         depths = np.array([f.n_hidden for f in usable], dtype=float)
@@ -321,86 +321,6 @@ def _overfit_figures(findings: list[Findings], figures_dir: Path) -> dict[str, s
         captions[f"{stem}.png"] = (f"{f.cell.name}: I(T;Y) of the deeper hidden layers and the "
                                    "generalisation gap (test − train loss) vs epochs (claim v)")
     return captions
-
-
-# ---- a tiny document model with two renderers ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Heading:
-    level: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Para:
-    text: str  # `code` spans allowed
-
-
-@dataclass(frozen=True)
-class Table:
-    header: tuple[str, ...]
-    rows: list[tuple[str, ...]]
-
-
-@dataclass(frozen=True)
-class Image:
-    src: str
-    caption: str
-
-
-def to_markdown(doc: list) -> str:
-    """Render the document as Markdown."""
-    lines: list[str] = []
-    for block in doc:
-        if isinstance(block, Heading):
-            lines += ["#" * block.level + " " + block.text, ""]
-        elif isinstance(block, Para):
-            lines += [block.text, ""]
-        elif isinstance(block, Table):
-            cells = lambda row: "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"  # noqa: E731
-            lines += [cells(block.header), "|" + "---|" * len(block.header)]
-            lines += [cells(row) for row in block.rows] + [""]
-        else:
-            lines += [f"![{block.caption}]({block.src})", "", f"*{block.caption}*", ""]
-    return "\n".join(lines)
-
-
-def to_html(doc: list, title: str) -> str:
-    """Render the document as one HTML page (images linked, not inlined)."""
-    parts = []
-    for block in doc:
-        if isinstance(block, Heading):
-            parts.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
-        elif isinstance(block, Para):
-            parts.append(f"<p>{_inline(block.text)}</p>")
-        elif isinstance(block, Table):
-            head = "".join(f"<th>{_inline(c)}</th>" for c in block.header)
-            body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in block.rows)
-            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-        else:
-            src = html.escape(block.src)
-            parts.append(f'<figure><a href="{src}"><img src="{src}" alt="{html.escape(block.caption)}"></a>'
-                         f"<figcaption>{_inline(block.caption)}</figcaption></figure>")
-    style_sheet = ("body{font-family:sans-serif;max-width:70em;margin:auto;padding:1em}"
-                   "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;"
-                   "padding:.2em .5em;vertical-align:top}img{max-width:100%}"
-                   ".supported{background:#d8f0d8}.not-supported{background:#f6d6d6}"
-                   ".not-applicable{color:#666}")
-    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{style_sheet}</style></head>\n<body>\n"
-            + "\n".join(parts) + "\n</body></html>\n")
-
-
-def _inline(text: str) -> str:
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
-
-
-def _td(text: str) -> str:
-    verdict = next((v for v in (claims.NOT_SUPPORTED, claims.NOT_APPLICABLE, claims.SUPPORTED)
-                    if text.startswith(v)), None)
-    css = f' class="{verdict.replace(" ", "-")}"' if verdict else ""
-    return f"<td{css}>{_inline(text)}</td>"
 
 
 # ---- building the document ------------------------------------------------------------------
@@ -574,8 +494,8 @@ def _depth_section(depths: list[DepthFinding]) -> list:
 
 def _settings_section(findings: list[Findings]) -> list:
     configs = [f.cell.config for f in findings]
-    flat = [_flatten(c) for c in configs]
-    differing = _differing_keys(configs)
+    flat = [cfg.flatten(c) for c in configs]
+    differing = set(cfg.differing_keys(*configs))
     common = [(key, _value(value)) for key, value in flat[0].items() if key not in differing]
     doc: list = [Heading(2, "Settings")]
     doc.append(Table(("key", "value"), common))
@@ -590,27 +510,6 @@ def _settings_section(findings: list[Findings]) -> list:
 
 
 # ---- small helpers --------------------------------------------------------------------------
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    """Dotted keys of a config (the sweep table kept as one value)."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and key != "sweep":
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _differing_keys(configs: list[dict]) -> set[str]:
-    flat = [{k: json.dumps(v) for k, v in _flatten(c).items()} for c in configs]
-    keys = set().union(*flat)
-    return {k for k in keys if len({fl.get(k) for fl in flat}) > 1}
-
-
-def _config_get(config: dict, dotted: str):
-    return _flatten(config).get(dotted)
 
 
 def _value(value) -> str:
