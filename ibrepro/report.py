@@ -40,9 +40,8 @@ from ibrepro.estimators.binning import uniform_edges
 from ibrepro.ib import self_consistency, symbols_to_encoder
 from ibrepro.runfile import complete_epochs, open_run
 from ibrepro.plots import make_figures, style
-from ibrepro.plots.index import write_index
 from ibrepro.plots.load import Cell, Estimate, load_cell
-from ibrepro.plots.overfit import overfit_figure
+from ibrepro.plots.overfit import deep_layers
 
 # Without --estimator: the paper's binning, else per-layer binning (MNIST), adaptive, KDE.
 DEFAULT_ESTIMATORS = ("binning", "binning-layer", "adaptive", "kde")
@@ -189,7 +188,7 @@ def cell_findings(cell: Cell, estimate: Estimate | None, no_estimate: str, depth
     n_layers = len(cell.config["model"]["hidden"]) + 1
     n_hidden = n_layers - 1
     hidden = slice(0, n_hidden)
-    deep = list(range(n_hidden // 2, n_hidden))
+    deep = deep_layers(n_hidden)
     drift = None
     if cell.gradients is not None:
         drift = claims.drift_diffusion_epoch(cell.epochs, cell.gradients["mean_norm"],
@@ -301,26 +300,12 @@ def write_report(path: str | Path, estimator: str | None = None, out: str | Path
     figures_dir = out_dir / "figures"
     plotted = make_figures(path, out=figures_dir, estimator=estimator)
     captions = dict(plotted.captions)
-    captions.update(_overfit_figures(findings, figures_dir))
-    write_index(figures_dir, captions)
     doc = _document(path, estimator, findings, depths, captions, plotted.skipped,
                     os.path.relpath(figures_dir, out_dir))
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     md_path.write_text(to_markdown(doc))
     html_path.write_text(to_html(doc, title=f"ibrepro report: {path.name}"))
     return ReportResult(md_path, html_path, figures_dir, list(plotted.skipped))
-
-
-def _overfit_figures(findings: list[Findings], figures_dir: Path) -> dict[str, str]:
-    captions = {}
-    for f in findings:
-        if f.estimate is None or f.gap is None or not f.deep:
-            continue
-        stem = f"{style.safe_name(f.cell.name)}_overfit_{style.safe_name(f.estimate.group)}"
-        style.save_figure(overfit_figure(f.cell, f.estimate, f.deep), figures_dir, stem)
-        captions[f"{stem}.png"] = (f"{f.cell.name}: I(T;Y) of the deeper hidden layers and the "
-                                   "generalisation gap (test − train loss) vs epochs (claim v)")
-    return captions
 
 
 # ---- building the document ------------------------------------------------------------------

@@ -205,7 +205,8 @@ def test_cell_figures_are_drawn_with_expected_names(cell, cell_report):
     pngs = {p.name for p in report.figures if p.suffix == ".png"}
     expected = {"tiny_learning.png", "tiny_gradients.png", "tiny_compare_estimators.png"}
     for group in ("binning_30", "kde_upper"):
-        expected |= {f"tiny_infoplane_{group}.png", f"tiny_layers_{group}.png"}
+        expected |= {f"tiny_infoplane_{group}.png", f"tiny_layers_{group}.png",
+                     f"tiny_overfit_{group}.png"}
     assert pngs == expected
     assert len(report.figures) == 2 * len(expected)
     for name in expected:

@@ -20,6 +20,7 @@ from ibrepro.plots.gradients import gradients_figure
 from ibrepro.plots.index import write_index
 from ibrepro.plots.infoplane import infoplane_figure
 from ibrepro.plots.load import Cell, Estimate, find_cells, load_cell, select_estimates
+from ibrepro.plots.overfit import deep_layers, overfit_figure
 from ibrepro.plots.sweep import (
     DEPTH_KEY,
     depth_figure,
@@ -119,6 +120,12 @@ def _cell_figures(report: PlotReport, cell: Cell, estimates: tuple[Estimate, ...
                     f"{cell.name}: information plane, {what}, colour = epoch{running}")
         report.save(layer_curves_figure(cell, est), f"{name}_layers_{group}",
                     f"{cell.name}: I(X;T) and I(T;Y) per layer vs epochs, {what}")
+    deep = deep_layers(len(cell.config["model"]["hidden"]))
+    if cell.metrics and deep:
+        for est in estimates:
+            report.save(overfit_figure(cell, est, deep), f"{name}_overfit_{style.safe_name(est.group)}",
+                        f"{cell.name}: I(T;Y) of the deeper hidden layers and the generalisation gap "
+                        f"(test − train loss) vs epochs (claim v), {style.estimator_title(est.estimator, est.params)}")
     if len(estimates) > 1:
         report.save(compare_figure(cell, estimates, per_seed), f"{name}_compare_estimators",
                     f"{cell.name}: information planes under {len(estimates)} estimator settings")

@@ -19,6 +19,11 @@ from ibrepro.plots.load import Cell, Estimate
 GAP_COLOUR = "0.2"
 
 
+def deep_layers(n_hidden: int) -> list[int]:
+    """The layers claim v looks at: the deeper half of the hidden layers (indices)."""
+    return list(range(n_hidden // 2, n_hidden))
+
+
 @style.styled
 def overfit_figure(cell: Cell, estimate: Estimate, layers: list[int]) -> Figure:
     """I(T;Y) of `layers` (left axis) and test − train loss (right axis) against epochs.
@@ -42,12 +47,12 @@ def overfit_figure(cell: Cell, estimate: Estimate, layers: list[int]) -> Figure:
         twin.spines["right"].set_visible(True)
         draw_band(twin, cell.epochs, gap, GAP_COLOUR, "test − train loss", ls="--")
         twin.axhline(0.0, color=style.REFERENCE_COLOUR, lw=0.5, zorder=0)
-        twin.set_ylabel("generalisation gap: test − train loss")
+        twin.set_ylabel("test − train loss")
         handles.append(Line2D([], [], color=GAP_COLOUR, ls="--", label="test − train loss"))
     else:
         handles.append(Line2D([], [], color="none", label="no test loss recorded"))
     fig.legend(handles=handles, loc="outside lower center", ncols=3)
-    ax.set_title(f"{cell.name}: I(T;Y) of the deep layers and the generalisation gap\n"
-                 f"{style.estimator_title(estimate.estimator, estimate.params)}, "
+    fig.suptitle(f"{cell.name}: deep layers' I(T;Y) and the generalisation gap\n"
+                 f"{style.estimator_title(estimate.estimator, estimate.params)}\n"
                  f"{style.seed_summary(estimate.ity.shape[0], spread=True)}", fontsize=7)
     return fig
