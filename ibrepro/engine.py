@@ -172,7 +172,6 @@ class ShardedTrainer:
     """A Trainer's functions batched over seeds, the seed axis sharded over host devices."""
 
     def __init__(self, trainer: Trainer, n_seeds: int):
-        self.trainer = trainer
         mesh = Mesh(np.array(jax.devices()[: device_count_for(n_seeds)]), ("seed",))
         self.per_seed = NamedSharding(mesh, PartitionSpec("seed"))
         self.replicated = NamedSharding(mesh, PartitionSpec())

@@ -44,11 +44,6 @@ def run_config(handle: h5py.File) -> dict:
     return json.loads(handle.attrs["config"])
 
 
-def n_layers(handle: h5py.File) -> int:
-    """Number of recorded layers (hidden layers plus the output layer)."""
-    return len(handle["activations"])
-
-
 def complete_epochs(handle: h5py.File) -> int:
     """How many logged epochs are fully written.
 
