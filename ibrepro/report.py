@@ -39,7 +39,7 @@ from ibrepro.errors import UserError
 from ibrepro.estimators.binning import uniform_edges
 from ibrepro.ib import self_consistency, symbols_to_encoder
 from ibrepro.runfile import complete_epochs, open_run
-from ibrepro.plots import make_figures, style
+from ibrepro.plots import draw_figures, style
 from ibrepro.plots.load import Cell, Estimate, load_cell
 from ibrepro.plots.overfit import deep_layers
 
@@ -298,7 +298,7 @@ def write_report(path: str | Path, estimator: str | None = None, out: str | Path
     findings = [cell_findings(cell, est, why, depth_sweep) for cell, (est, why) in zip(cells, chosen)]
     depths = depth_findings(findings)
     figures_dir = out_dir / "figures"
-    plotted = make_figures(path, out=figures_dir, estimator=estimator)
+    plotted = draw_figures(path, cells, out=figures_dir, estimator=estimator)
     captions = dict(plotted.captions)
     doc = _document(path, estimator, findings, depths, captions, plotted.skipped,
                     os.path.relpath(figures_dir, out_dir))

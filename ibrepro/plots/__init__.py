@@ -69,7 +69,12 @@ def make_figures(path: str | Path, out: str | Path | None = None, estimator: str
     computed for no cell.
     """
     path = Path(path)
-    cells = [load_cell(p) for p in find_cells(path)]
+    return draw_figures(path, [load_cell(p) for p in find_cells(path)], out, estimator, per_seed)
+
+
+def draw_figures(path: Path, cells: list[Cell], out: str | Path | None = None,
+                 estimator: str | None = None, per_seed: bool = False) -> PlotReport:
+    """`make_figures` for cells already loaded from PATH (a cell file or experiment directory)."""
     chosen = select_estimates(cells, estimator)
     out_dir = Path(out) if out is not None else (path if path.is_dir() else path.parent) / "figures"
     if out_dir.exists() and not out_dir.is_dir():
