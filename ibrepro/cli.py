@@ -40,7 +40,7 @@ def train(
     """Train every cell of an experiment; re-running resumes interrupted cells."""
     configure_jax()
     from ibrepro import config as cfg
-    from ibrepro.train import train_experiment
+    from ibrepro.train.loop import train_experiment
 
     started = time.monotonic()
     try:
@@ -70,7 +70,7 @@ def analyze(
 ) -> None:
     """Estimate I(X;T) and I(T;Y) per seed, epoch and layer into <cell>.mi.h5 beside each run file."""
     configure_jax()
-    from ibrepro.analyze import analyze_path
+    from ibrepro.analysis.analyze import analyze_path
 
     started = time.monotonic()
     try:
@@ -92,7 +92,7 @@ def plot(
     per_seed: bool = typer.Option(False, "--per-seed", help="Also draw each seed's trace in the information planes."),
 ) -> None:
     """Draw the figures (PNG and PDF) of a cell or of every cell of an experiment."""
-    from ibrepro.plots import make_figures
+    from ibrepro.report.plots import make_figures
 
     try:
         report = make_figures(path, out=out, estimator=estimator, per_seed=per_seed)
@@ -109,7 +109,7 @@ def bound(
     path: Path = typer.Argument(..., metavar="CELL", help="A cell file (<cell>.h5) or an experiment directory."),
 ) -> None:
     """Compute the IB curve of each cell's data into its <cell>.mi.h5 (group ib-bound)."""
-    from ibrepro.bound import bound_path
+    from ibrepro.ib.bound import bound_path
 
     try:
         written = bound_path(path)
@@ -127,7 +127,7 @@ def report(
 ) -> None:
     """Write report.md and report.html: figures, the paper's five claims with numbers and verdicts, settings."""
     configure_jax()
-    from ibrepro.report import write_report
+    from ibrepro.report.render import write_report
 
     try:
         result = write_report(path, estimator=estimator, out=out)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ibrepro.errors import UserError
-from ibrepro.model import ACTIVATIONS, INITS
+from ibrepro.train.model import ACTIVATIONS, INITS
 
 DATASETS = ("tishby12", "mnist", "fashion-mnist")
 

@@ -29,14 +29,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ibrepro.estimators import Labels  # noqa: E402
-from ibrepro.estimators.kde import kde_information  # noqa: E402
+from ibrepro.analysis.estimators import Labels  # noqa: E402
+from ibrepro.analysis.estimators.kde import kde_information  # noqa: E402
 
 
 def make_run_file(path: Path, seeds: int, epochs: int, n: int, widths: list[int], seed: int = 0,
                   chunk_seeds: int = 1) -> None:
     """A synthetic run file following DESIGN §7, activations chunked (chunk_seeds, 1, N, w)
-    (with chunk_seeds=1 the layout ibrepro.runfile writes for N*w <= 2**18)."""
+    (with chunk_seeds=1 the layout ibrepro.train.runfile writes for N*w <= 2**18)."""
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < 0.517).astype(np.int64)
     with h5py.File(path, "w") as f:
@@ -112,7 +112,7 @@ def bench_binning(args, tmp: Path) -> None:
     print(f"binning, `ibrepro analyze` in a fresh process: {cold:.2f} s wall ({cold_cpu:.1f} s CPU) with an "
           f"empty compile cache, {fast_total:.2f} s wall ({fast_cpu:.1f} s CPU) with the compile cache filled")
 
-    from ibrepro.analyze import analyze_path
+    from ibrepro.analysis.analyze import analyze_path
 
     analyze_path(path, ["binning"], {}, progress=False, workers=args.workers)  # compile
     t0, c0 = time.perf_counter(), time.process_time()

@@ -1,7 +1,7 @@
 """Training throughput of the real pipeline against a plain one-network-at-a-time loop.
 
 Paper cell shape (DESIGN §9): 12-10-7-5-4-3-2 tanh, Adam lr 4e-4, batch 256, 85% of the
-4096 tishby12 inputs. The pipeline (`ibrepro.train.train_cell`, run file written to a temp
+4096 tishby12 inputs. The pipeline (`ibrepro.train.loop.train_cell`, run file written to a temp
 dir) is run twice, with a proportional snapshot count (300 per 10^4 epochs, at least 6) and
 with 4, so that training and per-snapshot costs can be told apart. Timing starts at the second
 snapshot callback (the engine has compiled by then: once for the initial state, once for
@@ -59,8 +59,8 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from ibrepro import config as cfg  # noqa: E402
-from ibrepro.datasets import prepare  # noqa: E402
-from ibrepro.train import make_optimizer, train_cell  # noqa: E402
+from ibrepro.data import prepare  # noqa: E402
+from ibrepro.train.loop import make_optimizer, train_cell  # noqa: E402
 
 
 def pipeline_run(raw: dict, workdir: Path) -> dict:

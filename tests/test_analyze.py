@@ -10,10 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
-from ibrepro import analyze as an
-from ibrepro import estimators
+from ibrepro.analysis import analyze as an
+from ibrepro.analysis import estimators
 from ibrepro.errors import UserError
-from ibrepro.estimators import Block, Labels
+from ibrepro.analysis.estimators import Block, Labels
 
 S, E, N, WIDTHS = 3, 5, 64, (4, 3, 2)
 
@@ -133,7 +133,7 @@ def test_global_range(cell):
     with h5py.File(path.with_name("cell.mi.h5"), "r") as f:
         got = f["binning-layer_n12_global"]["ixt"][()]
     labels = Labels.from_labels(y)
-    from ibrepro.estimators.binning import uniform_information
+    from ibrepro.analysis.estimators.binning import uniform_information
 
     for s in range(S):
         lo = min(float(a[s].min()) for a in acts.values())

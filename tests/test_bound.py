@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import tiny_config
-from ibrepro.analyze import estimates_path, write_groups
-from ibrepro.bound import GROUP, bound_path
+from ibrepro.analysis.analyze import estimates_path, write_groups
+from ibrepro.ib.bound import GROUP, bound_path
 from ibrepro.cli import app
-from ibrepro.datasets.tishby12 import tishby12_labels, tishby12_p_y1, tishby12_score
+from ibrepro.data.tishby12 import tishby12_labels, tishby12_p_y1, tishby12_score
 from ibrepro.errors import UserError
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ibrepro import claims
+from ibrepro.claims import rules as claims
 
 
 def logged_epochs(total=8000, points=400):

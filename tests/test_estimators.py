@@ -9,9 +9,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ibrepro import estimators
+from ibrepro.analysis import estimators
 from ibrepro.errors import UserError
-from ibrepro.estimators import Block, Labels
+from ibrepro.analysis.estimators import Block, Labels
 
 N = 96  # inputs per test layer-epoch (small: the references are quadratic pure Python)
 

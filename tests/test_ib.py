@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ibrepro import ib
+from ibrepro.ib import curve as ib
 
 
 def h2(p):

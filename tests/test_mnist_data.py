@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ibrepro.datasets import mnist
-from ibrepro.datasets.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_idx
+from ibrepro.data import mnist
+from ibrepro.data.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_idx
 from ibrepro.errors import UserError
 
 NAMES = [f.name for f in mnist.DATASETS["mnist"].files]

@@ -3,8 +3,8 @@ import pytest
 
 from conftest import SHARED_MNIST
 from ibrepro import config as cfg
-from ibrepro.runfile import open_run
-from ibrepro.train import train_cell
+from ibrepro.train.runfile import open_run
+from ibrepro.train.loop import train_cell
 
 pytestmark = pytest.mark.skipif(not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists(),
                                 reason="the shared MNIST files are not beside the repo")

@@ -13,14 +13,14 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from ibrepro.claims import drift_diffusion_epoch
+from ibrepro.claims.rules import drift_diffusion_epoch
 from ibrepro.errors import UserError
-from ibrepro.plots import make_figures, plot_path
-from ibrepro.plots.curves import learning_figure
-from ibrepro.plots.gradients import gradients_figure
-from ibrepro.plots.infoplane import infoplane_figure
-from ibrepro.plots.load import load_cell, select_estimates
-from ibrepro.plots.sweep import depth_figure, order_cells, panel_title
+from ibrepro.report.plots import make_figures, plot_path
+from ibrepro.report.plots.curves import learning_figure
+from ibrepro.report.plots.gradients import gradients_figure
+from ibrepro.report.plots.infoplane import infoplane_figure
+from ibrepro.report.plots.load import load_cell, select_estimates
+from ibrepro.report.plots.sweep import depth_figure, order_cells, panel_title
 
 # ---------------------------------------------------------------- synthetic files (DESIGN §7)
 

@@ -11,15 +11,15 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import tiny_config
-from ibrepro import claims
-from ibrepro.analyze import analyze_path, estimates_path
-from ibrepro.bound import bound_path, data_distribution
+from ibrepro.claims import rules as claims
+from ibrepro.analysis.analyze import analyze_path, estimates_path
+from ibrepro.ib.bound import bound_path, data_distribution
 from ibrepro.cli import app
 from ibrepro.errors import UserError
-from ibrepro.ib import self_consistency, symbols_to_encoder
-from ibrepro.report import SC_BETAS, layer_self_consistency, write_report
-from ibrepro.runfile import open_run, run_config
-from ibrepro.train import train_experiment
+from ibrepro.ib.curve import self_consistency, symbols_to_encoder
+from ibrepro.report.render import SC_BETAS, layer_self_consistency, write_report
+from ibrepro.train.runfile import open_run, run_config
+from ibrepro.train.loop import train_experiment
 
 VERDICT_WORDS = (claims.SUPPORTED, claims.NOT_SUPPORTED, claims.NOT_APPLICABLE)
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ibrepro.schedule import logged_epochs
+from ibrepro.train.schedule import logged_epochs
 
 
 @pytest.mark.parametrize("epochs, snapshots", [(10000, 300), (8000, 274), (2000, 150), (50, 20), (7, 100), (1, 2)])

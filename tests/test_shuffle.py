@@ -2,7 +2,7 @@ import jax
 import numpy as np
 import pytest
 
-from ibrepro.shuffle import permutation
+from ibrepro.train.shuffle import permutation
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 17, 256, 3482, 5000])

@@ -2,7 +2,7 @@ import itertools
 
 import numpy as np
 
-from ibrepro.datasets.tishby12 import (ICOSAHEDRON, tishby12_inputs, tishby12_labels, tishby12_p_y1,
+from ibrepro.data.tishby12 import (ICOSAHEDRON, tishby12_inputs, tishby12_labels, tishby12_p_y1,
                                        tishby12_score)
 
 

@@ -10,12 +10,12 @@ from typer.testing import CliRunner
 
 from conftest import tiny_config
 from ibrepro.cli import app
-from ibrepro.datasets import prepare
-from ibrepro.engine import kernels
+from ibrepro.data import prepare
+from ibrepro.train.engine import kernels
 from ibrepro.errors import UserError
-from ibrepro.runfile import SCHEMA, checkpoint_path, open_run
-from ibrepro.schedule import logged_epochs
-from ibrepro.train import make_trainer, seed_keys, train_cell, train_experiment
+from ibrepro.train.runfile import SCHEMA, checkpoint_path, open_run
+from ibrepro.train.schedule import logged_epochs
+from ibrepro.train.loop import make_trainer, seed_keys, train_cell, train_experiment
 
 
 def _read_all(path):
@@ -105,7 +105,7 @@ def test_interrupted_run_resumes_identically(tmp_path):
     whole = tmp_path / "whole.h5"
     train_cell("cell", config, whole)
 
-    import ibrepro.train as train_module
+    import ibrepro.train.loop as train_module
     parts = tmp_path / "parts.h5"
     seen = []
 

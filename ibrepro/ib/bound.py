@@ -25,11 +25,11 @@ import h5py
 import numpy as np
 
 import ibrepro
-from ibrepro.analyze import estimates_path, find_cells, write_groups
-from ibrepro.datasets.tishby12 import N_PATTERNS, tishby12_p_y1
+from ibrepro.analysis.analyze import estimates_path, find_cells, write_groups
+from ibrepro.data.tishby12 import N_PATTERNS, tishby12_p_y1
 from ibrepro.errors import UserError
-from ibrepro.ib import IBCurve, ib_curve
-from ibrepro.runfile import open_run, run_config
+from ibrepro.ib.curve import IBCurve, ib_curve
+from ibrepro.train.runfile import open_run, run_config
 
 GROUP = "ib-bound"
 ESTIMATOR = "ib-bound"

@@ -16,12 +16,12 @@ import optax
 
 from ibrepro import __version__
 from ibrepro import config as cfg
-from ibrepro.datasets import CellArrays, prepare
-from ibrepro.engine import SeedData, SharedData, ShardedTrainer, Trainer
+from ibrepro.data import CellArrays, prepare
+from ibrepro.train.engine import SeedData, SharedData, ShardedTrainer, Trainer
 from ibrepro.errors import UserError
-from ibrepro.model import MLP
-from ibrepro.runfile import SCHEMA, RunWriter, checkpoint_path, run_config
-from ibrepro.schedule import logged_epochs
+from ibrepro.train.model import MLP
+from ibrepro.train.runfile import SCHEMA, RunWriter, checkpoint_path, run_config
+from ibrepro.train.schedule import logged_epochs
 
 CHECKPOINT_SECONDS = 30.0
 

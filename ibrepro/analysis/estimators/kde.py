@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ibrepro.estimators.base import Block, Estimator, Labels, Param, Value
+from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
 
 BOUNDS = ("upper", "lower")
 # analysis noise variance per dataset (Saxe et al.'s settings)

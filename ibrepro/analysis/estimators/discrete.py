@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ibrepro.estimators.base import Labels
+from ibrepro.analysis.estimators.base import Labels
 
 
 def class_bits(labels: Labels) -> int:

@@ -8,10 +8,10 @@ A new estimator family is one module plus one line here.
 from __future__ import annotations
 
 from ibrepro.errors import UserError
-from ibrepro.estimators.adaptive import ADAPTIVE
-from ibrepro.estimators.base import Block, Estimator, Labels, Param
-from ibrepro.estimators.binning import BINNING, BINNING_LAYER
-from ibrepro.estimators.kde import KDE
+from ibrepro.analysis.estimators.adaptive import ADAPTIVE
+from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param
+from ibrepro.analysis.estimators.binning import BINNING, BINNING_LAYER
+from ibrepro.analysis.estimators.kde import KDE
 
 REGISTRY: dict[str, Estimator] = {e.name: e for e in (BINNING, BINNING_LAYER, ADAPTIVE, KDE)}
 DEFAULT = "binning"

@@ -7,7 +7,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from ibrepro import claims
+from ibrepro.claims import rules as claims
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,15 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from ibrepro.errors import UserError
-from ibrepro.plots import style
-from ibrepro.plots.compare import compare_figure
-from ibrepro.plots.curves import layer_curves_figure, learning_figure
-from ibrepro.plots.gradients import gradients_figure
-from ibrepro.plots.index import write_index
-from ibrepro.plots.infoplane import infoplane_figure
-from ibrepro.plots.load import Cell, Estimate, find_cells, load_cell, select_estimates
-from ibrepro.plots.overfit import deep_layers, overfit_figure
-from ibrepro.plots.sweep import (
+from ibrepro.report.plots import style
+from ibrepro.report.plots.compare import compare_figure
+from ibrepro.report.plots.curves import layer_curves_figure, learning_figure
+from ibrepro.report.plots.gradients import gradients_figure
+from ibrepro.report.plots.index import write_index
+from ibrepro.report.plots.infoplane import infoplane_figure
+from ibrepro.report.plots.load import Cell, Estimate, find_cells, load_cell, select_estimates
+from ibrepro.report.plots.overfit import deep_layers, overfit_figure
+from ibrepro.report.plots.sweep import (
     DEPTH_KEY,
     depth_figure,
     order_cells,

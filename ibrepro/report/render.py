@@ -1,8 +1,8 @@
 """`ibrepro report`: the paper's five claims (DESIGN §1), measured and judged, as Markdown and HTML.
 
 For a cell file or an experiment directory the report holds the figures (drawn by
-`ibrepro.plots.make_figures` into `figures/`), per cell a table of the claims with the numbers
-measured and a verdict from `ibrepro.claims.verdicts`, a per-layer table of those numbers, the
+`ibrepro.report.plots.make_figures` into `figures/`), per cell a table of the claims with the numbers
+measured and a verdict from `ibrepro.claims.rules.verdicts`, a per-layer table of those numbers, the
 depth comparison of claim iv across cells, and the settings used. Files are only read; the
 report, its figures and their index are the only files written.
 
@@ -30,25 +30,25 @@ import h5py
 import numpy as np
 
 import ibrepro
-from ibrepro import claims
+from ibrepro.claims import rules as claims
 from ibrepro import config as cfg
-from ibrepro.analyze import estimates_path, find_cells
-from ibrepro.bound import data_distribution
-from ibrepro.document import Heading, Image, Para, Table, to_html, to_markdown
+from ibrepro.analysis.analyze import estimates_path, find_cells
+from ibrepro.ib.bound import data_distribution
+from ibrepro.report.document import Heading, Image, Para, Table, to_html, to_markdown
 from ibrepro.errors import UserError
-from ibrepro.estimators.binning import uniform_edges
-from ibrepro.ib import self_consistency, symbols_to_encoder
-from ibrepro.runfile import complete_epochs, open_run
-from ibrepro.plots import draw_figures, style
-from ibrepro.plots.load import Cell, Estimate, load_cell
-from ibrepro.plots.overfit import deep_layers
+from ibrepro.analysis.estimators.binning import uniform_edges
+from ibrepro.ib.curve import self_consistency, symbols_to_encoder
+from ibrepro.train.runfile import complete_epochs, open_run
+from ibrepro.report.plots import draw_figures, style
+from ibrepro.report.plots.load import Cell, Estimate, load_cell
+from ibrepro.report.plots.overfit import deep_layers
 
 # Without --estimator: the paper's binning, else per-layer binning (MNIST), adaptive, KDE.
 DEFAULT_ESTIMATORS = ("binning", "binning-layer", "adaptive", "kde")
 SC_BINS, SC_LO, SC_HI = 30, -1.0, 1.0  # the paper's binning for the self-consistency encoder
 SC_BETAS = np.geomspace(0.1, 1e4, 121)
 SC_MAX_ENTRIES = 2**25  # largest dense encoder p(t|x) formed (inputs x clusters), 256 MB
-COMPRESSED_FRACTION = 0.1  # claim iv, as in the depth figure of `ibrepro.plots`
+COMPRESSED_FRACTION = 0.1  # claim iv, as in the depth figure of `ibrepro.report.plots`
 LATE_DROP_BITS = 0.05  # claim v: a fall of I(T;Y) from its peak larger than this is flagged
 RULES = claims.Rules()
 
@@ -489,7 +489,7 @@ def _settings_section(findings: list[Findings]) -> list:
         doc.append(Table(("cell", *keys), [(f.cell.name, *[_value(fl.get(k, "–")) for k in keys])
                                            for f, fl in zip(findings, flat)]))
     rules = ", ".join(f"{name} = {getattr(RULES, name):g}" for name in RULES.__dataclass_fields__)
-    doc.append(Para(f"Verdict thresholds (`ibrepro.claims.Rules`): {rules}; late I(T;Y) drop "
+    doc.append(Para(f"Verdict thresholds (`ibrepro.claims.rules.Rules`): {rules}; late I(T;Y) drop "
                     f"threshold {LATE_DROP_BITS:g} bits."))
     return doc
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from ibrepro.plots.infoplane import infoplane_grid, plane_title
-from ibrepro.plots.load import Cell, Estimate
+from ibrepro.report.plots.infoplane import infoplane_grid, plane_title
+from ibrepro.report.plots.load import Cell, Estimate
 
 
 def compare_figure(cell: Cell, estimates: tuple[Estimate, ...], per_seed: bool = False) -> Figure:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ibrepro.claims import epochs_to_compressed, summary
-from ibrepro.plots import style
-from ibrepro.plots.infoplane import infoplane_grid
-from ibrepro.plots.load import Cell, Estimate, config_value
+from ibrepro.claims.rules import epochs_to_compressed, summary
+from ibrepro.report.plots import style
+from ibrepro.report.plots.infoplane import infoplane_grid
+from ibrepro.report.plots.load import Cell, Estimate, config_value
 
 DEPTH_KEY = "model.hidden"
 COMPRESSED_FRACTION = 0.1  # compressed: within this share of the total drop from the final value
@@ -69,7 +69,7 @@ def depth_figure(experiment: str, cells: list[Cell], estimates: list[Estimate | 
                  keys: list[str]) -> Figure:
     """Epochs to reach the compressed state against the number of hidden layers.
 
-    `ibrepro.claims.epochs_to_compressed` per seed and layer; each seed's value is the mean
+    `ibrepro.claims.rules.epochs_to_compressed` per seed and layer; each seed's value is the mean
     over its compressing layers; points are seed means, bars ±1 std. Other swept keys, if
     any, give one line each.
     """

@@ -32,7 +32,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from ibrepro.datasets.idx import IMAGES_MAGIC, LABELS_MAGIC, gunzip, is_gzip, parse_idx
+from ibrepro.data.idx import IMAGES_MAGIC, LABELS_MAGIC, gunzip, is_gzip, parse_idx
 from ibrepro.errors import UserError
 
 DATA_DIR_ENV = "IBREPRO_DATA_DIR"

@@ -20,8 +20,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ibrepro.model import MLP
-from ibrepro.shuffle import permutation
+from ibrepro.train.model import MLP
+from ibrepro.train.shuffle import permutation
 
 Params = Any
 

@@ -32,10 +32,10 @@ import h5py
 import numpy as np
 
 import ibrepro
-from ibrepro import estimators
+from ibrepro.analysis import estimators
 from ibrepro.errors import UserError
-from ibrepro.estimators.base import Block, Estimator, Labels, Param, Value
-from ibrepro.runfile import complete_epochs, open_run, run_config
+from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
+from ibrepro.train.runfile import complete_epochs, open_run, run_config
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from ibrepro.claims import summary
-from ibrepro.plots import style
-from ibrepro.plots.load import Cell, Estimate, IBBound
+from ibrepro.claims.rules import summary
+from ibrepro.report.plots import style
+from ibrepro.report.plots.load import Cell, Estimate, IBBound
 
 N_JOINED_EPOCHS = 6
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ibrepro.datasets.tishby12 import N_PATTERNS, tishby12_inputs, tishby12_labels
+from ibrepro.data.tishby12 import N_PATTERNS, tishby12_inputs, tishby12_labels
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def _tishby12(config: dict) -> CellArrays:
 
 
 def _images(config: dict) -> CellArrays:
-    from ibrepro.datasets import mnist
+    from ibrepro.data import mnist
 
     data, train, log = config["data"], config["train"], config["log"]
     images = mnist.load(config["dataset"], data["dir"] or None)

@@ -12,11 +12,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ibrepro.analyze import COMMON_PARAMS, PARTIAL, estimates_path, find_cells
+from ibrepro.analysis.analyze import COMMON_PARAMS, PARTIAL, estimates_path, find_cells
 from ibrepro.config import get as config_get
 from ibrepro.errors import UserError
-from ibrepro.estimators import REGISTRY
-from ibrepro.runfile import GRADIENT_NAMES, METRIC_NAMES, complete_epochs, open_run, run_config
+from ibrepro.analysis.estimators import REGISTRY
+from ibrepro.train.runfile import GRADIENT_NAMES, METRIC_NAMES, complete_epochs, open_run, run_config
 
 __all__ = ["Cell", "Estimate", "IBBound", "config_value", "find_cells", "load_cell",
            "select_estimates"]

@@ -11,10 +11,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ibrepro.claims import generalisation_gap
-from ibrepro.plots import style
-from ibrepro.plots.curves import draw_band
-from ibrepro.plots.load import Cell, Estimate
+from ibrepro.claims.rules import generalisation_gap
+from ibrepro.report.plots import style
+from ibrepro.report.plots.curves import draw_band
+from ibrepro.report.plots.load import Cell, Estimate
 
 GAP_COLOUR = "0.2"
 

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ibrepro.estimators.base import Block, Estimator, Labels, Param, Value
-from ibrepro.estimators.discrete import information_from_symbols
+from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
+from ibrepro.analysis.estimators.discrete import information_from_symbols
 
 
 def equal_mass_symbols(acts: np.ndarray, n_bins: int) -> np.ndarray:

@@ -3,7 +3,7 @@
 An estimator turns a block of layer activations (several seed-epochs of one layer, each an
 (N, width) matrix over the N evaluation inputs) into I(X;T) and I(T;Y) in bits, with X
 uniform over the N inputs. Adding an estimator family means one module that builds an
-`Estimator` and one line in the registry (`ibrepro/estimators/__init__.py`).
+`Estimator` and one line in the registry (`ibrepro/analysis/estimators/__init__.py`).
 """
 
 from __future__ import annotations

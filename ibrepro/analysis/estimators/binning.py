@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ibrepro.estimators.base import Block, Estimator, Labels, Param, Value
-from ibrepro.estimators.discrete import class_bits, information_from_keys, pack_rows
+from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
+from ibrepro.analysis.estimators.discrete import class_bits, information_from_keys, pack_rows
 from ibrepro.errors import UserError
 
 # A value whose arithmetic bin position u lies within guard = G * (n_bins + (|lo|+|hi|) / bin
