@@ -12,6 +12,8 @@ import pytest
 
 from ibrepro.analysis import analyze as an
 from ibrepro.analysis import estimators
+from ibrepro.analysis import stream
+from ibrepro.analysis.estimatesfile import PARTIAL
 from ibrepro.errors import UserError
 from ibrepro.analysis.estimators import Block, Labels
 
@@ -111,7 +113,7 @@ def test_small_blocks_give_the_same_numbers(cell, monkeypatch):
     an.analyze_path(path, ["binning-layer"], progress=False)
     with h5py.File(path.with_name("cell.mi.h5"), "r") as f:
         whole = f["binning-layer_n30_layer"]["ixt"][()]
-    monkeypatch.setattr(an, "BLOCK_BYTES", N * 4 * 4 * 3)  # a few seed-epochs per block, ragged ends
+    monkeypatch.setattr(stream, "BLOCK_BYTES", N * 4 * 4 * 3)  # a few seed-epochs per block, ragged ends
     an.analyze_path(path, ["binning-layer"], progress=False, workers=2)
     with h5py.File(path.with_name("cell.mi.h5"), "r") as f:
         np.testing.assert_array_equal(f["binning-layer_n30_layer"]["ixt"][()], whole)
@@ -164,7 +166,7 @@ def test_interrupted_write_leaves_no_partial_group(cell):
     mi = path.with_name("cell.mi.h5")
     an.analyze_path(path, progress=False)
     with h5py.File(mi, "a") as f:  # as if a run died while writing another estimator
-        f.create_group("adaptive_n30" + an.PARTIAL).create_dataset("ixt", data=np.zeros(3))
+        f.create_group("adaptive_n30" + PARTIAL).create_dataset("ixt", data=np.zeros(3))
     an.analyze_path(path, ["binning"], progress=False)
     with h5py.File(mi, "r") as f:
         assert set(f) == {"binning_n30_lo-1_hi1"}

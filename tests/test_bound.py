@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import tiny_config
-from ibrepro.analysis.analyze import estimates_path, write_groups
+from ibrepro.analysis.estimatesfile import write_groups
+from ibrepro.train.cell import estimates_path
 from ibrepro.ib.bound import GROUP, bound_path
 from ibrepro.cli import app
 from ibrepro.data.tishby12 import tishby12_labels, tishby12_p_y1, tishby12_score

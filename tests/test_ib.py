@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ibrepro.ib import curve as ib
+from ibrepro.ib import selfconsistency as sc
 
 
 def h2(p):
@@ -152,12 +153,12 @@ def test_self_consistency_finds_the_beta_of_a_fixed_point():
     fixed = ib.ib_iterate(p_x, p_y_given_x, start, beta0, tol=1e-14, max_iter=200000)
     assert ib.ib_point(p_x, p_y_given_x, fixed)[0] > 0.05  # not the trivial solution
     grid = np.geomspace(1, 100, 201)
-    best, residual = ib.self_consistency(p_x, p_y_given_x, fixed, grid)
+    best, residual = sc.self_consistency(p_x, p_y_given_x, fixed, grid)
     step = grid[1] / grid[0]
     assert 1 / step <= best / beta0 <= step
     assert residual < 1e-4
     # away from beta0 the same encoder is clearly not self-consistent
-    _, far = ib.self_consistency(p_x, p_y_given_x, fixed, np.array([beta0 / 3, beta0 * 3]))
+    _, far = sc.self_consistency(p_x, p_y_given_x, fixed, np.array([beta0 / 3, beta0 * 3]))
     assert far > 100 * residual
 
 
@@ -173,7 +174,7 @@ def test_self_consistency_residual_equals_direct_kl():
         updated = p_t * np.exp(-beta * kl)
         updated /= updated.sum(1, keepdims=True)
         direct = np.sum(p_x[:, None] * encoder * np.log2(encoder / updated))
-        _, residual = ib.self_consistency(p_x, p_y_given_x, encoder, np.array([beta]))
+        _, residual = sc.self_consistency(p_x, p_y_given_x, encoder, np.array([beta]))
         assert residual == pytest.approx(direct, rel=1e-9, abs=1e-12)
 
 
@@ -183,26 +184,26 @@ def test_hard_encoder_residual_closed_form():
     p_x = np.array([0.1, 0.2, 0.15, 0.25, 0.05, 0.25])
     p_y_given_x = np.eye(2)[labels]
     grid = np.geomspace(0.1, 1000, 50)
-    _, residual = ib.self_consistency(p_x, p_y_given_x, ib.symbols_to_encoder(labels), grid)
+    _, residual = sc.self_consistency(p_x, p_y_given_x, sc.symbols_to_encoder(labels), grid)
     assert residual == pytest.approx(0, abs=1e-12)
     symbols = np.array([[0, 1], [0, 1], [2, 2], [3, 0], [3, 0], [1, 1]])
     p_t = np.array([0.3, 0.15, 0.3, 0.25])
     p_y = np.array([0.55, 0.45])
     h_t_minus_h_y = -np.sum(p_t * np.log2(p_t)) + np.sum(p_y * np.log2(p_y))
-    _, residual = ib.self_consistency(p_x, p_y_given_x, ib.symbols_to_encoder(symbols), grid)
+    _, residual = sc.self_consistency(p_x, p_y_given_x, sc.symbols_to_encoder(symbols), grid)
     assert residual == pytest.approx(h_t_minus_h_y, rel=1e-12)
     # input 5 (label 0) in a label-1 cluster: finite residual, worse than before
     symbols[5] = [2, 2]
-    _, residual = ib.self_consistency(p_x, p_y_given_x, ib.symbols_to_encoder(symbols), grid)
+    _, residual = sc.self_consistency(p_x, p_y_given_x, sc.symbols_to_encoder(symbols), grid)
     assert h_t_minus_h_y < residual < np.inf
 
 
 def test_symbols_to_encoder_one_hot_rows():
     symbols = np.array([[1, 2], [0, 0], [1, 2], [3, 1]])
-    encoder = ib.symbols_to_encoder(symbols)
+    encoder = sc.symbols_to_encoder(symbols)
     assert encoder.shape == (4, 3)
     np.testing.assert_array_equal(encoder.sum(1), 1)
     np.testing.assert_array_equal(encoder[0], encoder[2])
     assert not np.array_equal(encoder[0], encoder[1])
-    np.testing.assert_array_equal(ib.symbols_to_encoder(np.array([5, 5, 7])),
+    np.testing.assert_array_equal(sc.symbols_to_encoder(np.array([5, 5, 7])),
                                   [[1, 0], [1, 0], [0, 1]])

@@ -12,11 +12,12 @@ from typer.testing import CliRunner
 
 from conftest import tiny_config
 from ibrepro.claims import rules as claims
-from ibrepro.analysis.analyze import analyze_path, estimates_path
+from ibrepro.analysis.analyze import analyze_path
+from ibrepro.train.cell import estimates_path
 from ibrepro.ib.bound import bound_path, data_distribution
 from ibrepro.cli import app
 from ibrepro.errors import UserError
-from ibrepro.ib.curve import self_consistency, symbols_to_encoder
+from ibrepro.ib.selfconsistency import self_consistency, symbols_to_encoder
 from ibrepro.report.render import SC_BETAS, layer_self_consistency, write_report
 from ibrepro.train.runfile import open_run, run_config
 from ibrepro.train.loop import train_experiment

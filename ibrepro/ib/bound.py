@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 import ibrepro
-from ibrepro.analysis.analyze import estimates_path, find_cells, write_groups
+from ibrepro.analysis.estimatesfile import check_writable, write_groups
 from ibrepro.data.tishby12 import N_PATTERNS, tishby12_p_y1
 from ibrepro.errors import UserError
 from ibrepro.ib.curve import IBCurve, ib_curve
+from ibrepro.train.cell import estimates_path, find_cells
 from ibrepro.train.runfile import open_run, run_config
 
 GROUP = "ib-bound"
@@ -98,17 +98,8 @@ def bound_path(path: str | Path) -> list[Path]:
     planned = []
     for run_path in cells:
         mi_path = estimates_path(run_path)
-        _check_writable(mi_path)
+        check_writable(mi_path)
         planned.append((mi_path, bound_group(run_path)))
     for mi_path, (datasets, attrs) in planned:
         write_groups(mi_path, {GROUP: (datasets, attrs)})
     return [mi_path for mi_path, _ in planned]
-
-
-def _check_writable(mi_path: Path) -> None:
-    if mi_path.exists():
-        try:
-            with h5py.File(mi_path, "r"):
-                pass
-        except OSError:
-            raise UserError(f"{mi_path} exists but is not a readable HDF5 file; move it away first") from None

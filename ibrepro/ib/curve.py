@@ -1,4 +1,4 @@
-"""The Information Bottleneck (IB) bound and the IB self-consistency test.
+"""The Information Bottleneck (IB) curve by deterministic annealing.
 
 Tishby, Pereira & Bialek (1999): for a joint p(x, y) and an encoder p(t|x) with the Markov
 chain T - X - Y, the IB curve is the largest I(T;Y) reachable at a given I(X;T). Its points
@@ -75,7 +75,7 @@ def ib_point(p_x: np.ndarray, p_y_given_x: np.ndarray, encoder: np.ndarray) -> t
     p_t = p_x @ encoder
     p_y = p_x @ p_y_given_x
     used = p_t > 0
-    dec = _decoder(p_x, p_y_given_x, encoder[:, used], p_t[used])
+    dec = decoder(p_x, p_y_given_x, encoder[:, used], p_t[used])
     ratio_xt = np.divide(encoder[:, used], p_t[used], out=np.ones_like(encoder[:, used]),
                          where=encoder[:, used] > 0)
     ixt = np.sum(p_x[:, None] * encoder[:, used] * np.log(ratio_xt))
@@ -154,87 +154,6 @@ def ib_curve(
     return IBCurve(beta=beta[keep], ixt=ixt[keep], ity=ity[keep])
 
 
-def symbols_to_encoder(symbols: np.ndarray) -> np.ndarray:
-    """One-hot encoder p(t|x) (N, |T|) of a deterministic layer from its discrete symbols.
-
-    `symbols` is (N,) or (N, units) integers (e.g. per-unit bin indices); a whole row is one
-    symbol T, and the columns are the distinct rows in sorted order.
-    """
-    symbols = np.asarray(symbols)
-    rows = symbols.reshape(symbols.shape[0], -1)
-    _, inverse = np.unique(rows, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    encoder = np.zeros((rows.shape[0], inverse.max() + 1 if inverse.size else 0))
-    encoder[np.arange(rows.shape[0]), inverse] = 1.0
-    return encoder
-
-
-def self_consistency(
-    p_x: np.ndarray,
-    p_y_given_x: np.ndarray,
-    encoder: np.ndarray,
-    betas: np.ndarray,
-) -> tuple[float, float]:
-    """How well an encoder satisfies the IB equations: (best beta, residual in bits).
-
-    From the encoder p(t|x) (|X|, |T|) form p(t) and p(y|t); for each beta apply one IB update
-    p'(t|x) = p(t) exp(-beta KL[p(y|x) || p(y|t)]) / Z(x, beta) and measure
-    residual(beta) = sum_x p(x) KL[p(t|x) || p'(t|x)]. Returns the grid beta with the smallest
-    residual (the smallest such beta on ties) and that residual. A fixed point of the IB
-    equations at beta has residual 0 there.
-
-    No smoothing is needed for hard (one-hot) encoders: with d(x,t) = KL[p(y|x) || p(y|t)],
-        residual(beta) = I(X;T) + beta E[d(x,t)] + E_x log Z(x, beta)    (nats),
-    where terms with p(t|x) = 0 are zero (0 log 0 = 0) and d is finite wherever p(t|x) > 0
-    (x itself contributes to p(y|t)); d = inf elsewhere just makes exp(-beta d) = 0. log Z
-    depends on x only through p(y|x) and on clusters only through their decoders, so it is
-    computed once per distinct row and distinct decoder, for all betas at once.
-
-    A hard encoder is a fixed point only as beta -> inf, only if every input sits in
-    the cluster whose decoder is KL-closest to its p(y|x), and only if no two clusters share a
-    decoder (the equations split an input between equal decoders in proportion to p(t)). E.g.
-    with deterministic labels and pure clusters the residual is H(T) - H(Y) for every beta > 0:
-    zero only when the layer keeps exactly the label.
-    """
-    betas = np.asarray(betas, dtype=float)
-    if betas.ndim != 1 or betas.size == 0 or np.any(betas < 0) or not np.all(np.isfinite(betas)):
-        raise ValueError("betas must be a non-empty 1-d grid of finite values >= 0")
-    p_x = np.asarray(p_x, dtype=float)
-    if encoder.ndim != 2 or encoder.shape[0] != p_x.size or p_y_given_x.shape[0] != p_x.size:
-        raise ValueError("p_x (N,), p_y_given_x (N, |Y|) and encoder (N, |T|) must agree in N")
-    keep = p_x > 0
-    p_x, p_y_given_x, encoder = p_x[keep], np.asarray(p_y_given_x, float)[keep], encoder[keep]
-    p_t = p_x @ encoder
-    used = p_t > 0
-    encoder, p_t = encoder[:, used], p_t[used]
-    dec = _decoder(p_x, p_y_given_x, encoder, p_t)
-    rows, inverse = np.unique(p_y_given_x, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    # clusters with equal decoders (to 12 decimals) enter Z as one, with their summed p(t)
-    _, group = np.unique(np.round(dec, 12), axis=0, return_inverse=True)
-    group = group.ravel()
-    p_g = np.bincount(group, weights=p_t)
-    dec_g = np.stack([np.bincount(group, weights=p_t * dec[:, y]) for y in range(dec.shape[1])],
-                     axis=1) / p_g[:, None]
-    dist = _kl_rows(rows, dec_g)  # (R, G), may hold inf
-    xs, ts = np.nonzero(encoder)  # sums over p(t|x) > 0 only: O(N) for hard encoders
-    weight = p_x[xs] * encoder[xs, ts]
-    ixt = np.sum(weight * np.log(encoder[xs, ts] / p_t[ts]))
-    mean_dist = np.sum(weight * dist[inverse[xs], group[ts]])
-    # log Z(row, beta) = logsumexp_g (log p(g) - beta d(row, g)), shape (B, R), in chunks of
-    # betas that keep the (chunk, R, G) array near 2^22 entries
-    chunk = max(1, 2**22 // dist.size)
-    log_z = np.concatenate([
-        _logsumexp(np.log(p_g) - _times_inf_safe(b[:, None, None], dist[None]), axis=2)
-        for b in np.split(betas, np.arange(chunk, betas.size, chunk))
-    ])
-    weight_rows = np.bincount(inverse, weights=p_x, minlength=rows.shape[0])
-    residual = (ixt + betas * mean_dist + log_z @ weight_rows) / LN2
-    residual = np.maximum(residual, 0.0)  # rounding can leave -1e-16
-    best = int(np.argmin(residual))
-    return float(betas[best]), float(residual[best])
-
-
 def _check_joint(p_xy: np.ndarray) -> np.ndarray:
     p_xy = np.asarray(p_xy, dtype=float)
     if p_xy.ndim != 2 or np.any(p_xy < 0) or not np.all(np.isfinite(p_xy)):
@@ -245,12 +164,12 @@ def _check_joint(p_xy: np.ndarray) -> np.ndarray:
     return p_xy / total
 
 
-def _decoder(p_x, p_y_given_x, encoder, p_t) -> np.ndarray:
+def decoder(p_x, p_y_given_x, encoder, p_t) -> np.ndarray:
     """p(y|t) (|T|, |Y|) for clusters with p(t) > 0."""
     return (encoder * p_x[:, None]).T @ p_y_given_x / p_t[:, None]
 
 
-def _kl_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+def kl_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """KL[p_i || q_j] in nats for all row pairs: (|P|, |Q|), inf where q_j misses p_i's support."""
     log_q = np.log(np.where(q > 0, q, 1.0))
     cross = p @ log_q.T
@@ -259,13 +178,14 @@ def _kl_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.where(missing, np.inf, neg_entropy[:, None] - cross)
 
 
-def _times_inf_safe(beta, dist: np.ndarray) -> np.ndarray:
+def times_inf_safe(beta, dist: np.ndarray) -> np.ndarray:
     """beta * dist with 0 * inf = 0 (at beta = 0 every cluster keeps its weight p(t))."""
     finite = np.isfinite(dist)
     return np.where(finite, beta * np.where(finite, dist, 0.0), np.where(beta > 0, np.inf, 0.0))
 
 
-def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    """log sum exp along `axis`, stable, with all -inf giving -inf."""
     top = np.max(a, axis=axis, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
     return np.squeeze(top, axis) + np.log(np.sum(np.exp(a - top), axis=axis))
@@ -287,7 +207,7 @@ def _ib_update(p_x, p_y_given_x, encoder, beta) -> np.ndarray:
         used = p_t > 0
         logits = np.full(encoder.shape, -np.inf)
         dec = joint_ty[used] / p_t[used, None]
-        logits[:, used] = np.log(p_t[used]) - _times_inf_safe(beta, _kl_rows(p_y_given_x, dec))
+        logits[:, used] = np.log(p_t[used]) - times_inf_safe(beta, kl_rows(p_y_given_x, dec))
     logits -= np.max(logits, axis=1, keepdims=True)
     new = np.exp(logits)
     new /= np.sum(new, axis=1, keepdims=True)
@@ -299,7 +219,7 @@ def _merge_clusters(p_x, p_y_given_x, encoder, decimals) -> np.ndarray:
     p_t = p_x @ encoder
     used = p_t > 0
     encoder = encoder[:, used]
-    dec = _decoder(p_x, p_y_given_x, encoder, p_t[used])
+    dec = decoder(p_x, p_y_given_x, encoder, p_t[used])
     _, inverse = np.unique(np.round(dec, decimals), axis=0, return_inverse=True)
     inverse = inverse.ravel()
     merged = np.zeros((encoder.shape[0], inverse.max() + 1))

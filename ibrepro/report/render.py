@@ -26,21 +26,20 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 import ibrepro
 from ibrepro.claims import rules as claims
 from ibrepro import config as cfg
-from ibrepro.analysis.analyze import estimates_path, find_cells
+from ibrepro.train.cell import find_cells
 from ibrepro.ib.bound import data_distribution
 from ibrepro.report.document import Heading, Image, Para, Table, to_html, to_markdown
 from ibrepro.errors import UserError
 from ibrepro.analysis.estimators.binning import uniform_edges
-from ibrepro.ib.curve import self_consistency, symbols_to_encoder
+from ibrepro.ib.selfconsistency import self_consistency, symbols_to_encoder
 from ibrepro.train.runfile import complete_epochs, open_run
 from ibrepro.report.plots import draw_figures, style
-from ibrepro.report.plots.load import Cell, Estimate, load_cell
+from ibrepro.report.plots.load import CellResults, Estimate, load_cell
 from ibrepro.report.plots.overfit import deep_layers
 
 # Without --estimator: the paper's binning, else per-layer binning (MNIST), adaptive, KDE.
@@ -65,7 +64,7 @@ CLAIMS = {
 class Findings:
     """The measured numbers of one cell, per seed and layer (S, L) unless said otherwise."""
 
-    cell: Cell
+    cell: CellResults
     estimate: Estimate | None
     n_hidden: int
     deep: list[int]  # claim v: layer indices of the deeper half of the hidden layers
@@ -109,7 +108,7 @@ class ReportResult:
 # ---- measuring ------------------------------------------------------------------------------
 
 
-def pick_estimate(cell: Cell, name: str | None) -> tuple[Estimate | None, str]:
+def pick_estimate(cell: CellResults, name: str | None) -> tuple[Estimate | None, str]:
     """The cell's estimate group for the report and, if there is none, why.
 
     NAME matches the attr `estimator` or the group name; None takes the first group of the
@@ -174,14 +173,12 @@ def _first_of(groups: np.ndarray, n_groups: int) -> np.ndarray:
     return first
 
 
-def _estimate_seeds(cell: Cell, estimate: Estimate) -> np.ndarray:
+def _estimate_seeds(estimate: Estimate) -> np.ndarray:
     """The run-file seed indices of an estimate group (a subset when analysed with seeds=...)."""
-    with h5py.File(estimates_path(cell.path), "r") as f:
-        group = f[estimate.group]
-        return group["seeds"][()] if "seeds" in group else np.arange(estimate.ixt.shape[0])
+    return estimate.seeds if estimate.seeds is not None else np.arange(estimate.ixt.shape[0])
 
 
-def cell_findings(cell: Cell, estimate: Estimate | None, no_estimate: str, depth_sweep: bool) -> Findings:
+def cell_findings(cell: CellResults, estimate: Estimate | None, no_estimate: str, depth_sweep: bool) -> Findings:
     """Measure one cell and judge claims i, ii, iii and v (iv is judged across cells)."""
     if cell.epochs.size == 0:
         raise UserError(f"{cell.path} has no complete snapshot yet")
@@ -198,7 +195,7 @@ def cell_findings(cell: Cell, estimate: Estimate | None, no_estimate: str, depth
         onset = claims.compression_onset(estimate.epochs, estimate.ixt)
         share = claims.compression_share(estimate.epochs, estimate.ixt)
         if drift is not None:
-            seeds = _estimate_seeds(cell, estimate)
+            seeds = _estimate_seeds(estimate)
             coincide = claims.phases_coincide(drift[seeds, hidden], onset[:, hidden])
         final_ixt, final_ity = estimate.ixt[:, -1], estimate.ity[:, -1]
         if cell.ib_bound is not None:

@@ -19,7 +19,7 @@ from ibrepro.report.plots.curves import layer_curves_figure, learning_figure
 from ibrepro.report.plots.gradients import gradients_figure
 from ibrepro.report.plots.index import write_index
 from ibrepro.report.plots.infoplane import infoplane_figure
-from ibrepro.report.plots.load import Cell, Estimate, find_cells, load_cell, select_estimates
+from ibrepro.report.plots.load import CellResults, Estimate, find_cells, load_cell, select_estimates
 from ibrepro.report.plots.overfit import deep_layers, overfit_figure
 from ibrepro.report.plots.sweep import (
     DEPTH_KEY,
@@ -72,7 +72,7 @@ def make_figures(path: str | Path, out: str | Path | None = None, estimator: str
     return draw_figures(path, [load_cell(p) for p in find_cells(path)], out, estimator, per_seed)
 
 
-def draw_figures(path: Path, cells: list[Cell], out: str | Path | None = None,
+def draw_figures(path: Path, cells: list[CellResults], out: str | Path | None = None,
                  estimator: str | None = None, per_seed: bool = False) -> PlotReport:
     """`make_figures` for cells already loaded from PATH (a cell file or experiment directory)."""
     chosen = select_estimates(cells, estimator)
@@ -89,7 +89,7 @@ def draw_figures(path: Path, cells: list[Cell], out: str | Path | None = None,
     return report
 
 
-def _cell_figures(report: PlotReport, cell: Cell, estimates: tuple[Estimate, ...],
+def _cell_figures(report: PlotReport, cell: CellResults, estimates: tuple[Estimate, ...],
                   estimator: str | None, per_seed: bool) -> None:
     report.skipped += [f"{cell.name}: {note}" for note in cell.notes]
     if cell.epochs.size == 0:
@@ -136,7 +136,7 @@ def _cell_figures(report: PlotReport, cell: Cell, estimates: tuple[Estimate, ...
                     f"{cell.name}: information planes under {len(estimates)} estimator settings")
 
 
-def _sweep_figures(report: PlotReport, directory: Path, cells: list[Cell],
+def _sweep_figures(report: PlotReport, directory: Path, cells: list[CellResults],
                    chosen: dict[str, tuple[Estimate, ...]], per_seed: bool) -> None:
     keys = sweep_keys(cells)
     if not keys:

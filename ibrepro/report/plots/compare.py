@@ -5,10 +5,10 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from ibrepro.report.plots.infoplane import infoplane_grid, plane_title
-from ibrepro.report.plots.load import Cell, Estimate
+from ibrepro.report.plots.load import CellResults, Estimate
 
 
-def compare_figure(cell: Cell, estimates: tuple[Estimate, ...], per_seed: bool = False) -> Figure:
+def compare_figure(cell: CellResults, estimates: tuple[Estimate, ...], per_seed: bool = False) -> Figure:
     """The cell's information plane for each estimator group, side by side."""
     panels = [(plane_title(est), cell, est) for est in estimates]
     return infoplane_grid(panels, f"{cell.name}: the same run under {len(estimates)} "

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 
 from ibrepro.claims.rules import summary
 from ibrepro.report.plots import style
-from ibrepro.report.plots.load import Cell, Estimate, config_value
+from ibrepro.report.plots.load import CellResults, Estimate, config_value
 
 TRAIN_COLOUR = style.OKABE_ITO[3]  # blue
 TEST_COLOUR = style.OKABE_ITO[4]  # vermillion
@@ -29,7 +29,7 @@ def draw_band(ax: Axes, epochs: np.ndarray, values: np.ndarray, colour: str, lab
 
 
 @style.styled
-def layer_curves_figure(cell: Cell, estimate: Estimate) -> Figure:
+def layer_curves_figure(cell: CellResults, estimate: Estimate) -> Figure:
     """I(X;T) and I(T;Y) of every layer against epochs, for one estimator setting."""
     fig = style.new_figure(style.FULL_WIDTH, 2.5)
     ax_x, ax_y = fig.subplots(1, 2)
@@ -56,7 +56,7 @@ def layer_curves_figure(cell: Cell, estimate: Estimate) -> Figure:
 
 
 @style.styled
-def learning_figure(cell: Cell) -> Figure:
+def learning_figure(cell: CellResults) -> Figure:
     """Train and test loss and accuracy against epochs (test left out when it is all NaN)."""
     fig = style.new_figure(style.FULL_WIDTH, 2.5)
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -82,7 +82,7 @@ def learning_figure(cell: Cell) -> Figure:
     return fig
 
 
-def _no_test_note(cell: Cell) -> str:
+def _no_test_note(cell: CellResults) -> str:
     """Legend text when there is no test data ('' when there is)."""
     test = [cell.metrics[n] for n in ("test_loss", "test_acc") if n in cell.metrics]
     if any(np.isfinite(v).any() for v in test):

@@ -15,10 +15,10 @@ from matplotlib.lines import Line2D
 
 from ibrepro.claims import rules as claims
 from ibrepro.report.plots import style
-from ibrepro.report.plots.load import Cell
+from ibrepro.report.plots.load import CellResults
 
 
-def seed_mean_gradients(cell: Cell) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def seed_mean_gradients(cell: CellResults) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Seed means of mean/‖W‖, std/‖W‖ and ‖W‖, each (E, L)."""
     grads = cell.gradients
     return (claims.summary(grads["mean_norm"] / grads["weight_norm"]).center,
@@ -32,7 +32,7 @@ def transition_epochs(epochs: np.ndarray, mean: np.ndarray, std: np.ndarray) -> 
 
 
 @style.styled
-def gradients_figure(cell: Cell) -> Figure:
+def gradients_figure(cell: CellResults) -> Figure:
     """Normalised gradient mean and std, their ratio, and the weight norms, per layer."""
     positive = cell.epochs > 0
     epochs = cell.epochs[positive]

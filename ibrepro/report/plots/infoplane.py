@@ -15,7 +15,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ibrepro.claims.rules import summary
 from ibrepro.report.plots import style
-from ibrepro.report.plots.load import Cell, Estimate, IBBound
+from ibrepro.report.plots.load import CellResults, Estimate, IBBound
 
 N_JOINED_EPOCHS = 6
 
@@ -104,7 +104,7 @@ def plane_title(estimate: Estimate) -> str:
 
 
 @style.styled
-def infoplane_figure(cell: Cell, estimate: Estimate, per_seed: bool = False) -> Figure:
+def infoplane_figure(cell: CellResults, estimate: Estimate, per_seed: bool = False) -> Figure:
     """One cell's information plane for one estimator setting."""
     fig = style.new_figure(style.COLUMN_WIDTH, 2.9)
     ax = fig.add_subplot()
@@ -121,7 +121,7 @@ def infoplane_figure(cell: Cell, estimate: Estimate, per_seed: bool = False) -> 
 
 
 @style.styled
-def infoplane_grid(panels: list[tuple[str, Cell, Estimate | None]], title: str,
+def infoplane_grid(panels: list[tuple[str, CellResults, Estimate | None]], title: str,
                    per_seed: bool = False) -> Figure:
     """Information planes side by side (up to 3 per row) with shared axes and colour bar.
 

@@ -14,7 +14,7 @@ from matplotlib.lines import Line2D
 from ibrepro.claims.rules import generalisation_gap
 from ibrepro.report.plots import style
 from ibrepro.report.plots.curves import draw_band
-from ibrepro.report.plots.load import Cell, Estimate
+from ibrepro.report.plots.load import CellResults, Estimate
 
 GAP_COLOUR = "0.2"
 
@@ -25,7 +25,7 @@ def deep_layers(n_hidden: int) -> list[int]:
 
 
 @style.styled
-def overfit_figure(cell: Cell, estimate: Estimate, layers: list[int]) -> Figure:
+def overfit_figure(cell: CellResults, estimate: Estimate, layers: list[int]) -> Figure:
     """I(T;Y) of `layers` (left axis) and test − train loss (right axis) against epochs.
 
     Lines are seed means, bands ±1 std; the gap is left out (with a note) when the cell has

@@ -10,23 +10,23 @@ from matplotlib.figure import Figure
 from ibrepro.claims.rules import epochs_to_compressed, summary
 from ibrepro.report.plots import style
 from ibrepro.report.plots.infoplane import infoplane_grid
-from ibrepro.report.plots.load import Cell, Estimate, config_value
+from ibrepro.report.plots.load import CellResults, Estimate, config_value
 
 DEPTH_KEY = "model.hidden"
 COMPRESSED_FRACTION = 0.1  # compressed: within this share of the total drop from the final value
 
 
-def sweep_keys(cells: list[Cell]) -> list[str]:
+def sweep_keys(cells: list[CellResults]) -> list[str]:
     """The dotted keys swept over (from the first cell's config), in the order given."""
     sweep = cells[0].config.get("sweep") or {}
     return list(sweep) if isinstance(sweep, dict) else []
 
 
-def order_cells(cells: list[Cell], keys: list[str]) -> list[Cell]:
+def order_cells(cells: list[CellResults], keys: list[str]) -> list[CellResults]:
     """Cells in the order of the sweep's value lists (cartesian product order)."""
     sweep = cells[0].config.get("sweep") or {}
 
-    def position(cell: Cell) -> tuple:
+    def position(cell: CellResults) -> tuple:
         places = []
         for key in keys:
             value, options = config_value(cell.config, key), sweep.get(key, [])
@@ -36,7 +36,7 @@ def order_cells(cells: list[Cell], keys: list[str]) -> list[Cell]:
     return sorted(cells, key=position)
 
 
-def panel_title(cell: Cell, keys: list[str]) -> str:
+def panel_title(cell: CellResults, keys: list[str]) -> str:
     """A short title naming the cell's swept values, e.g. 'train 5%, tanh'."""
     return ", ".join(_describe(key, config_value(cell.config, key)) for key in keys) or cell.name
 
@@ -52,7 +52,7 @@ def _describe(key: str, value) -> str:
     return f"{short}={value}"
 
 
-def sweep_infoplane_figure(experiment: str, cells: list[Cell], estimates: list[Estimate | None],
+def sweep_infoplane_figure(experiment: str, cells: list[CellResults], estimates: list[Estimate | None],
                            keys: list[str], per_seed: bool = False) -> Figure:
     """One information plane per cell, shared axes and colour bar."""
     est = next(e for e in estimates if e is not None)
@@ -65,7 +65,7 @@ def sweep_infoplane_figure(experiment: str, cells: list[Cell], estimates: list[E
 
 
 @style.styled
-def depth_figure(experiment: str, cells: list[Cell], estimates: list[Estimate | None],
+def depth_figure(experiment: str, cells: list[CellResults], estimates: list[Estimate | None],
                  keys: list[str]) -> Figure:
     """Epochs to reach the compressed state against the number of hidden layers.
 

@@ -1,0 +1,211 @@
+"""The estimates file `<cell>.mi.h5` (DESIGN §7): its one writer and its one reader.
+
+One group per estimator setting: `ixt`, `ity` (S, E, L) in bits, `epochs` (E,), `seeds` (S,),
+attrs `estimator`, the parameters by name and provenance; the `ib-bound` group holds the IB
+curve (`beta`, `ixt`, `ity`).
+
+Writes are atomic at every point. Each write builds the whole new file beside the old one
+(the old groups copied, the new ones added), flushes and fsyncs it, renames it over the old
+file and fsyncs the directory. Killed anywhere, a reader finds either the old file or the
+new one, whole. A lock file (`<cell>.mi.h5.lock`) keeps two writers from losing each
+other's groups; a temporary file left by a killed writer is removed by the next one. Files
+written by versions that wrote groups in place may hold `<name>.partial` groups: these are
+finished (when marked complete) or dropped at the next write, and never read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import filelock
+import h5py
+import numpy as np
+
+from ibrepro.analysis.estimators import REGISTRY
+from ibrepro.analysis.request import COMMON_PARAMS
+from ibrepro.errors import UserError
+
+IB_BOUND = "ib-bound"
+PARTIAL = ".partial"  # suffix of a group an older in-place writer had not finished
+COMPLETE_ATTR = "_complete"  # set by that writer on a partial group once it was whole
+PROVENANCE_ATTRS = ("ibrepro_version", "run_status", "source", "run_id", "labels")
+LOCK_TIMEOUT_S = 60
+
+Groups = Mapping[str, tuple[Mapping[str, np.ndarray], Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One estimator setting's results: `ixt`, `ity` (S, E, L) in bits at `epochs` (E,)."""
+
+    group: str
+    estimator: str
+    params: dict  # the settings that define it (for titles and claims)
+    attrs: dict  # every attr of the group
+    epochs: np.ndarray
+    seeds: np.ndarray | None
+    ixt: np.ndarray
+    ity: np.ndarray
+
+
+@dataclass(frozen=True)
+class IBBound:
+    """The IB curve (I(X;T), I(T;Y)) in bits, ordered by I(X;T)."""
+
+    ixt: np.ndarray
+    ity: np.ndarray
+
+
+def check_writable(path: Path) -> None:
+    """Raise UserError, before any work, when `path` cannot be (re)written."""
+    directory = path.parent
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: directory {directory} is not writable")
+    if path.exists():
+        _open(path).close()
+
+
+def write_groups(path: Path, groups: Groups) -> None:
+    """Write or replace groups {name: (datasets, attrs)} of an estimates file, atomically.
+
+    Other groups are kept as they are. Raises UserError when the file cannot be written
+    (disk full, read-only directory, a writer that holds the lock too long); the file on
+    disk is then the one before the call.
+    """
+    lock = filelock.FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
+    try:
+        with lock:
+            _replace(path, groups)
+    except filelock.Timeout:
+        raise UserError(f"cannot write {path}: another process has held {lock.lock_file} "
+                        f"for {LOCK_TIMEOUT_S} s") from None
+    except PermissionError as exc:
+        raise UserError(f"cannot write {path} ({exc.strerror})") from None
+
+
+def _replace(path: Path, groups: Groups) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)  # a killed writer's leftover: we hold the lock
+    try:
+        with h5py.File(tmp, "w") as new:
+            if path.exists():
+                with _open(path) as old:
+                    _copy_kept(old, new, skip=set(groups))
+            for name, (datasets, attrs) in groups.items():
+                group = new.create_group(name)
+                for key, value in datasets.items():
+                    group.create_dataset(key, data=value)
+                group.attrs.update(attrs)
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _fsync(path.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        reason = exc.strerror or str(exc)
+        raise UserError(f"cannot write {path} ({reason}); the estimates file is unchanged") from None
+
+
+def _copy_kept(old: h5py.File, new: h5py.File, skip: set[str]) -> None:
+    """Copy every finished group of `old` not in `skip` (finishing complete partial groups)."""
+    for name, group in old.items():
+        if name.endswith(PARTIAL):
+            real = name[: -len(PARTIAL)]
+            if not group.attrs.get(COMPLETE_ATTR, False) or real in old or real in skip:
+                continue
+            old.copy(group, new, name=real)
+            del new[real].attrs[COMPLETE_ATTR]
+        elif name not in skip:
+            old.copy(group, new, name=name)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _open(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        if "lock" in str(exc).lower():
+            raise UserError(f"{path} is in use by another process (HDF5 file lock)") from None
+        raise UserError(f"{path} is not a readable HDF5 file ({exc.__class__.__name__}); "
+                        f"move it away to recompute its estimates") from None
+
+
+def read_estimates(path: Path) -> tuple[tuple[Estimate, ...], IBBound | None, tuple[str, ...]]:
+    """Every usable estimate group, the IB bound (or None) and notes on groups left out."""
+    estimates, bound, notes = [], None, []
+    with _open(path) as handle:
+        for name, group in handle.items():
+            if not isinstance(group, h5py.Group) or name.endswith(PARTIAL):
+                continue
+            attrs = {key: _attr(value) for key, value in group.attrs.items()}
+            kind = attrs.get("estimator")
+            if kind == IB_BOUND:
+                curve = _read_bound(group)
+                if curve is None:
+                    notes.append(f"{path.name}: IB bound group {name!r} is malformed (left out)")
+                bound = bound or curve
+                continue
+            estimate, why = _read_estimate(name, group, attrs)
+            if estimate is None:
+                notes.append(f"{path.name}: group {name!r} {why} (left out)")
+            else:
+                estimates.append(estimate)
+    return tuple(estimates), bound, tuple(notes)
+
+
+def _read_estimate(name: str, group: h5py.Group, attrs: dict) -> tuple[Estimate | None, str]:
+    kind = attrs.get("estimator")
+    if kind is None or not {"ixt", "ity", "epochs"} <= set(group):
+        return None, "is incomplete"
+    epochs = np.asarray(group["epochs"][:])
+    ixt, ity = np.asarray(group["ixt"], float), np.asarray(group["ity"], float)
+    if ixt.ndim != 3 or ixt.shape != ity.shape or ixt.shape[1] < epochs.size:
+        return None, (f"has ixt/ity of shapes {ixt.shape}, {ity.shape}, "
+                      f"not (seeds, {epochs.size} epochs, layers)")
+    ixt, ity = ixt[:, : epochs.size], ity[:, : epochs.size]
+    if not (np.isfinite(ixt) & np.isfinite(ity)).any():
+        return None, "has no finite estimates"
+    seeds = np.asarray(group["seeds"][:]) if "seeds" in group else None
+    return Estimate(group=name, estimator=str(kind), params=_settings(str(kind), attrs), attrs=attrs,
+                    epochs=epochs, seeds=seeds, ixt=ixt, ity=ity), ""
+
+
+def _read_bound(group: h5py.Group) -> IBBound | None:
+    """The IB curve of an `ib-bound` group, ordered by I(X;T); None if malformed."""
+    if not {"ixt", "ity"} <= set(group):
+        return None
+    ixt, ity = np.asarray(group["ixt"], float), np.asarray(group["ity"], float)
+    if ixt.ndim != 1 or ixt.shape != ity.shape:
+        return None
+    order = np.argsort(ixt)
+    return IBBound(ixt=ixt[order], ity=ity[order])
+
+
+def _settings(kind: str, attrs: dict) -> dict:
+    """The attrs that define an estimate: the estimator's parameters, the KDE bound, and
+    `every`/`seeds` thinning when not at their defaults (provenance attrs left out)."""
+    common = {p.name: p.default for p in COMMON_PARAMS}
+    known = REGISTRY.get(kind)
+    names = ([p.name for p in known.params] + ["bound"] if known
+             else [n for n in attrs if n not in PROVENANCE_ATTRS and n not in common and n != "estimator"])
+    settings = {n: attrs[n] for n in names if n in attrs}
+    settings.update({n: attrs[n] for n, default in common.items() if n in attrs and attrs[n] != default})
+    return settings
+
+
+def _attr(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,208 @@
+"""Streaming activations through an estimator: block planning, reading and a worker pool.
+
+A layer's activations (S, E, N, width) are read in memory-bounded blocks of consecutive seeds
+and logged epochs that follow the file's chunks; blocks are estimated on a small thread pool
+(h5py reads are serialised, estimator kernels release the GIL) with at most workers + 1
+blocks in memory, in reused, pre-touched buffers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+from collections.abc import Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ibrepro.analysis.estimators.base import Block, Estimator, Value
+from ibrepro.analysis.request import CellPlan
+from ibrepro.errors import UserError
+from ibrepro.train.cell import Cell
+from ibrepro.train.runfile import open_run
+
+BLOCK_BYTES = 32 * 2**20  # activations read per block (one block per worker in flight, plus one)
+# rows (seed-epochs x inputs) per block: keeps an estimator's per-row temporaries (~8 bytes each)
+# under glibc's largest mmap threshold, so they are recycled instead of freshly mapped each time
+BLOCK_ROWS = 2**20
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One read: seeds[s_lo:s_hi] (consecutive run positions) x epoch positions e_lo:e_hi."""
+
+    layer: int
+    s_lo: int
+    s_hi: int
+    e_lo: int
+    e_hi: int
+
+
+def plan_blocks(cell: Cell, layer: int, seeds: np.ndarray, n_epochs: int,
+                batch_limit: int | None) -> tuple[list[BlockSpec], int, int]:
+    """Blocks covering (selected seeds) x (n_epochs selected epochs) of one layer.
+
+    Returns the blocks and the block shape (seeds, epochs): when the layer's chunks span
+    several seeds a block takes many seeds of one epoch range, else one seed's epoch range.
+    """
+    _, _, n, width = cell.shapes[layer]
+    rows = max(1, min(BLOCK_BYTES // (n * width * cell.dtype.itemsize), BLOCK_ROWS // n))
+    if batch_limit:
+        rows = min(rows, batch_limit)
+    chunk = cell.chunks[layer]
+    runs = _seed_runs(seeds)
+    longest = max(b - a for a, b in runs)
+    if chunk is not None and chunk[0] > 1:
+        bs = _even_split(longest, rows)
+        be = _even_split(n_epochs, max(1, rows // bs))
+    else:
+        be = _even_split(n_epochs, rows)
+        bs = _even_split(longest, max(1, rows // be))
+    blocks = [BlockSpec(layer, s, min(s + bs, b), e, min(e + be, n_epochs))
+              for a, b in runs for s in range(a, b, bs) for e in range(0, n_epochs, be)]
+    return blocks, bs, be
+
+
+def _even_split(total: int, most: int) -> int:
+    """The smallest part size that cuts `total` into as few parts of at most `most` as possible."""
+    return -(-total // -(-total // most))
+
+
+def _seed_runs(seeds: np.ndarray) -> list[tuple[int, int]]:
+    """Positions [a, b) in `seeds` of runs of consecutive seed indices."""
+    breaks = np.flatnonzero(np.diff(seeds) != 1) + 1
+    edges = [0, *breaks.tolist(), len(seeds)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+class _Buffers:
+    """A few reusable, 64-byte aligned, pre-touched byte buffers (fresh pages are slow to map)."""
+
+    def __init__(self, count: int, nbytes: int):
+        self._free: queue.Queue = queue.Queue()
+        for _ in range(count):
+            raw = np.empty(nbytes + 64, np.uint8)
+            raw.fill(0)  # touch every page now, once
+            offset = (-raw.ctypes.data) % 64
+            self._free.put(raw[offset:offset + nbytes])
+
+    def take(self) -> np.ndarray:
+        return self._free.get()
+
+    def give(self, raw: np.ndarray) -> None:
+        self._free.put(raw)
+
+
+def _read(run: h5py.File, cell: Cell, spec: BlockSpec, seeds: np.ndarray, epoch_index: np.ndarray,
+          out: np.ndarray) -> None:
+    """Read one block into `out` (bs, be, N, w)."""
+    s0, s1 = int(seeds[spec.s_lo]), int(seeds[spec.s_hi - 1]) + 1
+    epochs = epoch_index[spec.e_lo:spec.e_hi].tolist()
+    data = run["activations"][cell.layers[spec.layer]]
+    # one hyperslab when the epochs are consecutive; strided hyperslabs are very slow in HDF5
+    if epochs[-1] - epochs[0] + 1 == len(epochs):
+        reads = [(np.s_[s0:s1, epochs[0]:epochs[-1] + 1], np.s_[:, :])]
+    else:
+        reads = [(np.s_[s0:s1, e:e + 1], np.s_[:, j:j + 1]) for j, e in enumerate(epochs)]
+    try:
+        for source, dest in reads:
+            if data.dtype == out.dtype:
+                data.read_direct(out, source_sel=source, dest_sel=dest)
+            else:
+                out[dest] = data[source]
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"cannot read {cell.path} ({exc.__class__.__name__}: {exc}); is it truncated?") from None
+
+
+def iter_blocks(cell: Cell, run: h5py.File, seeds: np.ndarray, epoch_index: np.ndarray) -> Iterator[Block]:
+    """Every layer's blocks in turn, read one at a time (for estimators' `prepare`)."""
+    for layer, (_, _, n, width) in enumerate(cell.shapes):
+        blocks, bs, be = plan_blocks(cell, layer, seeds, len(epoch_index), None)
+        for spec in blocks:
+            out = np.empty((spec.s_hi - spec.s_lo, spec.e_hi - spec.e_lo, n, width), cell.dtype)
+            _read(run, cell, spec, seeds, epoch_index, out)
+            yield Block(out.reshape(-1, n, width), np.repeat(seeds[spec.s_lo:spec.s_hi], out.shape[1]))
+
+
+def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Value], bar,
+                  workers: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{variant: (ixt, ity)} arrays (S_sel, E_sel, L) in bits for one cell and estimator setting.
+
+    Blocks are read and estimated on `workers` threads (h5py reads are serialised, estimator
+    kernels release the GIL), with at most workers + 1 blocks in memory.
+    """
+    cell = plan.cell
+    shape = (len(plan.seeds), len(plan.epoch_index), len(cell.shapes))
+    results = {v: (np.full(shape, np.nan), np.full(shape, np.nan)) for v in estimator.variants}
+    label = f"{cell.path.stem} · {estimator.name}"
+    with open_run(cell.path) as run:
+        context = None
+        if estimator.prepare is not None:
+            task = bar.add_task(f"{label} (ranges)", total=None) if bar else None
+            context = estimator.prepare(iter_blocks(cell, run, plan.seeds, np.arange(len(cell.epochs))), values)
+            if bar:
+                bar.remove_task(task)
+        jobs = []
+        for layer in range(len(cell.shapes)):
+            blocks, bs, be = plan_blocks(cell, layer, plan.seeds, len(plan.epoch_index), estimator.batch_limit)
+            jobs += [(spec, bs * be if estimator.fixed_batch else None) for spec in blocks]
+        row_bytes = max(n * width for _, _, n, width in cell.shapes) * cell.dtype.itemsize
+        buffers = _Buffers(workers + 1, max(BLOCK_BYTES, row_bytes))
+        task = bar.add_task(label, total=math.prod(shape)) if bar else None
+
+        def work(spec: BlockSpec, batch: int | None):
+            raw = buffers.take()
+            try:
+                return spec, _estimate_block(run, plan, estimator, values, context, spec, batch, raw)
+            finally:
+                buffers.give(raw)
+
+        def store(future: Future) -> None:
+            spec, out = future.result()
+            for variant, (ixt, ity) in out.items():
+                results[variant][0][spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = ixt
+                results[variant][1][spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = ity
+            if bar:
+                bar.advance(task, (spec.s_hi - spec.s_lo) * (spec.e_hi - spec.e_lo))
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: set[Future] = set()
+            for job in jobs:
+                if len(pending) > workers:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        store(future)
+                pending.add(pool.submit(work, *job))
+            for future in pending:
+                store(future)
+        if bar:
+            bar.remove_task(task)
+    return results
+
+
+def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values: Mapping[str, Value],
+                    context: Any, spec: BlockSpec, batch: int | None, raw: np.ndarray):
+    """Read one block into the byte buffer `raw` and estimate it: {variant: (ixt, ity) (bs, be)}.
+
+    With `batch`, the estimator sees that many seed-epochs: the block, then leftover buffer data.
+    """
+    cell = plan.cell
+    _, _, n, width = cell.shapes[spec.layer]
+    ns, ne = spec.s_hi - spec.s_lo, spec.e_hi - spec.e_lo
+    row = n * width * cell.dtype.itemsize
+    _read(run, cell, spec, plan.seeds, plan.epoch_index, raw[: ns * ne * row].view(cell.dtype).reshape(ns, ne, n, width))
+    count = batch or ns * ne
+    seed_of = np.repeat(plan.seeds[spec.s_lo:spec.s_hi], ne)
+    seed_of = np.concatenate([seed_of, np.full(count - ns * ne, seed_of[-1])])
+    block = Block(raw[: count * row].view(cell.dtype).reshape(count, n, width), seed_of)
+    out = estimator.estimate(block, plan.labels, values, context)
+    return {v: (ixt[: ns * ne].reshape(ns, ne), ity[: ns * ne].reshape(ns, ne)) for v, (ixt, ity) in out.items()}
+
+
+def default_workers() -> int:
+    """Worker threads: one per core, at most 4."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))

@@ -1,0 +1,93 @@
+"""The IB self-consistency test: how close a layer's encoder is to an IB fixed point.
+
+See `ibrepro.ib.curve` for the self-consistent equations; a layer's discretisation
+(e.g. its bins) gives a hard encoder p(t|x) (`symbols_to_encoder`), and `self_consistency`
+measures by how much one IB update moves it, for every beta of a grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ibrepro.ib.curve import LN2, decoder, kl_rows, logsumexp, times_inf_safe
+
+
+def symbols_to_encoder(symbols: np.ndarray) -> np.ndarray:
+    """One-hot encoder p(t|x) (N, |T|) of a deterministic layer from its discrete symbols.
+
+    `symbols` is (N,) or (N, units) integers (e.g. per-unit bin indices); a whole row is one
+    symbol T, and the columns are the distinct rows in sorted order.
+    """
+    symbols = np.asarray(symbols)
+    rows = symbols.reshape(symbols.shape[0], -1)
+    _, inverse = np.unique(rows, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    encoder = np.zeros((rows.shape[0], inverse.max() + 1 if inverse.size else 0))
+    encoder[np.arange(rows.shape[0]), inverse] = 1.0
+    return encoder
+
+
+def self_consistency(
+    p_x: np.ndarray,
+    p_y_given_x: np.ndarray,
+    encoder: np.ndarray,
+    betas: np.ndarray,
+) -> tuple[float, float]:
+    """How well an encoder satisfies the IB equations: (best beta, residual in bits).
+
+    From the encoder p(t|x) (|X|, |T|) form p(t) and p(y|t); for each beta apply one IB update
+    p'(t|x) = p(t) exp(-beta KL[p(y|x) || p(y|t)]) / Z(x, beta) and measure
+    residual(beta) = sum_x p(x) KL[p(t|x) || p'(t|x)]. Returns the grid beta with the smallest
+    residual (the smallest such beta on ties) and that residual. A fixed point of the IB
+    equations at beta has residual 0 there.
+
+    No smoothing is needed for hard (one-hot) encoders: with d(x,t) = KL[p(y|x) || p(y|t)],
+        residual(beta) = I(X;T) + beta E[d(x,t)] + E_x log Z(x, beta)    (nats),
+    where terms with p(t|x) = 0 are zero (0 log 0 = 0) and d is finite wherever p(t|x) > 0
+    (x itself contributes to p(y|t)); d = inf elsewhere just makes exp(-beta d) = 0. log Z
+    depends on x only through p(y|x) and on clusters only through their decoders, so it is
+    computed once per distinct row and distinct decoder, for all betas at once.
+
+    A hard encoder is a fixed point only as beta -> inf, only if every input sits in
+    the cluster whose decoder is KL-closest to its p(y|x), and only if no two clusters share a
+    decoder (the equations split an input between equal decoders in proportion to p(t)). E.g.
+    with deterministic labels and pure clusters the residual is H(T) - H(Y) for every beta > 0:
+    zero only when the layer keeps exactly the label.
+    """
+    betas = np.asarray(betas, dtype=float)
+    if betas.ndim != 1 or betas.size == 0 or np.any(betas < 0) or not np.all(np.isfinite(betas)):
+        raise ValueError("betas must be a non-empty 1-d grid of finite values >= 0")
+    p_x = np.asarray(p_x, dtype=float)
+    if encoder.ndim != 2 or encoder.shape[0] != p_x.size or p_y_given_x.shape[0] != p_x.size:
+        raise ValueError("p_x (N,), p_y_given_x (N, |Y|) and encoder (N, |T|) must agree in N")
+    keep = p_x > 0
+    p_x, p_y_given_x, encoder = p_x[keep], np.asarray(p_y_given_x, float)[keep], encoder[keep]
+    p_t = p_x @ encoder
+    used = p_t > 0
+    encoder, p_t = encoder[:, used], p_t[used]
+    dec = decoder(p_x, p_y_given_x, encoder, p_t)
+    rows, inverse = np.unique(p_y_given_x, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    # clusters with equal decoders (to 12 decimals) enter Z as one, with their summed p(t)
+    _, group = np.unique(np.round(dec, 12), axis=0, return_inverse=True)
+    group = group.ravel()
+    p_g = np.bincount(group, weights=p_t)
+    dec_g = np.stack([np.bincount(group, weights=p_t * dec[:, y]) for y in range(dec.shape[1])],
+                     axis=1) / p_g[:, None]
+    dist = kl_rows(rows, dec_g)  # (R, G), may hold inf
+    xs, ts = np.nonzero(encoder)  # sums over p(t|x) > 0 only: O(N) for hard encoders
+    weight = p_x[xs] * encoder[xs, ts]
+    ixt = np.sum(weight * np.log(encoder[xs, ts] / p_t[ts]))
+    mean_dist = np.sum(weight * dist[inverse[xs], group[ts]])
+    # log Z(row, beta) = logsumexp_g (log p(g) - beta d(row, g)), shape (B, R), in chunks of
+    # betas that keep the (chunk, R, G) array near 2^22 entries
+    chunk = max(1, 2**22 // dist.size)
+    log_z = np.concatenate([
+        logsumexp(np.log(p_g) - times_inf_safe(b[:, None, None], dist[None]), axis=2)
+        for b in np.split(betas, np.arange(chunk, betas.size, chunk))
+    ])
+    weight_rows = np.bincount(inverse, weights=p_x, minlength=rows.shape[0])
+    residual = (ixt + betas * mean_dist + log_z @ weight_rows) / LN2
+    residual = np.maximum(residual, 0.0)  # rounding can leave -1e-16
+    best = int(np.argmin(residual))
+    return float(betas[best]), float(residual[best])

@@ -1,0 +1,134 @@
+"""A run file as every later stage sees it: the one `Cell` type, and finding cells.
+
+A cell is one setting of an experiment, trained into `<cell>.h5`. Later stages write files
+beside it: `<cell>.mi.h5` (estimates) and `<cell>.claims.json` (claims). `read_cell` reads
+and checks, once, what they all need; the file is only read, and closed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ibrepro.errors import UserError
+from ibrepro.train.runfile import complete_epochs, open_run, run_config
+
+RUN_SUFFIX = ".h5"
+ESTIMATES_SUFFIX = ".mi.h5"
+CLAIMS_SUFFIX = ".claims.json"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What later stages need from one run file (its complete snapshots only).
+
+    A run file that has not logged a snapshot yet has no epochs; one without activations
+    and parameters has no layers. Stages that need either check for it.
+    """
+
+    path: Path
+    config: dict
+    status: str  # "running" | "complete" | ...
+    run_id: str
+    epochs: np.ndarray  # (E,) logged epoch numbers of the complete snapshots
+    y: np.ndarray  # (N,) labels of the evaluation inputs
+    layers: tuple[str, ...]  # layer names in layer order (the last is the softmax output)
+    shapes: tuple[tuple[int, ...], ...]  # per layer (S, E_stored, N, width)
+    chunks: tuple[tuple[int, ...] | None, ...]  # per layer, HDF5 chunk shape of stored activations
+    dtype: np.dtype  # of the stored activations
+
+    @property
+    def name(self) -> str:
+        return self.path.name[: -len(RUN_SUFFIX)]
+
+    @property
+    def n_seeds(self) -> int:
+        return self.shapes[0][0]
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def estimates_path(self) -> Path:
+        return estimates_path(self.path)
+
+    @property
+    def claims_path(self) -> Path:
+        return self.path.with_name(self.name + CLAIMS_SUFFIX)
+
+
+def estimates_path(run_path: Path) -> Path:
+    """The estimates file beside a run file: cell.h5 -> cell.mi.h5."""
+    run_path = Path(run_path)
+    return run_path.with_name(run_path.name[: -len(RUN_SUFFIX)] + ESTIMATES_SUFFIX)
+
+
+def is_run_file(path: Path) -> bool:
+    """Whether a path names a run file (`*.h5` but not an estimates file)."""
+    return path.name.endswith(RUN_SUFFIX) and not path.name.endswith(ESTIMATES_SUFFIX)
+
+
+def find_cells(path: Path) -> list[Path]:
+    """The run file itself, or every run file in a directory (UserError if there is none)."""
+    path = Path(path)
+    if path.is_dir():
+        cells = sorted(p for p in path.glob("*" + RUN_SUFFIX) if is_run_file(p))
+        if not cells:
+            raise UserError(f"no run files (*.h5) in {path}")
+        return cells
+    if not path.exists():
+        raise UserError(f"no such file or directory: {path}")
+    if not is_run_file(path):
+        raise UserError(f"{path} is not a run file (expected <cell>.h5)")
+    return [path]
+
+
+def read_cell(path: Path) -> Cell:
+    """Read and check a run file's metadata (UserError when it is unusable)."""
+    with open_run(path) as run:
+        try:
+            config = run_config(run)
+            status = str(run.attrs.get("status", "unknown"))
+            run_id = str(run.attrs.get("run_id", ""))
+            n_epochs = complete_epochs(run)
+            epochs = np.asarray(run["epochs"][:n_epochs])
+            y = run["data/y"][()]
+            layers = _layers(run)
+        except (KeyError, OSError, ValueError, TypeError) as exc:
+            raise UserError(f"{path} is not a usable run file ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path} is not a usable run file (its config is not a table)")
+    names = tuple(layers)
+    shapes = tuple(shape for shape, _, _ in layers.values())
+    bad = [s for s in shapes if len(s) != 4 or s[0] != shapes[0][0] or s[0] < 1 or s[2] != y.shape[0]
+           or s[1] < n_epochs]
+    if bad or y.ndim != 1:
+        raise UserError(f"{path}: layers of shapes {shapes} do not match {y.shape[0]} labels and {n_epochs} epochs")
+    dtype = next(iter(layers.values()))[2] if layers else np.dtype(np.float32)
+    return Cell(path, config, status, run_id, epochs, np.asarray(y), names, shapes,
+                tuple(chunks for _, chunks, _ in layers.values()),
+                dtype if dtype.kind == "f" else np.dtype(np.float64))
+
+
+def _layers(run) -> dict[str, tuple[tuple[int, ...], tuple[int, ...] | None, np.dtype]]:
+    """{layer name: (shape (S, E, N, width), chunks, dtype)} in layer order.
+
+    From the stored activations; a run file without them describes its layers by `params/`
+    (activations recomputed, float32).
+    """
+    if "activations" in run:
+        group = run["activations"]
+        return {k: (group[k].shape, group[k].chunks, group[k].dtype) for k in sorted(group, key=_layer_order)}
+    if "params" not in run:
+        return {}
+    group = run["params"]
+    n = run["data/y"].shape[0]
+    return {k: ((*group[k]["bias"].shape[:2], n, group[k]["bias"].shape[-1]), None, np.dtype(np.float32))
+            for k in sorted(group, key=_layer_order)}
+
+
+def _layer_order(name: str) -> tuple[int, str]:
+    return (int(name), name) if name.isdigit() else (10**9, name)
