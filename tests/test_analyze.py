@@ -187,6 +187,16 @@ def test_running_cell_uses_complete_snapshots(tmp_path):
         np.testing.assert_allclose(g["ixt"][()], expected(acts, y, "binning")[""][0][:, :3], atol=1e-12)
 
 
+def test_thinning_keeps_the_last_logged_epoch(cell):
+    path, acts, y = cell
+    an.analyze_path(path, ["binning"], {"every": "3"}, progress=False)
+    with h5py.File(path.with_name("cell.mi.h5"), "r") as f:
+        g = f["binning_n30_lo-1_hi1_every3"]
+        np.testing.assert_array_equal(g["epochs"][()], [0, 7, 15])  # positions 0, 3 and the last, 4
+        full = expected(acts, y, "binning")[""][0]
+        np.testing.assert_allclose(g["ixt"][()], full[:, [0, 3, 4]], atol=1e-12)
+
+
 def test_thinning_by_epoch_and_seed(cell):
     path, acts, y = cell
     an.analyze_path(path, ["binning"], {"every": "2", "seeds": "0,2"}, progress=False)
