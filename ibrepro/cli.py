@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ibrepro.errors import UserError
@@ -16,7 +17,9 @@ from ibrepro.jaxsetup import configure as configure_jax
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Reproduce the information plane of deep networks (Shwartz-Ziv & Tishby 2017).")
-console = Console(stderr=True)
+console = Console(stderr=True, markup=False)  # messages hold paths and names, printed as they are
+CLUSTER_HELP = "Run cells as Dask tasks: local:N, tcp://HOST:PORT, slurm or pbs (needs ibrepro[cluster])."
+CLUSTER_CONFIG_HELP = "dask-jobqueue settings (YAML) for --cluster slurm/pbs."
 
 
 @app.callback()
@@ -25,7 +28,7 @@ def _root() -> None:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -36,6 +39,8 @@ def train(
     set_: List[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Start over cells whose stored config differs."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help=CLUSTER_HELP),
+    cluster_config: Optional[Path] = typer.Option(None, "--cluster-config", help=CLUSTER_CONFIG_HELP),
 ) -> None:
     """Train every cell of an experiment; re-running resumes interrupted cells."""
     configure_jax()
@@ -49,8 +54,11 @@ def train(
         n_cells = len(cells)
         if any(c["dataset"] == "tishby12" and c["train"]["train_fraction"] == 1.0 for _, c in cells):
             console.print("note: train_fraction = 1 leaves no test set; test metrics are NaN", highlight=False)
-        with _TrainProgress(n_cells, config["train"]["epochs"], enabled=progress) as bar:
-            results = train_experiment(config, out, force=force, on_cell=bar.cell, on_snapshot=bar.snapshot)
+        if cluster:
+            results = _train_on_cluster(config, out, force, cluster, cluster_config, progress)
+        else:
+            with _TrainProgress(n_cells, config["train"]["epochs"], enabled=progress) as bar:
+                results = train_experiment(config, out, force=force, on_cell=bar.cell, on_snapshot=bar.snapshot)
     except UserError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -67,15 +75,23 @@ def analyze(
     estimator: List[str] = typer.Option([], "--estimator", help="binning (default), binning-layer, adaptive or kde (repeatable)."),
     set_: List[str] = typer.Option([], "--set", help="Estimator parameter or option, key=value (repeatable): n_bins, lo, hi, range, sigma2, every, seeds."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help=CLUSTER_HELP),
+    cluster_config: Optional[Path] = typer.Option(None, "--cluster-config", help=CLUSTER_CONFIG_HELP),
 ) -> None:
     """Estimate I(X;T) and I(T;Y) per seed, epoch and layer into <cell>.mi.h5 beside each run file."""
     configure_jax()
     from ibrepro.analysis.analyze import analyze_path
 
     started = time.monotonic()
+
+    def say(note: str) -> None:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+
     try:
-        written = analyze_path(path, estimator, set_, progress=progress,
-                               say=lambda note: console.print(f"note: {note}", highlight=False, soft_wrap=True))
+        if cluster:
+            written = _analyze_on_cluster(path, estimator, set_, cluster, cluster_config, say)
+        else:
+            written = analyze_path(path, estimator, set_, progress=progress, say=say)
     except UserError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -137,6 +153,62 @@ def report(
         console.print(f"skipped figure: {message}", highlight=False, soft_wrap=True)
     console.print(f"report -> {result.markdown} and {result.html} (figures in {result.figures})",
                   highlight=False, soft_wrap=True)
+
+
+def _train_on_cluster(config: dict, out: Path, force: bool, spec: str, spec_file: Optional[Path],
+                      progress: bool) -> list:
+    """Every cell of an experiment as one Dask task each; one progress line per cell."""
+    from ibrepro import cluster
+    from ibrepro.train.loop import experiment_cells
+
+    cluster.check_spec(spec, spec_file)
+    cells = experiment_cells(config, out)
+    with cluster.connect(spec, spec_file) as client, _CellsProgress(progress) as bar:
+        outcomes = cluster.run_tasks(client, cluster.train_tasks(cells, force), bar.report)
+    return [(path, outcome) for (_, _, path), outcome in zip(cells, outcomes)]
+
+
+def _analyze_on_cluster(path: Path, names: List[str], set_: List[str], spec: str, spec_file: Optional[Path],
+                        say) -> list:
+    """One Dask task per cell and estimator, after checking everything here first."""
+    from ibrepro import cluster
+    from ibrepro.analysis.analyze import plan_path
+    from ibrepro.analysis.estimators import DEFAULT
+    from ibrepro.analysis.request import pairs_to_settings
+
+    cluster.check_spec(spec, spec_file)
+    names = names or [DEFAULT]
+    plans = plan_path(path, names, set_)
+    tasks = cluster.analyze_tasks([plan.cell.path for plan in plans], names, pairs_to_settings(set_))
+    with cluster.connect(spec, spec_file) as client:
+        cluster.run_tasks(client, tasks, lambda label, message: say(f"{label}: {message['note']}"))
+    return [plan.cell.estimates_path for plan in plans]
+
+
+class _CellsProgress:
+    """One progress line per cell, fed by workers' reports (cluster runs)."""
+
+    def __init__(self, enabled: bool):
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console, disable=not enabled,
+        )
+        self.lines: dict[str, int] = {}
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def report(self, label: str, message: dict) -> None:
+        """A worker's snapshot report for cell `label`."""
+        if label not in self.lines:
+            self.lines[label] = self.progress.add_task(label, total=message["epochs"], info="")
+        self.progress.update(self.lines[label], completed=message["epoch"],
+                             info=f"loss {message['train_loss']:.3f} test acc {message['test_acc']:.3f}")
 
 
 class _TrainProgress:

@@ -29,23 +29,33 @@ from ibrepro.train.cell import find_cells, read_cell
 log = logging.getLogger(__name__)
 
 
-def analyze_path(path: str | Path, estimator_names: Sequence[str] | None = None,
-                 settings: Mapping[str, str] | Sequence[str] | None = None, progress: bool = True,
-                 say: Callable[[str], None] | None = None, workers: int | None = None) -> list[Path]:
-    """Estimate I(X;T), I(T;Y) for a cell file or every cell of a directory; returns the .mi.h5 paths.
+def plan_path(path: str | Path, estimator_names: Sequence[str] | None = None,
+              settings: Mapping[str, str] | Sequence[str] | None = None) -> list[CellPlan]:
+    """Check everything one `analyze` call asks for, before any work: the plan of each cell.
 
     `settings` holds `--set` values (estimator parameters, `every`, `seeds`) as {key: text}
-    or as "key=value" strings; `say` receives notes such as "cell still training" (default:
-    logging). Raises UserError, before any work, for unknown estimators or settings, bad
+    or as "key=value" strings. Raises UserError for unknown estimators or settings, bad
     values, unreadable run files and estimates files that cannot be written.
     """
-    say = say or log.warning
     if settings is not None and not isinstance(settings, Mapping):
         settings = pairs_to_settings(settings)
     request = parse_request(estimator_names or [estimators.DEFAULT], settings or {})
     plans = [plan_cell(read_cell(p), request) for p in find_cells(Path(path))]
     for plan in plans:
         check_writable(plan.cell.estimates_path)
+    return plans
+
+
+def analyze_path(path: str | Path, estimator_names: Sequence[str] | None = None,
+                 settings: Mapping[str, str] | Sequence[str] | None = None, progress: bool = True,
+                 say: Callable[[str], None] | None = None, workers: int | None = None) -> list[Path]:
+    """Estimate I(X;T), I(T;Y) for a cell file or every cell of a directory; returns the .mi.h5 paths.
+
+    Everything is checked first (`plan_path`); `say` receives notes such as "cell still
+    training" (default: logging).
+    """
+    say = say or log.warning
+    plans = plan_path(path, estimator_names, settings)
     workers = workers or default_workers()
     with _progress(progress) as bar:
         for plan in plans:

@@ -196,20 +196,24 @@ def _seed_mean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else float("nan")
 
 
-def train_experiment(config: dict, out_dir: Path, force: bool = False,
-                     on_cell: Callable[[int, int, str], None] | None = None,
-                     on_snapshot: Callable[[Snapshot], None] | None = None) -> list[tuple[Path, str]]:
-    """Train every cell of a resolved experiment config under `out_dir/<name>/`."""
+def experiment_cells(config: dict, out_dir: Path) -> list[tuple[str, dict, Path]]:
+    """(name, resolved config, run-file path) of every cell, creating `out_dir/<name>/`."""
     directory = Path(out_dir) / config["name"]
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output directory {directory}: {exc.strerror}") from None
+    return [(name, cell_config, directory / f"{name}.h5") for name, cell_config in cfg.cells(config)]
+
+
+def train_experiment(config: dict, out_dir: Path, force: bool = False,
+                     on_cell: Callable[[int, int, str], None] | None = None,
+                     on_snapshot: Callable[[Snapshot], None] | None = None) -> list[tuple[Path, str]]:
+    """Train every cell of a resolved experiment config under `out_dir/<name>/`, in turn."""
     results = []
-    all_cells = cfg.cells(config)
-    for index, (name, cell_config) in enumerate(all_cells):
+    cells = experiment_cells(config, out_dir)
+    for index, (name, cell_config, path) in enumerate(cells):
         if on_cell is not None:
-            on_cell(index, len(all_cells), name)
-        path = directory / f"{name}.h5"
+            on_cell(index, len(cells), name)
         results.append((path, train_cell(name, cell_config, path, force, on_snapshot)))
     return results

@@ -1,0 +1,162 @@
+"""Cells on a Dask cluster (`--cluster`): one task per cell for `train`, per cell and
+estimator for `analyze`.
+
+`--cluster` takes `local:N` (a `distributed.LocalCluster` of N single-threaded worker
+processes on this machine), `tcp://HOST:PORT` (a running scheduler) or `slurm` / `pbs` (a
+dask-jobqueue cluster built from the YAML file given with `--cluster-config`: the keyword
+arguments of `SLURMCluster` / `PBSCluster`, plus `jobs`, how many to start).
+
+Workers write into the shared output directory. A cell's file lock keeps two workers (or two
+`ibrepro train` processes) from writing one cell at once; a task whose worker dies is re-run
+by Dask and resumes the cell from its checkpoint, so the result is the same. Workers report
+progress as Dask events (topic per call) that the client shows. Dask and dask-jobqueue are
+the optional extra `ibrepro[cluster]`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ibrepro.errors import UserError
+
+EXTRA_HINT = "install the cluster extra: pip install 'ibrepro[cluster]'"
+JOBQUEUE_KINDS = ("slurm", "pbs")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: `fn(*args, report)` on a worker, where `report(dict)` sends progress."""
+
+    label: str
+    fn: Callable[..., Any]
+    args: tuple
+
+
+def check_spec(spec: str, config_file: Path | None) -> None:
+    """Raise UserError for a malformed --cluster value or a missing extra, before any work."""
+    _import_distributed()
+    if spec.startswith("local:"):
+        count = spec.partition(":")[2]
+        if not count.isdigit() or int(count) < 1:
+            raise UserError(f"--cluster local:N wants a worker count N >= 1, got {spec!r}")
+    elif spec in JOBQUEUE_KINDS:
+        if config_file is None or not Path(config_file).is_file():
+            raise UserError(f"--cluster {spec} needs --cluster-config FILE.yaml (dask-jobqueue settings)")
+        _jobqueue_settings(Path(config_file))
+    elif not spec.startswith("tcp://"):
+        raise UserError(f"--cluster wants local:N, tcp://HOST:PORT, slurm or pbs; got {spec!r}")
+
+
+@contextmanager
+def connect(spec: str, config_file: Path | None = None) -> Iterator[Any]:
+    """A `distributed.Client` for a checked --cluster value (the cluster closes on exit)."""
+    distributed = _import_distributed()
+    if spec.startswith("tcp://"):
+        with distributed.Client(spec) as client:
+            yield client
+        return
+    if spec.startswith("local:"):
+        cluster = distributed.LocalCluster(n_workers=int(spec.partition(":")[2]), threads_per_worker=1,
+                                           processes=True, dashboard_address=None)
+    else:
+        import dask_jobqueue
+
+        settings = _jobqueue_settings(Path(config_file))
+        jobs = int(settings.pop("jobs", 1))
+        kind = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[spec]
+        cluster = kind(**settings)
+        cluster.scale(jobs=jobs)
+    with cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+def run_tasks(client: Any, tasks: Sequence[Task], on_report: Callable[[str, dict], None] | None = None) -> list:
+    """Run tasks on the cluster, feeding each task's reports to `on_report(label, message)`.
+
+    Returns the results in task order. A task that failed (after Dask's retries on dead
+    workers) raises UserError naming it, or the task's own UserError.
+    """
+    distributed = _import_distributed()
+    topic = f"ibrepro-{uuid.uuid4().hex}"
+    if on_report is not None:
+        client.subscribe_topic(topic, lambda event: on_report(*event[1]))
+    futures = [client.submit(_run, task.fn, task.args, task.label, topic, key=f"{task.label}-{topic}",
+                             pure=False) for task in tasks]
+    try:
+        distributed.wait(futures)
+        results = []
+        for task, future in zip(tasks, futures):
+            if future.status == "error":
+                exc = future.exception()
+                if isinstance(exc, UserError):
+                    raise exc
+                raise UserError(f"{task.label} failed on the cluster ({exc.__class__.__name__}: {exc})")
+            results.append(future.result())
+        return results
+    finally:
+        if on_report is not None:
+            client.unsubscribe_topic(topic)
+
+
+def train_tasks(cells: Sequence[tuple[str, dict, Path]], force: bool) -> list[Task]:
+    """One task per cell (name, resolved config, run-file path) of an experiment."""
+    return [Task(name, _train_cell, (name, config, path, force)) for name, config, path in cells]
+
+
+def analyze_tasks(paths: Sequence[Path], estimator_names: Sequence[str], settings: dict[str, str]) -> list[Task]:
+    """One task per cell and estimator."""
+    return [Task(f"{path.stem}:{name}", _analyze_cell, (path, name, settings))
+            for path in paths for name in estimator_names]
+
+
+def _train_cell(name: str, config: dict, path: Path, force: bool, report: Callable[[dict], None]) -> str:
+    from dataclasses import asdict
+
+    from ibrepro.train.loop import train_cell
+
+    return train_cell(name, config, path, force, on_snapshot=lambda snap: report(asdict(snap)))
+
+
+def _analyze_cell(path: Path, name: str, settings: dict[str, str], report: Callable[[dict], None]) -> Path:
+    from ibrepro.analysis.analyze import analyze_path
+
+    return analyze_path(path, [name], settings, progress=False, say=lambda note: report({"note": note}))[0]
+
+
+def _run(fn: Callable, args: tuple, label: str, topic: str):
+    """On a worker: configure JAX, then run `fn(*args, report)`."""
+    from distributed import get_worker
+
+    from ibrepro.jaxsetup import configure
+
+    configure()
+    worker = get_worker()
+    return fn(*args, lambda message: worker.log_event(topic, (label, message)))
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise UserError(f"--cluster needs dask.distributed: {EXTRA_HINT}") from None
+    return distributed
+
+
+def _jobqueue_settings(path: Path) -> dict:
+    try:
+        import dask_jobqueue  # noqa: F401
+        import yaml
+    except ImportError:
+        raise UserError(f"--cluster slurm/pbs needs dask-jobqueue: {EXTRA_HINT}") from None
+    try:
+        settings = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read cluster config {path} ({exc.__class__.__name__})") from None
+    if not isinstance(settings, dict):
+        raise UserError(f"cluster config {path} must be a mapping of dask-jobqueue settings")
+    return settings
