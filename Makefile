@@ -7,8 +7,9 @@ OUT ?= runs
 export IBREPRO_DATA_DIR ?= $(wildcard $(CURDIR)/../shared/data/mnist)
 EXPERIMENTS := $(wildcard experiments/*.toml)
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 
-.PHONY: install test reproduce reproduce-all bench clean
+.PHONY: install install-locked lock test reproduce reproduce-all bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +18,19 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The exact versions the tests passed with ($(LOCK)), then ibrepro itself without resolving again.
+install-locked:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+# Rewrite $(LOCK) from .venv: run after the tests pass in a fresh `make install`.
+lock: $(STAMP)
+	{ sed -n '/^#/!q;p' $(LOCK); $(BIN)/pip freeze --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import sys
 from pathlib import Path
 
 DEVICE_FLAG = "--xla_force_host_platform_device_count"
@@ -10,17 +12,34 @@ DEVICE_FLAG = "--xla_force_host_platform_device_count"
 # Eigen path on these CPUs (measured by scripts/bench_train.py); leave them off unless the
 # user sets the flag.
 YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
+# The first jaxlib whose XLA knows YNN_FLAG (0.8.0 lacks it and aborts on it: "Unknown flag in
+# XLA_FLAGS"); older ones have no YNNPACK fusions to turn off.
+YNN_FLAG_SINCE = (0, 8, 1)
 CACHE_ENV = "IBREPRO_JAX_CACHE"
+
+
+def jaxlib_version() -> tuple[int, ...]:
+    """The installed jaxlib's version as numbers, e.g. (0, 10, 2)."""
+    from jaxlib import version
+
+    return tuple(int(part) for part in re.findall(r"\d+", version.__version__)[:3])
 
 
 def use_all_cores() -> None:
     """Ask XLA for one host device per core and the Eigen dot path, unless the user already
-    set those flags. Takes effect only if JAX's backend has not started yet."""
+    set those flags. Takes effect only if JAX's backend has not started yet. A jaxlib too old
+    for the YNN flag gets a one-line note instead (XLA would abort on the unknown flag)."""
     flags = os.environ.get("XLA_FLAGS", "")
     if DEVICE_FLAG not in flags:
         flags = f"{flags} {DEVICE_FLAG}={os.cpu_count() or 1}"
     if YNN_FLAG not in flags:
-        flags = f"{flags} {YNN_FLAG}="
+        if jaxlib_version() >= YNN_FLAG_SINCE:
+            flags = f"{flags} {YNN_FLAG}="
+        else:
+            since = ".".join(map(str, YNN_FLAG_SINCE))
+            print(f"note: jaxlib {'.'.join(map(str, jaxlib_version()))} predates XLA's {YNN_FLAG} "
+                  f"(jaxlib >= {since}); not setting it. ibrepro needs jax >= {since}: "
+                  f"pip install -U 'jax>={since}' (or make install-locked)", file=sys.stderr)
     os.environ["XLA_FLAGS"] = flags.strip()
 
 

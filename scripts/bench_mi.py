@@ -3,10 +3,10 @@
 Binning: builds a synthetic run file of a full paper cell (default 50 seeds x 300 logged
 epochs x layers 10,7,5,4,3,2, N = 4096, float32 tanh-like values that saturate over epochs)
 in a temp dir, times `ibrepro analyze` (the command, in a fresh process, so start-up, imports and
-compilation are included; also in-process), and times the obvious loop (np.digitize,
-np.unique over rows, per class; one layer-epoch at a time) on a random subset of
+compilation are included; also in-process), and times the obvious loop (`binning_reference`:
+np.digitize, np.unique over rows, per class; one layer-epoch at a time) on a random subset of
 layer-epochs, extrapolated to the whole cell. KDE: time per layer-epoch at N = 4096 and
-N = 10000 against a plain vectorised numpy implementation.
+N = 10000 against the plain pairwise numpy reference (`kde_reference`).
 
     .venv/bin/python scripts/bench_mi.py [--seeds 50 --epochs 300 --n 4096 --workers 2]
 """
@@ -30,7 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ibrepro.analysis.estimators import Labels  # noqa: E402
-from ibrepro.analysis.estimators.kde import kde_information  # noqa: E402
+from ibrepro.analysis.estimators.binning import binning_reference  # noqa: E402
+from ibrepro.analysis.estimators.kde import kde_information, kde_reference  # noqa: E402
 
 
 def make_run_file(path: Path, seeds: int, epochs: int, n: int, widths: list[int], seed: int = 0,
@@ -53,37 +54,6 @@ def make_run_file(path: Path, seeds: int, epochs: int, n: int, widths: list[int]
                 gain = np.float32(0.3 + 6.0 * e / epochs)
                 shift = rng.standard_normal((seeds, 1, w), dtype=np.float32) * np.float32(0.1)
                 d[:, e] = np.tanh(base * gain + shift)
-
-
-def plain_binning(t: np.ndarray, y: np.ndarray, n_bins: int = 30) -> tuple[float, float]:
-    """The obvious loop body for one layer-epoch: digitize, unique rows, per class."""
-    sym = np.digitize(t, np.linspace(-1, 1, n_bins))
-
-    def entropy(rows: np.ndarray) -> float:
-        _, counts = np.unique(rows, axis=0, return_counts=True)
-        p = counts / counts.sum()
-        return float(-(p * np.log2(p)).sum())
-
-    h_t = entropy(sym)
-    h_t_given_y = sum((y == c).mean() * entropy(sym[y == c]) for c in np.unique(y))
-    return h_t, h_t - h_t_given_y
-
-
-def plain_kde(t: np.ndarray, y: np.ndarray, sigma2: float) -> dict[str, tuple[float, float]]:
-    """Both bounds by plain vectorised numpy (rows in slabs of 1000 to bound memory)."""
-    n = len(t)
-    sq = (t * t).sum(1)
-    out = {}
-    for bound, width in (("upper", 2 * sigma2), ("lower", 8 * sigma2)):
-        every, own = np.empty(n), np.empty(n)
-        for i in range(0, n, 1000):
-            k = np.exp(-np.maximum(sq[i:i + 1000, None] + sq[None, :] - 2 * t[i:i + 1000] @ t.T, 0) / width)
-            every[i:i + 1000] = k.sum(1)
-            own[i:i + 1000] = (k * (y[i:i + 1000, None] == y[None, :])).sum(1)
-        ixt = -np.log2(every / n).mean()
-        counts = np.bincount(y)[y]
-        out[bound] = (ixt, np.log2((own / counts) / (every / n)).mean())
-    return out
 
 
 def bench_binning(args, tmp: Path) -> None:
@@ -130,7 +100,7 @@ def bench_binning(args, tmp: Path) -> None:
         worst = 0.0
         t0 = time.perf_counter()
         for s, e, k in picks:
-            ixt, ity = plain_binning(f[f"activations/{k}"][s, e], y)
+            ixt, ity = binning_reference(f[f"activations/{k}"][s, e], -1.0, 1.0, 30, y)
             worst = max(worst, abs(ixt - group["ixt"][s, e, k]), abs(ity - group["ity"][s, e, k]))
         per = (time.perf_counter() - t0) / len(picks)
     plain = per * layer_epochs
@@ -159,7 +129,7 @@ def bench_kde(args) -> None:
             list(pool.map(lambda a: kde_information(a, labels, 1e-3), halves))
             both = (time.perf_counter() - t0) / len(acts)
         t0 = time.perf_counter()
-        reference = plain_kde(acts[0], y, 1e-3)
+        reference = kde_reference(acts[0], y, 1e-3)
         plain = time.perf_counter() - t0
         ours = kde_information(acts[:1], labels, 1e-3)
         gap = max(abs(reference[b][j] - ours[b][j][0]) for b in reference for j in (0, 1))

@@ -1,68 +1,22 @@
-"""Estimators against closed-form values and slow, obvious pure-Python references."""
+"""Estimators against closed-form values and against the package's slow, readable references
+(`*_reference` beside each fast kernel: np.digitize and np.unique over rows, plain pairwise KDE)."""
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections import Counter
 
 import numpy as np
 import pytest
 
 from ibrepro.analysis import estimators
-from ibrepro.errors import UserError
 from ibrepro.analysis.estimators import Block, Labels
+from ibrepro.analysis.estimators.adaptive import adaptive_reference
+from ibrepro.analysis.estimators.binning import binning_reference
+from ibrepro.analysis.estimators.discrete import plugin_reference
+from ibrepro.analysis.estimators.kde import kde_reference
+from ibrepro.errors import UserError
 
-N = 96  # inputs per test layer-epoch (small: the references are quadratic pure Python)
-
-
-# ---- slow references ------------------------------------------------------------------------
-
-
-def entropy_bits(items: list) -> float:
-    counts = Counter(items)
-    n = len(items)
-    return -sum(c / n * math.log2(c / n) for c in counts.values())
-
-
-def plugin_reference(rows: list[tuple], y: list[int]) -> tuple[float, float]:
-    """I(X;T) = H(T), I(T;Y) = H(T) - Σ_y p(y) H(T | Y=y), counted with dicts."""
-    h_t = entropy_bits(rows)
-    h_cond = 0.0
-    for c in set(y):
-        members = [r for r, label in zip(rows, y) if label == c]
-        h_cond += len(members) / len(rows) * entropy_bits(members)
-    return h_t, h_t - h_cond
-
-
-def binning_rows(t: np.ndarray, lo: float, hi: float, n_bins: int) -> list[tuple]:
-    edges = [float(e) for e in np.linspace(lo, hi, n_bins)]
-    return [tuple(bisect.bisect_right(edges, float(v)) for v in row) for row in t]
-
-
-def adaptive_rows(t: np.ndarray, n_bins: int) -> list[tuple]:
-    n = len(t)
-    columns = [[float(v) for v in t[:, j]] for j in range(t.shape[1])]
-    below = [[sum(1 for u in col if u < v) for v in col] for col in columns]
-    return [tuple(below[j][i] * n_bins // n for j in range(len(columns))) for i in range(n)]
-
-
-def kde_reference(t: np.ndarray, y: list[int], sigma2: float, factor: float) -> tuple[float, float]:
-    """The pairwise bound with kernel width factor·σ² (2 upper, 8 lower), in plain loops."""
-    rows = [[float(v) for v in r] for r in t]
-    n = len(rows)
-
-    def entropy(members: list[int]) -> float:
-        total = 0.0
-        for i in members:
-            s = sum(math.exp(-sum((a - b) ** 2 for a, b in zip(rows[i], rows[j])) / (factor * sigma2))
-                    for j in members)
-            total += math.log2(s / len(members))
-        return -total / len(members)
-
-    h_t = entropy(list(range(n)))
-    h_cond = sum(y.count(c) / n * entropy([i for i in range(n) if y[i] == c]) for c in set(y))
-    return h_t, h_t - h_cond
+N = 96  # inputs per test layer-epoch (small: the KDE reference is quadratic)
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -172,7 +126,27 @@ def test_coarser_equal_mass_bins_never_raise_ixt():
     assert np.all(values[0] <= values[1] + 1e-12) and np.all(values[1] <= values[2] + 1e-12)
 
 
-# ---- against the slow references -------------------------------------------------------------
+# ---- against the package's readable references --------------------------------------------
+
+
+def test_references_on_hand_counted_cases():
+    # rows (0,0) (0,0) (1,0) (1,1), labels 0 0 1 1: H(T) = 1.5; class 1 splits in two: H(T|Y) = 0.5
+    assert plugin_reference(np.array([[0, 0], [0, 0], [1, 0], [1, 1]]), np.array([0, 0, 1, 1])) == \
+        pytest.approx((1.5, 1.0))
+    # edges -1, 0, 1: np.digitize gives 0 1 1 2 3 2 (an edge value goes up); classes share no symbol
+    t = np.array([[-1.5], [-1.0], [-0.5], [0.0], [1.0], [0.5]])
+    h_t = 2 / 6 * math.log2(6) + 4 / 6 * math.log2(3)
+    assert binning_reference(t, -1.0, 1.0, 3, np.array([0, 0, 0, 1, 1, 1])) == pytest.approx((h_t, 1.0))
+    # values 3 1 2 2 have 3 0 1 1 values below: bins 1 0 0 0 of 2
+    h_quarter = -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))
+    assert adaptive_reference(np.array([[3.0], [1.0], [2.0], [2.0]]), 2, np.array([1, 0, 0, 0])) == \
+        pytest.approx((h_quarter, h_quarter))
+    # two inputs at distance 1, σ² = 0.5: K_01 = exp(-1 / c σ²); far-apart classes give 1 bit each
+    two = kde_reference(np.array([[0.0], [1.0]]), np.array([0, 0]), 0.5)
+    for bound, factor in (("upper", 2.0), ("lower", 8.0)):
+        assert two[bound] == pytest.approx((1 - math.log2(1 + math.exp(-1 / (factor * 0.5))), 0.0), abs=1e-12)
+    far = kde_reference(np.array([[0.0], [0.0], [10.0], [10.0]]), np.array([0, 0, 1, 1]), 0.01)
+    assert far["upper"] == pytest.approx((1.0, 1.0)) and far["lower"] == pytest.approx((1.0, 1.0))
 
 
 def with_edge_values(acts: np.ndarray, lo: float, hi: float, n_bins: int, rng) -> np.ndarray:
@@ -201,7 +175,7 @@ def test_binning_matches_reference(width, n_bins, classes, dtype):
     y = rng.integers(0, classes, N)
     ixt, ity = run("binning", acts, y, n_bins=n_bins)[""]
     for b in range(len(acts)):
-        ref = plugin_reference(binning_rows(acts[b], -1.0, 1.0, n_bins), y.tolist())
+        ref = binning_reference(acts[b], -1.0, 1.0, n_bins, y)
         assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
 
 
@@ -211,7 +185,7 @@ def test_binning_other_range_matches_reference():
     y = rng.integers(0, 2, N)
     ixt, ity = run("binning", acts, y, n_bins=12, lo=-2.5, hi=4.0)[""]
     for b in range(3):
-        ref = plugin_reference(binning_rows(acts[b], -2.5, 4.0, 12), y.tolist())
+        ref = binning_reference(acts[b], -2.5, 4.0, 12, y)
         assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
 
 
@@ -223,7 +197,7 @@ def test_binning_layer_matches_reference():
     ixt, ity = run("binning-layer", acts, y, n_bins=10)[""]
     for b in range(4):
         lo, hi = float(acts[b].min()), float(acts[b].max())
-        ref = plugin_reference(binning_rows(acts[b], lo, hi, 10), y.tolist())
+        ref = binning_reference(acts[b], lo, hi, 10, y)
         assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
 
 
@@ -239,7 +213,7 @@ def test_binning_global_range_uses_each_seeds_range_over_the_cell():
     ixt, ity = est.estimate(block, Labels.from_labels(y), values, context)[""]
     for b in range(4):
         mine = acts[seeds == seeds[b]]
-        ref = plugin_reference(binning_rows(acts[b], float(mine.min()), float(mine.max()), 8), y.tolist())
+        ref = binning_reference(acts[b], float(mine.min()), float(mine.max()), 8, y)
         assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
 
 
@@ -251,7 +225,7 @@ def test_adaptive_matches_reference(n_bins, width):
     y = rng.integers(0, 3, N)
     ixt, ity = run("adaptive", acts, y, n_bins=n_bins)[""]
     for b in range(2):
-        ref = plugin_reference(adaptive_rows(acts[b], n_bins), y.tolist())
+        ref = adaptive_reference(acts[b], n_bins, y)
         assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
 
 
@@ -261,11 +235,11 @@ def test_kde_matches_reference(sigma2, width, classes):
     acts = random_acts(rng, 2, width, np.float64, scale=0.5)
     y = rng.integers(0, classes, N)
     out = run("kde", acts, y, sigma2=sigma2)
-    for bound, factor in (("upper", 2.0), ("lower", 8.0)):
-        ixt, ity = out[bound]
-        for b in range(2):
-            ref = kde_reference(acts[b], y.tolist(), sigma2, factor)
-            assert (ixt[b], ity[b]) == pytest.approx(ref, rel=1e-6, abs=1e-9)
+    for b in range(2):
+        ref = kde_reference(acts[b], y, sigma2)
+        for bound in ("upper", "lower"):
+            ixt, ity = out[bound]
+            assert (ixt[b], ity[b]) == pytest.approx(ref[bound], rel=1e-6, abs=1e-9)
 
 
 def test_kde_upper_at_least_lower():

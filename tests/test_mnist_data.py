@@ -1,7 +1,8 @@
 """MNIST data layer: IDX parsing, md5 checks, search order, download, stratified subsets.
 
 Uses the real MNIST files in ../shared/data/mnist (or $IBREPRO_DATA_DIR). Never touches
-the network: downloads are served from file:// URLs or a fake opener.
+the network: downloads go through pooch from file:// URLs, or from a fake web standing in
+for `requests.get` under pooch's own HTTP downloader.
 """
 
 from __future__ import annotations
@@ -11,23 +12,23 @@ import gzip
 import io
 import os
 import re
-import socket
 import struct
-import urllib.error
-import urllib.response
+import time
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 
-from ibrepro.data import mnist
+from ibrepro.data import download, mnist, registry, subsets
 from ibrepro.data.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_idx
 from ibrepro.errors import UserError
 
-NAMES = [f.name for f in mnist.DATASETS["mnist"].files]
+NAMES = [f.name for f in registry.DATASETS["mnist"].files]
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+OFFLINE = "Failed to resolve 'mirror' ([Errno -2] Name or service not known)"
 
 
 def _shared_data() -> Path | None:
@@ -42,11 +43,53 @@ DATA = _shared_data()
 pytestmark = pytest.mark.skipif(DATA is None, reason="MNIST files not found (../shared/data)")
 
 
+class FakeWeb:
+    """Stands in for `requests.get`: serves `contents` (url -> bytes), 404 for other URLs.
+
+    Offline until `contents` is set. Each entry of `failures` answers one request first:
+    an int is that HTTP status, an exception is raised. Records the URLs asked for, the
+    timeouts passed, and the waits between pooch's retries.
+    """
+
+    def __init__(self) -> None:
+        self.contents: dict[str, bytes] | None = None
+        self.failures: list[int | Exception] = []
+        self.calls: list[str] = []
+        self.timeouts: list[float] = []
+        self.waits: list[float] = []
+
+    def get(self, url: str, timeout: float, **kwargs) -> requests.Response:
+        self.calls.append(url)
+        self.timeouts.append(timeout)
+        if self.contents is None:
+            raise requests.ConnectionError(OFFLINE)
+        failure = self.failures.pop(0) if self.failures else None
+        if isinstance(failure, Exception):
+            raise failure
+        body = self.contents.get(url)
+        status = failure or (200 if body is not None else 404)
+        response = requests.Response()
+        response.url, response.status_code = url, status
+        response.reason = {200: "OK", 404: "Not Found"}.get(status, "Service Unavailable")
+        response.raw = io.BytesIO(body if status == 200 else b"")
+        response.headers["content-length"] = str(len(body or b""))
+        return response
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch):
     """No user data dir, and a cache dir of the test's own."""
     monkeypatch.delenv("IBREPRO_DATA_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def web(monkeypatch) -> FakeWeb:
+    """No test reaches the network: requests.get is a FakeWeb (offline unless told)."""
+    fake = FakeWeb()
+    monkeypatch.setattr(requests, "get", fake.get)
+    monkeypatch.setattr(time, "sleep", fake.waits.append)  # pooch's wait between retries
+    return fake
 
 
 @pytest.fixture(scope="module")
@@ -69,25 +112,6 @@ def flipped(name: str, at: int) -> bytes:
     blob = bytearray((DATA / name).read_bytes())
     blob[at] ^= 0xFF
     return bytes(blob)
-
-
-def offline_opener(url, timeout):
-    raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
-
-
-def serving(contents: dict[str, bytes], calls: list[str]):
-    """A fake urlopen answering `url -> bytes`; unknown URLs are 404s."""
-
-    def opener(url, timeout):
-        calls.append(url)
-        if url not in contents:
-            raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
-        body = contents[url]
-        return urllib.response.addinfourl(
-            io.BytesIO(body), {"Content-Length": str(len(body))}, url, 200
-        )
-
-    return opener
 
 
 # --- IDX parsing ---------------------------------------------------------------------
@@ -175,14 +199,14 @@ def test_truncated_file_rejected(tmp_path):
 
 
 def test_recompressed_and_uncompressed_copies_accepted(tmp_path):
-    f = mnist.DATASETS["mnist"].test_labels
+    f = registry.DATASETS["mnist"].test_labels
     content = gzip.decompress((DATA / f.name).read_bytes())
     recompressed = gzip.compress(content, compresslevel=1, mtime=0)
-    assert mnist._md5(recompressed) != f.gz_md5
-    assert mnist.check_content(recompressed, f, "x") == content
-    assert mnist.check_content(content, f, "x") == content
+    assert registry.md5(recompressed) != f.gz_md5
+    assert registry.check_content(recompressed, f, "x") == content
+    assert registry.check_content(content, f, "x") == content
     with pytest.raises(UserError, match="uncompressed"):
-        mnist.check_content(content[:-1], f, "x")
+        registry.check_content(content[:-1], f, "x")
 
 
 def test_another_datasets_file_is_named(tmp_path):
@@ -191,7 +215,7 @@ def test_another_datasets_file_is_named(tmp_path):
 
 
 def test_verification_redone_when_file_changes(tmp_path):
-    f = mnist.DATASETS["mnist"].test_labels
+    f = registry.DATASETS["mnist"].test_labels
     path = tmp_path / f.name
     path.write_bytes((DATA / f.name).read_bytes())
     assert len(mnist.read_verified(path, f)) == 10008
@@ -230,19 +254,20 @@ def test_data_dir_before_env_and_corrupt_never_skipped(tmp_path, monkeypatch):
         mnist.load("mnist", bad)
 
 
-def test_missing_everywhere_says_where_it_looked(tmp_path):
+def test_missing_everywhere_says_where_it_looked(tmp_path, web):
     missing = tmp_path / "nope"
     partial = copy_data(tmp_path / "partial")
     (partial / NAMES[3]).unlink()
     with pytest.raises(UserError) as info:
-        mnist.load("mnist", missing, fetch=functools.partial(mnist.download, opener=offline_opener))
+        mnist.load("mnist", missing)  # downloads through pooch; the fake web is offline
+    assert web.calls == [m + NAMES[0] for m in registry.DATASETS["mnist"].mirrors]
     message = str(info.value)
     assert "\n" not in message
     for expected in (str(missing), str(tmp_path / "cache/ibrepro/mnist"), "download failed",
                      "Name or service not known", "IBREPRO_DATA_DIR", "data.dir", NAMES[0]):
         assert expected in message
     with pytest.raises(UserError, match=re.escape(f"{partial} (lacks {NAMES[3]})")):
-        mnist.load("mnist", partial, fetch=functools.partial(mnist.download, mirrors=()))
+        mnist.load("mnist", partial, fetch=functools.partial(download.download, mirrors=()))
 
 
 def test_unknown_dataset():
@@ -253,15 +278,24 @@ def test_unknown_dataset():
 # --- download ------------------------------------------------------------------------
 
 
-def test_download_from_file_urls_into_cache(tmp_path):
+def test_registry_holds_the_published_md5s():
+    spec = registry.DATASETS["mnist"]
+    published = ["f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
+                 "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"]  # DESIGN §6
+    assert spec.pooch_registry == {name: f"md5:{md5}" for name, md5 in zip(NAMES, published)}
+    assert [registry.md5((DATA / name).read_bytes()) for name in NAMES] == published
+
+
+def test_download_from_file_urls_into_cache(tmp_path, web):
     mirrors = ((tmp_path / "no-such-mirror").as_uri() + "/", DATA.as_uri() + "/")
-    fetch = functools.partial(mnist.download, mirrors=mirrors, backoff=0)
-    data = mnist.load("mnist", fetch=fetch)
+    data = mnist.load("mnist", fetch=functools.partial(download.download, mirrors=mirrors))
     cache = tmp_path / "cache/ibrepro/mnist"
+    assert download.cache_dir("mnist") == cache
     assert sorted(p.name for p in cache.iterdir()) == sorted(NAMES)
     for name in NAMES:
         assert (cache / name).read_bytes() == (DATA / name).read_bytes()
     assert np.bincount(data.y_test).tolist() == TEST_COUNTS
+    assert web.calls == []
 
     def no_fetch(name, dest):
         raise AssertionError("the cache should have been used")
@@ -269,62 +303,49 @@ def test_download_from_file_urls_into_cache(tmp_path):
     assert mnist.locate("mnist", fetch=no_fetch) == [cache / name for name in NAMES]
 
 
-def test_download_skips_bad_mirror_and_leaves_no_bad_file(tmp_path):
+def test_download_skips_bad_mirror_and_leaves_no_bad_file(tmp_path, web):
     for name in NAMES[:3]:  # only the test labels are missing
         (tmp_path / name).symlink_to(DATA / name)
     name = NAMES[3]
     good, bad = f"http://good/{name}", f"http://bad/{name}"
-    contents = {good: (DATA / name).read_bytes(), bad: flipped(name, 3000)}
-    calls: list[str] = []
-    paths = mnist.download(
-        "mnist", tmp_path, mirrors=["http://bad", "http://good/"], opener=serving(contents, calls)
-    )
-    assert calls == [bad, good]  # a bad file is not retried on the same mirror
-    assert paths[3] == tmp_path / name and paths[3].read_bytes() == contents[good]
+    web.contents = {good: (DATA / name).read_bytes(), bad: flipped(name, 3000)}
+    paths = download.download("mnist", tmp_path, mirrors=["http://bad", "http://good/"])
+    assert web.calls == [bad, good]  # a bad file is not retried on the same mirror
+    assert paths[3] == tmp_path / name and paths[3].read_bytes() == web.contents[good]
     (tmp_path / name).unlink()
     with pytest.raises(UserError, match=f"{re.escape(bad)}: downloaded bytes: md5"):
-        mnist.download("mnist", tmp_path, mirrors=["http://bad"], opener=serving(contents, []))
+        download.download("mnist", tmp_path, mirrors=["http://bad"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(NAMES[:3])
 
 
-def test_download_retries_transient_errors_only(tmp_path):
+def test_download_retries_transient_errors_only(tmp_path, web):
     for name in NAMES[:3]:
         (tmp_path / name).symlink_to(DATA / name)
     url = f"http://m/{NAMES[3]}"
-    calls: list[str] = []
-    serve = serving({url: (DATA / NAMES[3]).read_bytes()}, calls)
-    failures = [urllib.error.HTTPError(url, 503, "busy", {}, None), TimeoutError("slow")]
-
-    def flaky(url, timeout):
-        if failures:
-            calls.append(url)
-            raise failures.pop(0)
-        return serve(url, timeout)
-
-    mnist.download("mnist", tmp_path, mirrors=["http://m"], opener=flaky, attempts=3, backoff=0)
-    assert calls == [url] * 3
+    web.contents = {url: (DATA / NAMES[3]).read_bytes()}
+    web.failures = [503, requests.Timeout("slow")]
+    download.download("mnist", tmp_path, mirrors=["http://m"], retries=2)
+    assert web.calls == [url] * 3 and len(web.waits) == 2
     (tmp_path / NAMES[3]).unlink()
-    calls.clear()
+    web.calls.clear()
     with pytest.raises(UserError, match="404"):
-        mnist.download("mnist", tmp_path, mirrors=["http://x"], opener=serving({}, calls),
-                       attempts=3, backoff=0)
-    assert calls == [f"http://x/{NAMES[3]}"]
+        download.download("mnist", tmp_path, mirrors=["http://x"], retries=2)
+    assert web.calls == [f"http://x/{NAMES[3]}"]
+    web.calls.clear()
+    web.failures = [503, 503]
+    with pytest.raises(UserError, match=f"{re.escape(url)}: 503"):
+        download.download("mnist", tmp_path, mirrors=["http://m"], retries=1)
+    assert web.calls == [url] * 2  # retries=1: two tries in all
 
 
-def test_failing_mirrors_give_one_clear_line(tmp_path):
-    calls: list[str] = []
-
-    def opener(url, timeout):
-        calls.append(url)
-        assert timeout == mnist.DOWNLOAD_TIMEOUT
-        return offline_opener(url, timeout)
-
+def test_failing_mirrors_give_one_clear_line(tmp_path, web):
     with pytest.raises(UserError) as info:
-        mnist.download("mnist", tmp_path / "c", opener=opener)
-    mirrors = mnist.DATASETS["mnist"].mirrors
-    assert calls == [m + NAMES[0] for m in mirrors]  # first file fails: no further files tried
+        download.download("mnist", tmp_path / "c")
+    mirrors = registry.DATASETS["mnist"].mirrors
+    assert web.calls == [m + NAMES[0] for m in mirrors]  # first file fails: no further files tried
+    assert web.timeouts == [download.DOWNLOAD_TIMEOUT] * len(mirrors)
     message = str(info.value)
-    assert "\n" not in message and all(url in message for url in calls)
+    assert "\n" not in message and all(url in message for url in web.calls)
     assert list((tmp_path / "c").iterdir()) == []
 
 
@@ -343,13 +364,13 @@ def quotas_reference(counts, n):
 
 
 def test_class_quotas():
-    assert mnist.class_quotas([3, 3, 3], 4).tolist() == [2, 1, 1]
-    assert mnist.class_quotas(TRAIN_COUNTS, 60000).tolist() == TRAIN_COUNTS
+    assert subsets.class_quotas([3, 3, 3], 4).tolist() == [2, 1, 1]
+    assert subsets.class_quotas(TRAIN_COUNTS, 60000).tolist() == TRAIN_COUNTS
     rng = np.random.default_rng(0)
     for _ in range(200):
         counts = rng.integers(1, 50, size=rng.integers(1, 8)).tolist()
         n = int(rng.integers(1, sum(counts) + 1))
-        quotas = mnist.class_quotas(counts, n)
+        quotas = subsets.class_quotas(counts, n)
         assert quotas.tolist() == quotas_reference(counts, n)
         assert quotas.sum() == n and np.all(quotas <= counts)
         assert np.all(np.abs(quotas - np.array(counts) * n / sum(counts)) < 1)
@@ -365,46 +386,46 @@ def check_subset(indices, labels, n):
 
 
 def test_train_subsets(data):
-    subsets = mnist.train_subsets(data.y_train, 0.05, seeds=4, base_seed=7)
-    assert subsets.shape == (4, 3000)
-    for row in subsets:
+    drawn = subsets.train_subsets(data.y_train, 0.05, seeds=4, base_seed=7)
+    assert drawn.shape == (4, 3000)
+    for row in drawn:
         check_subset(row, data.y_train, 3000)
-    assert all(not np.array_equal(subsets[i], subsets[j]) for i in range(4) for j in range(i))
-    np.testing.assert_array_equal(subsets, mnist.train_subsets(data.y_train, 0.05, 4, 7))
-    assert not np.array_equal(subsets[0], mnist.train_subsets(data.y_train, 0.05, 1, 8)[0])
-    odd = mnist.train_subsets(data.y_train, 0.0123, seeds=2, base_seed=0)
+    assert all(not np.array_equal(drawn[i], drawn[j]) for i in range(4) for j in range(i))
+    np.testing.assert_array_equal(drawn, subsets.train_subsets(data.y_train, 0.05, 4, 7))
+    assert not np.array_equal(drawn[0], subsets.train_subsets(data.y_train, 0.05, 1, 8)[0])
+    odd = subsets.train_subsets(data.y_train, 0.0123, seeds=2, base_seed=0)
     assert odd.shape == (2, 738)
     check_subset(odd[1], data.y_train, 738)
-    everything = mnist.train_subsets(data.y_train, 1, seeds=2, base_seed=0)
+    everything = subsets.train_subsets(data.y_train, 1, seeds=2, base_seed=0)
     np.testing.assert_array_equal(everything, np.tile(np.arange(60000), (2, 1)))
 
 
 def test_eval_subset(data):
-    subset = mnist.eval_subset(data.y_test, 1001, seed=0)
+    subset = subsets.eval_subset(data.y_test, 1001, seed=0)
     check_subset(subset, data.y_test, 1001)
-    np.testing.assert_array_equal(subset, mnist.eval_subset(data.y_test, 1001, seed=0))
-    assert not np.array_equal(subset, mnist.eval_subset(data.y_test, 1001, seed=1))
-    np.testing.assert_array_equal(mnist.eval_subset(data.y_test, 10000, 3), np.arange(10000))
+    np.testing.assert_array_equal(subset, subsets.eval_subset(data.y_test, 1001, seed=0))
+    assert not np.array_equal(subset, subsets.eval_subset(data.y_test, 1001, seed=1))
+    np.testing.assert_array_equal(subsets.eval_subset(data.y_test, 10000, 3), np.arange(10000))
 
 
 def test_stratified_subset_count_or_fraction():
     labels = np.repeat([2, 0, 1], [5, 3, 2])[np.random.default_rng(1).permutation(10)]
-    half = mnist.stratified_subset(labels, 0.5, np.random.default_rng(0))
+    half = subsets.stratified_subset(labels, 0.5, np.random.default_rng(0))
     assert np.bincount(labels[half]).tolist() == [2, 1, 2]  # 1.5/1/2.5 -> ties to lower
-    three = mnist.stratified_subset(labels, 3, np.random.default_rng(0))
+    three = subsets.stratified_subset(labels, 3, np.random.default_rng(0))
     assert np.bincount(labels[three], minlength=3).tolist() == [1, 1, 1]  # .9/.6/1.5
 
 
 @pytest.mark.parametrize("size", [0, 11, 0.0, 1.5, 0.01, True, "half"])
 def test_stratified_subset_bad_size(size):
     with pytest.raises(UserError):
-        mnist.stratified_subset(np.zeros(10, int), size, np.random.default_rng(0))
+        subsets.stratified_subset(np.zeros(10, int), size, np.random.default_rng(0))
 
 
 def test_config_values_checked(data):
     for fraction in (0, 1.2, 1e-6, "0.5"):
         with pytest.raises(UserError, match="train.train_fraction"):
-            mnist.train_subsets(data.y_train, fraction, 2, 0)
+            subsets.train_subsets(data.y_train, fraction, 2, 0)
     for n in (0, 10001, 5.0):
         with pytest.raises(UserError, match="log.eval_samples"):
-            mnist.eval_subset(data.y_test, n, 0)
+            subsets.eval_subset(data.y_test, n, 0)

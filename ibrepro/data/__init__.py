@@ -47,13 +47,13 @@ def _tishby12(config: dict) -> CellArrays:
 
 
 def _images(config: dict) -> CellArrays:
-    from ibrepro.data import mnist
+    from ibrepro.data import mnist, subsets
 
     data, train, log = config["data"], config["train"], config["log"]
     images = mnist.load(config["dataset"], data["dir"] or None)
-    splits = mnist.train_subsets(images.y_train, train["train_fraction"], train["seeds"], train["seed"])
+    splits = subsets.train_subsets(images.y_train, train["train_fraction"], train["seeds"], train["seed"])
     n_eval = min(log["eval_samples"], len(images.y_test))
-    rows = mnist.eval_subset(images.y_test, n_eval, data["seed"])
+    rows = subsets.eval_subset(images.y_test, n_eval, data["seed"])
     mask = np.zeros((train["seeds"], n_eval), bool)
     return CellArrays(images.x_train, images.y_train, images.x_test[rows], images.y_test[rows],
                       splits.astype(np.int32), mask, 10, pool_is_eval=False)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
-from ibrepro.analysis.estimators.discrete import class_bits, information_from_keys, pack_rows
+from ibrepro.analysis.estimators.discrete import class_bits, information_from_keys, pack_rows, plugin_reference
 from ibrepro.errors import UserError
 
 # A value whose arithmetic bin position u lies within guard = G * (n_bins + (|lo|+|hi|) / bin
@@ -36,6 +36,15 @@ _GUARD = {np.dtype(np.float32): 2.0**-19, np.dtype(np.float64): 2.0**-48}
 def uniform_edges(lo: float, hi: float, n_bins: int) -> np.ndarray:
     """The bin edges of the partition: np.linspace(lo, hi, n_bins) (the authors' choice)."""
     return np.linspace(lo, hi, n_bins)
+
+
+def binning_reference(t: np.ndarray, lo: float, hi: float, n_bins: int, y: np.ndarray) -> tuple[float, float]:
+    """(I(X;T), I(T;Y)) in bits for one layer-epoch t (N, w) binned on linspace(lo, hi, n_bins).
+
+    The readable version of `uniform_information`, which the tests compare it against: each
+    unit's symbol is np.digitize(t, edges), a row of symbols one value of T (`plugin_reference`).
+    """
+    return plugin_reference(np.digitize(t, uniform_edges(lo, hi, n_bins)), y)
 
 
 def word_layout(width: int, radix: int, cbits: int) -> tuple[tuple[int, int], ...] | None:

@@ -125,6 +125,24 @@ def information_from_keys(keys: np.ndarray, labels: Labels) -> tuple[np.ndarray,
     return h_t, h_t + labels.entropy - h_ty
 
 
+def plugin_reference(symbols: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(I(X;T̂), I(T̂;Y)) in bits for one layer-epoch: symbols (N, w), labels y (N,).
+
+    The readable version of `information_from_symbols`, which the tests compare it against:
+    each distinct row of `symbols` is one value of T̂, counted with np.unique;
+    I(X;T̂) = H(T̂) and I(T̂;Y) = H(T̂) − Σ_y p(y) H(T̂ | Y=y).
+    """
+    symbols, y = np.asarray(symbols), np.asarray(y)
+
+    def entropy(rows: np.ndarray) -> float:
+        _, counts = np.unique(rows, axis=0, return_counts=True)
+        p = counts / counts.sum()
+        return float(-(p * np.log2(p)).sum())
+
+    h_t = entropy(symbols)
+    return h_t, h_t - sum((y == c).mean() * entropy(symbols[y == c]) for c in np.unique(y))
+
+
 def information_from_symbols(symbols: np.ndarray, radix: int, labels: Labels) -> tuple[np.ndarray, np.ndarray]:
     """(I(X;T̂), I(T̂;Y)) in bits per seed-epoch for symbols (B, N, w) in [0, radix)."""
     return information_from_keys(pack_rows(symbols, radix, labels), labels)

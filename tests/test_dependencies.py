@@ -1,0 +1,61 @@
+"""Packaging: every module the package imports is declared, and the lock file pins each
+declared distribution at a version its bounds allow."""
+
+from __future__ import annotations
+
+import ast
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def requirements(*extras: str) -> dict[str, Requirement]:
+    """The declared requirements by canonical name: the dependencies plus the given extras
+    (every extra when none is named)."""
+    optional = PROJECT.get("optional-dependencies", {})
+    chosen = [r for name, reqs in optional.items() if not extras or name in extras for r in reqs]
+    return {canonicalize_name(Requirement(r).name): Requirement(r) for r in PROJECT["dependencies"] + chosen}
+
+
+def imported_modules() -> set[str]:
+    """Top-level names of the modules imported anywhere in the package, less the standard library."""
+    names = set()
+    for path in (ROOT / "ibrepro").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"ibrepro"}
+
+
+def test_every_imported_module_is_declared():
+    modules = imported_modules()
+    assert {"jax", "jaxlib", "numpy", "pooch", "requests", "rich", "typer"} <= modules
+    owners = metadata.packages_distributions()
+    declared = set(requirements())
+    undeclared = {m for m in modules if not {canonicalize_name(d) for d in owners.get(m, [m])} & declared}
+    assert not undeclared, f"imported but not in pyproject.toml: {sorted(undeclared)}"
+
+
+def test_every_requirement_has_lower_and_upper_bounds():
+    for name, req in requirements().items():
+        operators = {spec.operator for spec in req.specifier}
+        assert operators & {">=", ">", "~=", "=="} and operators & {"<", "<=", "~=", "=="}, name
+
+
+def test_lock_pins_each_requirement_within_its_bounds():
+    lines = (ROOT / "requirements.lock").read_text().splitlines()
+    pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    pins = {canonicalize_name(name): version for name, version in pins.items()}
+    assert "ibrepro" not in pins
+    for name, req in requirements("test").items():
+        assert name in pins, f"{name} is not in requirements.lock"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} not {req.specifier}"

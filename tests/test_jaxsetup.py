@@ -1,0 +1,38 @@
+"""JAX set-up: XLA flags chosen for the installed jaxlib."""
+
+from __future__ import annotations
+
+import jaxlib.version
+import pytest
+
+from ibrepro import jaxsetup
+
+
+@pytest.mark.parametrize("installed, expected", [
+    ("0.8.1", (0, 8, 1)), ("0.10.2", (0, 10, 2)), ("0.9.0.dev20260101", (0, 9, 0)), ("0.8.0", (0, 8, 0)),
+])
+def test_jaxlib_version_parsed(monkeypatch, installed, expected):
+    monkeypatch.setattr(jaxlib.version, "__version__", installed)
+    assert jaxsetup.jaxlib_version() == expected
+
+
+def test_ynn_flag_set_only_when_jaxlib_knows_it(monkeypatch, capsys):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    monkeypatch.setattr(jaxlib.version, "__version__", "0.8.1")
+    jaxsetup.use_all_cores()
+    assert f"{jaxsetup.YNN_FLAG}=" in jaxsetup.os.environ["XLA_FLAGS"].split()
+    assert capsys.readouterr().err == ""
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    monkeypatch.setattr(jaxlib.version, "__version__", "0.8.0")  # aborts on the flag
+    jaxsetup.use_all_cores()
+    assert jaxsetup.os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"
+    note = capsys.readouterr().err
+    assert note.count("\n") == 1 and "jaxlib 0.8.0" in note and "0.8.1" in note
+
+
+def test_user_flags_kept(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", f"--xla_force_host_platform_device_count=3 {jaxsetup.YNN_FLAG}=dot")
+    monkeypatch.setattr(jaxlib.version, "__version__", "0.7.0")  # the user's own choice is left alone
+    jaxsetup.use_all_cores()
+    assert jaxsetup.os.environ["XLA_FLAGS"] == f"--xla_force_host_platform_device_count=3 {jaxsetup.YNN_FLAG}=dot"
