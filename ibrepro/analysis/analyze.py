@@ -35,7 +35,7 @@ import ibrepro
 from ibrepro.analysis import estimators
 from ibrepro.errors import UserError
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
-from ibrepro.train.runfile import complete_epochs, open_run, run_config
+from ibrepro.train.runfile import complete_epochs, open_run, run_config, run_status
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def read_cell(path: Path) -> Cell:
     with open_run(path) as run:
         try:
             config = run_config(run)
-            status = str(run.attrs.get("status", "unknown"))
+            status = run_status(run)
             n_epochs = complete_epochs(run)
             epochs = run["epochs"][:n_epochs]
             y = run["data/y"][()]

@@ -16,7 +16,7 @@ from ibrepro.analysis.analyze import COMMON_PARAMS, PARTIAL, estimates_path, fin
 from ibrepro.config import get as config_get
 from ibrepro.errors import UserError
 from ibrepro.analysis.estimators import REGISTRY
-from ibrepro.train.runfile import GRADIENT_NAMES, METRIC_NAMES, complete_epochs, open_run, run_config
+from ibrepro.train.runfile import GRADIENT_NAMES, METRIC_NAMES, complete_epochs, open_run, run_config, run_status
 
 __all__ = ["Cell", "Estimate", "IBBound", "config_value", "find_cells", "load_cell",
            "select_estimates"]
@@ -76,7 +76,7 @@ def load_cell(path: Path) -> Cell:
             labels = np.asarray(run["data/y"][:])
         except KeyError as exc:
             raise UserError(f"{path} is not a complete run file ({exc})") from None
-        status = str(run.attrs.get("status", "unknown"))
+        status = run_status(run)
         metrics = _read_group(run, "metrics", METRIC_NAMES, n_epochs)
         gradients = _read_group(run, "gradients", GRADIENT_NAMES, n_epochs)
     missing = {}
