@@ -33,6 +33,7 @@ import numpy as np
 
 import ibrepro
 from ibrepro.analysis import estimators
+from ibrepro.analysis.activations import activation_layers
 from ibrepro.errors import UserError
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
 from ibrepro.train.runfile import complete_epochs, open_run, run_config, run_status
@@ -209,8 +210,8 @@ def read_cell(path: Path) -> Cell:
             n_epochs = complete_epochs(run)
             epochs = run["epochs"][:n_epochs]
             y = run["data/y"][()]
-            names = tuple(sorted(run["activations"], key=_layer_order))
-            layers = [run["activations"][k] for k in names]
+            layers = activation_layers(run)  # stored or recomputed from params/ (issue 10)
+            names = tuple(str(k) for k in range(len(layers)))
             shapes = tuple(d.shape for d in layers)
             chunks = tuple(d.chunks for d in layers)
             dtype = layers[0].dtype if layers else np.dtype(np.float64)
@@ -227,10 +228,6 @@ def read_cell(path: Path) -> Cell:
     if dtype.kind != "f":
         dtype = np.dtype(np.float64)
     return Cell(path, config, status, np.asarray(epochs), Labels.from_labels(y), names, shapes, chunks, dtype)
-
-
-def _layer_order(name: str) -> tuple[int, str]:
-    return (int(name), name) if name.isdigit() else (10**9, name)
 
 
 @dataclass(frozen=True)
@@ -351,7 +348,7 @@ def _read(run: h5py.File, cell: Cell, spec: BlockSpec, seeds: np.ndarray, epoch_
     """Read one block into `out` (bs, be, N, w)."""
     s0, s1 = int(seeds[spec.s_lo]), int(seeds[spec.s_hi - 1]) + 1
     epochs = epoch_index[spec.e_lo:spec.e_hi].tolist()
-    data = run["activations"][cell.layers[spec.layer]]
+    data = activation_layers(run)[spec.layer]  # stored or recomputed from params/ (issue 10)
     # one hyperslab when the epochs are consecutive; strided hyperslabs are very slow in HDF5
     if epochs[-1] - epochs[0] + 1 == len(epochs):
         reads = [(np.s_[s0:s1, epochs[0]:epochs[-1] + 1], np.s_[:, :])]

@@ -59,9 +59,10 @@ def check_schema(handle: h5py.File, path: Path) -> str:
     schema = handle.attrs.get("schema")
     if schema not in READABLE_SCHEMAS:
         handle.close()
-        found = "none" if schema is None else repr(str(schema))
-        raise UserError(f"{path} is not a run file this version reads (schema {found}; "
-                        f"reads {', '.join(READABLE_SCHEMAS)})")
+        if schema is None:
+            raise UserError(f"{path} is not an ibrepro run file (it has no schema attr)")
+        raise UserError(f"{path} has schema {str(schema)!r}, which this version does not read "
+                        f"(it reads {', '.join(READABLE_SCHEMAS)})")
     return str(schema)
 
 
@@ -92,9 +93,27 @@ def checkpoint_path(run_path: Path) -> Path:
     return run_path.with_name(run_path.stem + ".ckpt")
 
 
-def layer_widths(config: dict, n_classes: int) -> list[int]:
+def n_classes(config: dict) -> int:
+    """Classes of a config's dataset (the softmax output's width)."""
+    return 2 if config.get("dataset", "tishby12") == "tishby12" else 10
+
+
+def layer_widths(config: dict, classes: int) -> list[int]:
     """Output width of every recorded layer: the hidden layers, then the softmax output."""
-    return [*config["model"]["hidden"], n_classes]
+    return [*config["model"]["hidden"], classes]
+
+
+def _stored_widths(handle: h5py.File, path: Path) -> list[int]:
+    """Layer widths as the file stores them (for hand-made files whose config has no model)."""
+    group = "activations" if "activations" in handle else "params"
+    names = set(handle.get(group, {}))
+    count = len(names)
+    missing = [str(k) for k in range(count) if str(k) not in names]
+    if not count or missing:
+        raise UserError(f"{path}: {group}/ layers are not numbered 0..{max(count - 1, 0)}"
+                        + (f" ({group}/{missing[0]} is missing)" if missing else ""))
+    dataset = "{}/{}" if group == "activations" else "{}/{}/bias"
+    return [handle[dataset.format(group, k)].shape[-1] for k in range(count)]
 
 
 def check_structure(handle: h5py.File, path: Path) -> None:
@@ -104,11 +123,15 @@ def check_structure(handle: h5py.File, path: Path) -> None:
     try:
         n_eval, width_in = handle["data/x"].shape
         n_seeds = handle["data/train_mask"].shape[0]
-        n_classes = int(handle["data/y"][()].max()) + 1
         n_epochs = handle["epochs"].shape[0]
-    except KeyError as exc:
-        raise UserError(f"{path}: missing dataset ({exc})") from None
-    widths = layer_widths(config, max(n_classes, 2))
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"{path}: missing or malformed data ({exc})") from None
+    if "params" not in handle and "activations" not in handle:
+        raise UserError(f"{path}: neither params/ nor activations/ is present")
+    if "hidden" in config.get("model", {}):
+        widths = layer_widths(config, n_classes(config))
+    else:
+        widths = _stored_widths(handle, path)
     expected: dict[str, tuple[int, ...]] = {}
     for k, width in enumerate(widths):
         if "params" in handle:
@@ -117,8 +140,6 @@ def check_structure(handle: h5py.File, path: Path) -> None:
         if "activations" in handle:
             expected[f"activations/{k}"] = (n_seeds, n_epochs, n_eval, width)
         width_in = width
-    if "params" not in handle and "activations" not in handle:
-        raise UserError(f"{path}: neither params/ nor activations/ is present")
     for group in ("params", "activations"):
         extra = sorted(set(handle.get(group, {})) - {str(k) for k in range(len(widths))})
         if extra:
