@@ -30,10 +30,14 @@ def fsync_directory(directory: Path) -> None:
 def write_atomically(path: Path, payload: bytes) -> None:
     """Replace `path` by `payload`: readers see the old or the new file, never a mix."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     fsync_directory(path.parent)
 

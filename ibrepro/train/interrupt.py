@@ -24,8 +24,9 @@ class StopRequest:
 class Interrupted(UserError):
     """Training stopped on request after writing a checkpoint."""
 
-    def __init__(self, cell: str, epoch: int):
-        super().__init__(f"interrupted: {cell} saved at epoch {epoch}; run the same command again to resume")
+    def __init__(self, cell: str, epoch: int, started: bool = True):
+        where = f"{cell} saved at epoch {epoch}" if started else f"before cell {cell}"
+        super().__init__(f"interrupted: {where}; run the same command again to resume")
 
 
 @contextmanager

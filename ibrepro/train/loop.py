@@ -289,6 +289,8 @@ def train_experiment(config: dict, out_dir: Path, force: bool = False,
     all_cells = cfg.cells(config)
     paths = [directory / f"{checked_name(name)}.h5" for name, _ in all_cells]
     for index, ((name, cell_config), path) in enumerate(zip(all_cells, paths)):
+        if stop is not None and stop.requested:
+            raise Interrupted(name, 0, started=False)
         if on_cell is not None:
             on_cell(index, len(all_cells), name)
         results.append((path, train_cell(name, cell_config, path, force, on_snapshot, say, stop)))

@@ -44,6 +44,16 @@ def _preallocated() -> h5py.h5p.PropDCID:
     return dcpl
 
 
+def _open_unbuffered(path: Path) -> h5py.h5f.FileID:
+    """Open for writing with no raw-data sieve buffer (every write reaches the OS at once, so
+    a failed write fails in the call that made it and nothing is left to flush at close) and
+    without HDF5's file lock (the cell lock guards writers; readers may open the file)."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_sieve_buf_size(0)
+    fapl.set_file_locking(False, True)
+    return h5py.h5f.open(bytes(path), h5py.h5f.ACC_RDWR, fapl)
+
+
 class RunWriter:
     """Writes snapshots into a run file made by `create`; training state goes to a sidecar
     checkpoint (`<cell>.ckpt`) that is never ahead of the file."""
@@ -51,7 +61,7 @@ class RunWriter:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self.handle = h5py.File(path, "r+", locking=False)
+            self.handle = h5py.File(_open_unbuffered(path))
         except OSError as exc:
             raise UserError(f"cannot open {path} for writing ({exc.__class__.__name__}); "
                             "use --force to start the cell over") from None
