@@ -242,3 +242,26 @@ def test_a_diverged_run_is_judged_as_not_fitted(tmp_path, reference):
     labels = np.array([0] * 52 + [1] * 48)
     chance = np.full((3, 4), 0.53)
     assert judge_fit(chance, np.tile([0.7, 0.6, 0.6, 0.6], (3, 1)), labels).reason.startswith("final train accuracy")
+
+
+def test_irrelevant_keys_do_not_block_a_resume_and_leftovers_go(tmp_path, reference):
+    path = tmp_path / "cell.h5"
+
+    def stop(snapshot):
+        if snapshot.epoch >= 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_cell("cell", tiny_config(*CONFIG), path, on_snapshot=stop)
+    moved = tiny_config(*CONFIG, 'data.dir="/elsewhere"', "log.checkpoint_seconds=5")
+    assert train_cell("cell", moved, path) == "resumed"
+    assert_same(path, reference)
+    checkpoint_path(path).write_bytes(b"left over")
+    assert train_cell("cell", moved, path) == "skipped" and not checkpoint_path(path).exists()
+
+
+def test_tishby12_needs_two_training_rows_per_class():
+    from ibrepro.data import prepare
+
+    with pytest.raises(UserError, match="at least 4"):
+        prepare(tiny_config("train.train_fraction=0.0005"))
