@@ -52,6 +52,17 @@ def reference(tmp_path_factory):
     return path
 
 
+def interrupted_run(path: Path) -> None:
+    """Train the test cell into `path` and stop it (as a kill would) after epoch 8."""
+
+    def stop(snapshot):
+        if snapshot.epoch >= 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_cell("cell", tiny_config(*CONFIG), path, on_snapshot=stop)
+
+
 def _python(code: str, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE,
@@ -87,12 +98,7 @@ def test_disk_full_keeps_complete_snapshots_and_resumes(tmp_path, reference, mon
 def test_checkpoint_ahead_of_the_file_starts_the_cell_over(tmp_path, reference):
     path = tmp_path / "cell.h5"
 
-    def stop(snapshot):
-        if snapshot.epoch >= 8:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_cell("cell", tiny_config(*CONFIG), path, on_snapshot=stop)
+    interrupted_run(path)
     assert checkpoint_path(path).exists()
     with h5py.File(path, "r+", locking=False) as f:  # a lost flush: the file is behind
         f[COMPLETE][()] = 2
@@ -247,12 +253,7 @@ def test_a_diverged_run_is_judged_as_not_fitted(tmp_path, reference):
 def test_irrelevant_keys_do_not_block_a_resume_and_leftovers_go(tmp_path, reference):
     path = tmp_path / "cell.h5"
 
-    def stop(snapshot):
-        if snapshot.epoch >= 8:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_cell("cell", tiny_config(*CONFIG), path, on_snapshot=stop)
+    interrupted_run(path)
     moved = tiny_config(*CONFIG, 'data.dir="/elsewhere"', "log.checkpoint_seconds=5")
     assert train_cell("cell", moved, path) == "resumed"
     assert_same(path, reference)
@@ -265,3 +266,15 @@ def test_tishby12_needs_two_training_rows_per_class():
 
     with pytest.raises(UserError, match="at least 4"):
         prepare(tiny_config("train.train_fraction=0.0005"))
+
+
+def test_training_resumes_while_another_process_reads_the_file(tmp_path, reference):
+    path = tmp_path / "cell.h5"
+    interrupted_run(path)
+    reader = _holding(HOLD_OPEN, str(path), "r")
+    try:
+        assert train_cell("cell", tiny_config(*CONFIG), path) == "resumed"
+    finally:
+        reader.kill()
+        reader.wait()
+    assert_same(path, reference)

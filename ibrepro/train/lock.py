@@ -50,8 +50,10 @@ def cell_lock(run_path: Path) -> Iterator[None]:
         lock.release()
 
 
-def check_not_open(run_path: Path) -> None:
-    """UserError if another process holds `run_path` open through HDF5 (its shared lock)."""
+def check_not_open(run_path: Path, exclusive: bool = True) -> None:
+    """UserError if another process holds `run_path` open through HDF5's file lock: any
+    holder when `exclusive` (before deleting it), else only a writer (before writing to it:
+    readers may keep reading while training continues)."""
     try:
         fd = os.open(run_path, os.O_RDONLY)
     except FileNotFoundError:
@@ -59,7 +61,7 @@ def check_not_open(run_path: Path) -> None:
     except OSError as exc:
         raise UserError(f"cannot open {run_path} ({exc.strerror})") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except OSError:
         raise UserError(in_use_message(run_path)) from None
     finally:

@@ -120,7 +120,7 @@ def _existing_status(path: Path, config: dict, force: bool, device_count: int) -
     none (or it was removed under --force); UserError when it may not be touched."""
     if not path.exists():
         return None
-    check_not_open(path)
+    check_not_open(path, exclusive=False)
     try:
         with h5py.File(path, "r", locking=False) as handle:
             schema = handle.attrs.get("schema")
