@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from ibrepro.analysis.activations import RecomputedLayer, activation_layers
+from ibrepro.analysis.activations import RecomputedLayer, activation_layers, block_layers
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.errors import UserError
 from ibrepro.train.loop import make_model, train_cell
@@ -37,6 +37,15 @@ def test_recomputed_activations_equal_stored_bit_for_bit(runs):
             out = np.zeros((2, 1, *data.shape[2:]), np.float32)
             again.read_direct(out, np.s_[0:2, 3:4], np.s_[:, :])
             assert np.array_equal(out, data[0:2, 3:4])
+
+
+def test_block_of_all_layers_from_params_equals_stored(runs):
+    _, stored, bare = runs
+    with open_run(stored) as a, open_run(bare) as b:
+        kept, again = block_layers(a, np.s_[1:3], np.s_[2:7]), block_layers(b, np.s_[1:3], np.s_[2:7])
+        assert isinstance(activation_layers(b)[0], RecomputedLayer)
+    assert [x.shape for x in kept] == [(2, 5, 4096, w) for w in (6, 4, 2)]
+    assert all(np.array_equal(x, y) for x, y in zip(kept, again))
 
 
 def test_params_only_file_is_small_and_analyses_the_same(runs, tmp_path):

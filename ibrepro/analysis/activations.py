@@ -24,13 +24,13 @@ from ibrepro.train.runfile import check_structure, layer_widths, n_classes, run_
 BATCH_ELEMENTS = 1 << 22  # floats of one compiled batch's output (16 MB as float32)
 
 
-@functools.lru_cache(maxsize=32)
-def _forward(model, layer: int, dtype: str, batch: int):
-    """Compiled: params batched (B, ...) and inputs (N, d) -> layer outputs (B, N, w)."""
+@functools.lru_cache(maxsize=64)
+def _forward(model, layers: tuple[int, ...], dtype: str, batch: int):
+    """Compiled: params batched (B, ...) and inputs (N, d) -> those layers' outputs, each (B, N, w)."""
 
     def one(params, x):
-        layers, _ = model.apply({"params": params}, x)
-        return layers[layer].astype(dtype)
+        outputs, _ = model.apply({"params": params}, x)
+        return [outputs[k].astype(dtype) for k in layers]
 
     return jax.jit(jax.vmap(one, in_axes=(0, None)))
 
@@ -61,8 +61,6 @@ class RecomputedLayer:
         self.dtype = np.dtype(dtype)
         kernel = run["params/0/kernel"]
         self.shape = (kernel.shape[0], kernel.shape[1], x_eval.shape[0], width)
-        self.n_layers = len(run["params"])
-        self.modules = [str(run[f"params/{k}"].attrs["module"]) for k in range(self.n_layers)]
 
     def __getitem__(self, index) -> np.ndarray:
         index = index if isinstance(index, tuple) else (index,)
@@ -77,33 +75,36 @@ class RecomputedLayer:
         """h5py's Dataset.read_direct for a selection on the seed and epoch axes."""
         out[dest_sel if dest_sel is not None else ()] = self[source_sel if source_sel is not None else np.s_[:, :]]
 
-    def _params(self, s0: int, s1: int, e0: int, e1: int) -> dict:
-        """Every layer's parameters of seeds s0:s1 x epochs e0:e1, flattened to (B, ...)."""
-        tree = {}
-        for k, module in enumerate(self.modules):
-            group = self.run[f"params/{k}"]
-            tree[module] = {leaf: np.asarray(group[leaf][s0:s1, e0:e1], np.float32).reshape(
-                (s1 - s0) * (e1 - e0), *group[leaf].shape[2:]) for leaf in group}
-        return tree
-
     def _compute(self, s0: int, s1: int, e0: int, e1: int) -> np.ndarray:
-        n, width = self.shape[2:]
-        out = np.empty(((s1 - s0) * (e1 - e0), n, width), self.dtype)
-        if out.shape[0] == 0:
-            return out.reshape(s1 - s0, e1 - e0, n, width)
-        params = self._params(s0, s1, e0, e1)
-        batch = max(1, min(out.shape[0], BATCH_ELEMENTS // (n * max(self.widest()))))
-        forward = _forward(self.model, self.layer, self.dtype.name, batch)
-        for lo in range(0, out.shape[0], batch):
-            hi = min(lo + batch, out.shape[0])
-            take = np.minimum(np.arange(lo, lo + batch), hi - 1)  # pad the last batch by repeating
-            part = jax.tree.map(lambda a: a[take], params)
-            out[lo:hi] = np.asarray(forward(part, self.x_eval))[: hi - lo]
-        return out.reshape(s1 - s0, e1 - e0, n, width)
+        return recompute(self.run, self.model, self.x_eval, self.dtype, (self.layer,), s0, s1, e0, e1)[0]
 
-    def widest(self) -> list[int]:
-        """Widths of the layers computed on the way (they bound a batch's memory too)."""
-        return [self.run[f"params/{k}/bias"].shape[-1] for k in range(self.layer + 1)]
+
+def recompute(run: h5py.File, model, x_eval: np.ndarray, dtype: np.dtype, layers: tuple[int, ...],
+              s0: int, s1: int, e0: int, e1: int) -> list[np.ndarray]:
+    """Outputs (s1-s0, e1-e0, N, w) of `layers` for seeds s0:s1 x epochs e0:e1, from params/.
+
+    Runs in fixed batches of a power of two seed-epochs (few compiled programs; memory bounded
+    by BATCH_ELEMENTS per output layer), the last batch padded by repeating its last row.
+    """
+    modules = [str(run[f"params/{k}"].attrs["module"]) for k in range(len(run["params"]))]
+    widths = [run[f"params/{k}/bias"].shape[-1] for k in range(max(layers) + 1)]
+    n, count = x_eval.shape[0], (s1 - s0) * (e1 - e0)
+    outs = [np.empty((count, n, widths[k]), dtype) for k in layers]
+    if count:
+        tree = {}
+        for k, module in enumerate(modules):
+            group = run[f"params/{k}"]
+            tree[module] = {leaf: np.asarray(group[leaf][s0:s1, e0:e1], np.float32).reshape(
+                count, *group[leaf].shape[2:]) for leaf in group}
+        cap = max(1, BATCH_ELEMENTS // (n * max(widths)))
+        batch = min(cap, 1 << (count - 1).bit_length())
+        forward = _forward(model, tuple(layers), np.dtype(dtype).name, batch)
+        for lo in range(0, count, batch):
+            hi = min(lo + batch, count)
+            take = np.minimum(np.arange(lo, lo + batch), hi - 1)
+            for out, part in zip(outs, forward(jax.tree.map(lambda a: a[take], tree), x_eval)):
+                out[lo:hi] = np.asarray(part)[: hi - lo]
+    return [out.reshape(s1 - s0, e1 - e0, *out.shape[1:]) for out in outs]
 
 
 def activation_layers(run: h5py.File) -> list:
@@ -137,3 +138,15 @@ def _layers(run: h5py.File) -> list:
     dtype = config.get("log", {}).get("dtype", "float32")
     return [RecomputedLayer(run, k, model, x_eval, dtype if dtype in ("float32", "float16") else "float32", w)
             for k, w in enumerate(widths)]
+
+
+def block_layers(run: h5py.File, seeds: slice, epochs: slice) -> list[np.ndarray]:
+    """Every layer's outputs (S', E', N, w) on seeds x epochs (slices with step 1) at once:
+    one read per stored layer, or one forward pass for all layers (a consumer that goes
+    block by block rather than layer by layer recomputes each layer once)."""
+    layers = activation_layers(run)
+    if not isinstance(layers[0], RecomputedLayer):
+        return [layer[seeds, epochs] for layer in layers]
+    first = layers[0]
+    (s0, s1, _), (e0, e1, _) = seeds.indices(first.shape[0]), epochs.indices(first.shape[1])
+    return recompute(run, first.model, first.x_eval, first.dtype, tuple(range(len(layers))), s0, s1, e0, e1)
