@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import h5py
 import jax
 import numpy as np
 import optax
@@ -22,11 +21,11 @@ from ibrepro.errors import UserError
 from ibrepro.train import checkpoint
 from ibrepro.train.engine import SeedData, SharedData, ShardedTrainer, Trainer, device_count_for, param_layers
 from ibrepro.train.interrupt import Interrupted, StopRequest
-from ibrepro.train.lock import cell_lock, check_not_open
+from ibrepro.train.lock import cell_lock
 from ibrepro.train.model import MLP
 from ibrepro.train.provenance import now, provenance
-from ibrepro.train.runfile import (GRADIENT_NAMES, METRIC_NAMES, SCHEMA, checkpoint_path, layer_widths,
-                                   run_config, run_status)
+from ibrepro.train.resume import existing_status, resume_point
+from ibrepro.train.runfile import GRADIENT_NAMES, METRIC_NAMES, checkpoint_path, layer_widths
 from ibrepro.train.schedule import logged_epochs
 from ibrepro.train.writer import RunWriter
 
@@ -93,8 +92,6 @@ def make_model(config: dict, n_classes: int) -> MLP:
                weight_init=model["init"], init_scale=model["init_scale"])
 
 
-# keys that do not change what is computed: a resume ignores them
-RESUME_IGNORED = ("data.dir", "log.checkpoint_seconds")
 CELL_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
 
 
@@ -104,45 +101,6 @@ def checked_name(name: str) -> str:
         raise UserError(f"name {name!r} is not usable as a file name "
                         "(letters, digits, '_', '-', '.', not starting with '.')")
     return name
-
-
-def _start_over(path: Path, force: bool, why: str) -> None:
-    """Delete a cell's files to start it over (with --force), unless another process holds them."""
-    if not force:
-        raise UserError(f"{path} {why}; use --force to start over or --out to write elsewhere")
-    check_not_open(path)
-    path.unlink(missing_ok=True)
-    checkpoint.remove(checkpoint_path(path))
-
-
-def _existing_status(path: Path, config: dict, force: bool, device_count: int) -> str | None:
-    """"complete" or "running" for a run file this config may continue, None when there is
-    none (or it was removed under --force); UserError when it may not be touched."""
-    if not path.exists():
-        return None
-    check_not_open(path, exclusive=False)
-    try:
-        with h5py.File(path, "r", locking=False) as handle:
-            schema = handle.attrs.get("schema")
-            if schema is None and "config" not in handle.attrs:
-                raise UserError(f"{path} exists and is not an ibrepro run file; move it away first")
-            stored = run_config(handle)
-            status = run_status(handle)
-            devices = int(handle.attrs.get("device_count", 0))
-    except OSError:
-        _start_over(path, force, "exists but is not a readable HDF5 file")
-        return None
-    differing = [k for k in cfg.differing_keys(stored, config) if k not in RESUME_IGNORED]
-    if schema != SCHEMA:
-        _start_over(path, force, f"was written by another version (schema {schema!r}, this one writes {SCHEMA})")
-    elif differing:
-        _start_over(path, force, f"was trained with a different config ({', '.join(differing)})")
-    elif status != "complete" and devices != device_count:
-        _start_over(path, force, f"was trained on {devices} device(s) and this run would use {device_count}, "
-                    "which would not repeat it bit for bit")
-    else:
-        return status
-    return None
 
 
 def train_cell(name: str, config: dict, path: Path, force: bool = False,
@@ -158,7 +116,7 @@ def train_cell(name: str, config: dict, path: Path, force: bool = False,
     with cell_lock(path):
         n_seeds = config["train"]["seeds"]
         devices = device_count_for(n_seeds)
-        status = _existing_status(path, config, force, devices)
+        status = existing_status(path, config, force, devices)
         if status == "complete":
             checkpoint.remove(checkpoint_path(path))
             return "skipped"
@@ -181,7 +139,7 @@ def train_cell(name: str, config: dict, path: Path, force: bool = False,
         try:
             start, outcome = 0, "trained"
             if status is not None:
-                state, start = _resume_point(writer, state, schedule, devices, say)
+                state, start = resume_point(writer, state, schedule, devices, say)
                 state = sharded.put_state(state)
                 outcome = "resumed"
             writer.truncate(start)
@@ -191,28 +149,6 @@ def train_cell(name: str, config: dict, path: Path, force: bool = False,
         finally:
             writer.close()
     return outcome
-
-
-def _resume_point(writer: RunWriter, state, schedule: np.ndarray, devices: int, say) -> tuple[object, int]:
-    """(state, snapshots to keep): the checkpoint when it agrees with the file, else a fresh start."""
-    host = jax.tree.map(np.asarray, state)
-    saved = writer.load_checkpoint(host)
-    if saved is None:
-        if writer.complete:
-            say(f"{writer.path.name}: no usable checkpoint; training the cell from the start")
-        return host, 0
-    restored, meta = saved
-    n = int(meta.get("n_snapshots", -1))
-    problem = ("it belongs to another run" if meta.get("run_id") != writer.run_id
-               else f"it is ahead of the file ({n} snapshots, the file has {writer.complete})" if n > writer.complete
-               else "it was made on another device count" if int(meta.get("device_count", -1)) != devices
-               else "its epoch is not in the schedule" if not (0 < n <= len(schedule) and schedule[n - 1] == meta.get("epoch"))
-               else "")
-    if problem:
-        say(f"{writer.path.name}: the checkpoint does not match the run file ({problem}); "
-            "training the cell from the start")
-        return host, 0
-    return restored, n
 
 
 def _param_shapes(params) -> list[dict]:
