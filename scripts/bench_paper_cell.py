@@ -86,6 +86,36 @@ def plain_reference(path: Path, samples: int) -> float:
     return (time.perf_counter() - started) / samples
 
 
+def recompute_seconds(path: Path) -> tuple[float, float]:
+    """Seconds to recompute every layer of the whole cell from params/: layer by layer (each
+    layer's forward pass from the input, as a layer-major reader does) and block by block
+    (one pass gives all layers), in blocks of 200 seed-epochs, compiled programs warmed up."""
+    sys.path.insert(0, str(ROOT))
+    from ibrepro.jaxsetup import configure
+
+    configure()
+    from ibrepro.analysis.activations import activation_layers, block_layers
+    from ibrepro.train.runfile import open_run
+
+    with open_run(path) as run:
+        layers = activation_layers(run)
+        n_seeds, n_epochs = layers[0].shape[:2]
+        blocks = [(np.s_[s:s + 1], np.s_[e:min(e + 200, n_epochs)]) for s in range(n_seeds)
+                  for e in range(0, n_epochs, 200)]
+        for layer in layers:
+            layer[blocks[0]]
+        block_layers(run, *blocks[0])
+        started = time.perf_counter()
+        for layer in layers:
+            for block in blocks:
+                layer[block]
+        by_layer = time.perf_counter() - started
+        started = time.perf_counter()
+        for block in blocks:
+            block_layers(run, *block)
+        return by_layer, time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=50, help="seeds of the params-only cell")
@@ -100,6 +130,9 @@ def main() -> None:
     layer_epochs = args.seeds * 300 * 6
     print(f"analyze binning from params, {args.seeds} seeds: {wall:.1f} s wall "
           f"({wall / layer_epochs * 1e3:.3f} ms per layer-epoch), peak RSS {rss} MB", flush=True)
+    by_layer, by_block = recompute_seconds(bare)
+    print(f"recomputing all layers of the {args.seeds}-seed cell: {by_layer:.1f} s layer by layer, "
+          f"{by_block:.1f} s block by block", flush=True)
     if args.stored_seeds:
         pair = {flag: build(work, args.stored_seeds, flag) for flag in (False, True)}
         walls = {flag: cli("analyze", str(path), "--estimator", "binning", "--no-progress")[0]

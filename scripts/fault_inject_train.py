@@ -7,6 +7,7 @@ and every dataset of the final run file equals an uninterrupted run's (attrs wit
 ids aside), or when the re-run refused in one line and the files are unchanged.
 
     python scripts/fault_inject_train.py [--stride 1] [--activations] [--keep DIR]
+                                         [--only pwrite64:197,fsync:3]
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=1, help="try every K-th pwrite64 only")
     parser.add_argument("--activations", action="store_true", help="store activations too")
     parser.add_argument("--keep", type=Path, help="keep the work directory here")
+    parser.add_argument("--only", default="", help="just these points, e.g. pwrite64:197,fsync:3")
     args = parser.parse_args()
     if shutil.which("strace") is None:
         sys.exit("strace is needed")
@@ -104,27 +106,29 @@ def main() -> None:
     calls = count_calls(config, work / "count")
     print(f"system calls of a clean run: {dict(calls)}", flush=True)
     started, tried, recovered, refused, failures = time.monotonic(), 0, 0, 0, []
-    for syscall in SYSCALLS:
-        stride = args.stride if syscall == "pwrite64" else 1
-        for n in range(1, calls[syscall] + 1, stride):
-            out = work / f"{syscall}-{n}"
-            killed = train(config, out, f"{syscall}:signal=SIGKILL:when={n}")
-            if killed.returncode == 0:
-                shutil.rmtree(out)
-                continue  # the call was not reached in this run (thread timing): not a write point
-            tried += 1
-            again = train(config, out)
-            cell = out / "f" / "cell.h5"
-            lines = again.stderr.strip().splitlines()
-            if again.returncode == 0 and same(cell, reference / "f" / "cell.h5") \
-                    and not checkpoint_path(cell).exists():
-                recovered += 1
-            elif again.returncode != 0 and len(lines) == 1:
-                refused += 1
-                failures.append(f"{syscall} #{n}: refused: {lines[0]}")
-            else:
-                failures.append(f"{syscall} #{n}: exit {again.returncode}: {again.stderr.strip()[-300:]}")
+    points = [(syscall, n) for syscall in SYSCALLS
+              for n in range(1, calls[syscall] + 1, args.stride if syscall == "pwrite64" else 1)]
+    if args.only:
+        points = [(p.split(":")[0], int(p.split(":")[1])) for p in args.only.split(",")]
+    for syscall, n in points:
+        out = work / f"{syscall}-{n}"
+        killed = train(config, out, f"{syscall}:signal=SIGKILL:when={n}")
+        if killed.returncode == 0:
             shutil.rmtree(out)
+            continue  # the call was not reached in this run (thread timing): not a write point
+        tried += 1
+        again = train(config, out)
+        cell = out / "f" / "cell.h5"
+        lines = again.stderr.strip().splitlines()
+        if again.returncode == 0 and same(cell, reference / "f" / "cell.h5") \
+                and not checkpoint_path(cell).exists():
+            recovered += 1
+        elif again.returncode != 0 and len(lines) == 1:
+            refused += 1
+            failures.append(f"{syscall} #{n}: refused: {lines[0]}")
+        else:
+            failures.append(f"{syscall} #{n}: exit {again.returncode}: {again.stderr.strip()[-300:]}")
+        shutil.rmtree(out)
     print(f"write points tried: {tried}; recovered bit for bit: {recovered}; refused in one line: {refused}; "
           f"failed: {tried - recovered - refused} ({time.monotonic() - started:.0f} s)")
     for line in failures:
