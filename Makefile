@@ -39,7 +39,10 @@ test: $(STAMP)
 reproduce: $(STAMP)
 	scripts/reproduce.sh experiments/tishby12_quick.toml $(OUT)
 
+# prints estimated time and disk per experiment first; refuses when the disk is too small
+# (IGNORE_DISK=1 to start anyway); finished stages are skipped on a re-run
 reproduce-all: $(STAMP)
+	$(BIN)/python scripts/plan_reproduce.py $(OUT) $(EXPERIMENTS) $(if $(IGNORE_DISK),--ignore-disk)
 	for exp in $(EXPERIMENTS); do scripts/reproduce.sh $$exp $(OUT) || exit 1; done
 
 bench: $(STAMP)

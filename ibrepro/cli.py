@@ -27,6 +27,11 @@ def _root() -> None:
     """Train networks, estimate their information plane, and draw the paper's figures."""
 
 
+def _say(message: str) -> None:
+    """Print one message as plain text (no rich markup: brackets in names stay)."""
+    console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
 def _fail(message: str, code: int = 2) -> None:
     console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -45,6 +50,7 @@ def train(
     """Train every cell of an experiment; re-running resumes interrupted cells."""
     configure_jax()
     from ibrepro import config as cfg
+    from ibrepro.train.interrupt import Interrupted, stop_on_signals
     from ibrepro.train.loop import train_experiment
 
     started = time.monotonic()
@@ -53,20 +59,22 @@ def train(
         cells = cfg.cells(config)
         n_cells = len(cells)
         if any(c["dataset"] == "tishby12" and c["train"]["train_fraction"] == 1.0 for _, c in cells):
-            console.print("note: train_fraction = 1 leaves no test set; test metrics are NaN", highlight=False)
+            _say("note: train_fraction = 1 leaves no test set; test metrics are NaN")
         if cluster:
             results = _train_on_cluster(config, out, force, cluster, cluster_config, progress)
         else:
-            with _TrainProgress(n_cells, config["train"]["epochs"], enabled=progress) as bar:
-                results = train_experiment(config, out, force=force, on_cell=bar.cell, on_snapshot=bar.snapshot)
+            with stop_on_signals() as stop, _TrainProgress(n_cells, config["train"]["epochs"], enabled=progress) as bar:
+                results = train_experiment(config, out, force=force, on_cell=bar.cell, on_snapshot=bar.snapshot,
+                                           say=lambda note: _say(f"note: {note}"), stop=stop)
+    except Interrupted as exc:
+        _fail(str(exc), 130)
     except UserError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _fail("interrupted; run the same command again to resume", 130)
+        _fail("interrupted; run the same command again to resume from the last checkpoint", 130)
     counts = {k: sum(1 for _, outcome in results if outcome == k) for k in ("trained", "resumed", "skipped")}
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-    console.print(f"{len(results)} cell(s) ({summary}) in {time.monotonic() - started:.1f} s "
-                  f"-> {out / config['name']}", highlight=False)
+    _say(f"{len(results)} cell(s) ({summary}) in {time.monotonic() - started:.1f} s -> {out / config['name']}")
 
 
 @app.command()
@@ -85,7 +93,7 @@ def analyze(
     started = time.monotonic()
 
     def say(note: str) -> None:
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        _say(f"note: {note}")
 
     try:
         if cluster:
@@ -96,8 +104,8 @@ def analyze(
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted; estimates written before the interruption are kept", 130)
-    console.print(f"{len(written)} cell(s) analysed in {time.monotonic() - started:.1f} s -> "
-                  f"{', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
+    _say(f"{len(written)} cell(s) analysed in {time.monotonic() - started:.1f} s -> "
+         f"{', '.join(str(p) for p in written)}")
 
 
 @app.command()
@@ -115,9 +123,9 @@ def plot(
     except UserError as exc:
         _fail(str(exc))
     for message in report.skipped:
-        console.print(f"skipped: {message}", highlight=False, soft_wrap=True)
-    console.print(f"{len(report.figures) // 2} figure(s) as PNG + PDF -> {report.out_dir} "
-                  f"(index: {report.out_dir / 'index.html'})", highlight=False, soft_wrap=True)
+        _say(f"skipped: {message}")
+    _say(f"{len(report.figures) // 2} figure(s) as PNG + PDF -> {report.out_dir} "
+         f"(index: {report.out_dir / 'index.html'})")
 
 
 @app.command()
@@ -131,8 +139,7 @@ def bound(
         written = bound_path(path)
     except UserError as exc:
         _fail(str(exc))
-    console.print(f"IB bound of {len(written)} cell(s) -> {', '.join(str(p) for p in written)}",
-                  highlight=False, soft_wrap=True)
+    _say(f"IB bound of {len(written)} cell(s) -> {', '.join(str(p) for p in written)}")
 
 
 @app.command()
@@ -150,9 +157,8 @@ def report(
     except UserError as exc:
         _fail(str(exc))
     for message in result.skipped:
-        console.print(f"skipped figure: {message}", highlight=False, soft_wrap=True)
-    console.print(f"report -> {result.markdown} and {result.html} (figures in {result.figures})",
-                  highlight=False, soft_wrap=True)
+        _say(f"skipped figure: {message}")
+    _say(f"report -> {result.markdown} and {result.html} (figures in {result.figures})")
 
 
 def _train_on_cluster(config: dict, out: Path, force: bool, spec: str, spec_file: Optional[Path],
@@ -216,8 +222,8 @@ class _TrainProgress:
 
     def __init__(self, n_cells: int, epochs: int, enabled: bool):
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn(), TimeRemainingColumn(),
             console=console, disable=not enabled,
         )
         self.cells = self.progress.add_task("cells", total=n_cells, info="")

@@ -42,8 +42,8 @@ def _non_negative(v):
 
 
 FIELDS: dict[str, Field] = {
-    "name": Field(str, None, lambda v: re.fullmatch(r"[A-Za-z0-9_.\-]+", v) is not None,
-                  "letters, digits, '_', '-', '.'"),
+    "name": Field(str, None, lambda v: re.fullmatch(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*", v) is not None,
+                  "letters, digits, '_', '-', '.', not starting with '.'"),
     "dataset": Field(str, None, choices=DATASETS),
     "data.gamma": Field(float, 0.0, _non_negative, ">= 0"),
     "data.theta": Field(float, 7.6),
@@ -66,7 +66,9 @@ FIELDS: dict[str, Field] = {
     "log.snapshots": Field(int, 300, lambda v: v >= 2, ">= 2"),
     "log.eval_samples": Field(int, 10000, _positive, ">= 1"),
     "log.train_metric_samples": Field(int, 10000, _positive, ">= 1"),
-    "log.dtype": Field(str, "auto", choices=("auto", "float32", "float16")),
+    "log.dtype": Field(str, "float32", choices=("float32", "float16")),
+    "log.activations": Field(bool, True),
+    "log.checkpoint_seconds": Field(float, 30.0, _positive, "> 0"),
 }
 
 
@@ -102,7 +104,7 @@ def _coerce(key: str, value: Any) -> Any:
     field = FIELDS[key]
     if field.kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, field.kind) or isinstance(value, bool):
+    if not isinstance(value, field.kind) or (isinstance(value, bool) and field.kind is not bool):
         raise UserError(f"config key {key!r} must be {field.kind.__name__}, got {value!r}")
     if field.kind is float and not math.isfinite(value):
         raise UserError(f"config key {key!r} must be finite, got {value!r}")

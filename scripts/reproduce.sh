@@ -4,6 +4,8 @@
 # Estimators: the paper's fixed binning on the 12-bit task, per-layer binning on MNIST (whose
 # layers need not stay in [-1, 1]); KDE bounds on every 4th logged epoch (σ² per dataset:
 # 1e-3 on the 12-bit task, 0.1 on MNIST, as Saxe et al.).
+# A stage that finished is skipped on a re-run (stamp OUT/<name>/.done-<stage>, newer than the
+# experiment file); training itself resumes interrupted cells. Stage times are printed at the end.
 set -euo pipefail
 exp=$1 out=${2:-runs}
 bin=$(dirname "$0")/../.venv/bin
@@ -14,9 +16,26 @@ print(c["name"], c["dataset"])' "$exp")
 cells="$out/$name"
 binning=binning
 [ "$dataset" = tishby12 ] || binning=binning-layer
-"$bin/ibrepro" train "$exp" --out "$out"
-"$bin/ibrepro" analyze "$cells" --estimator "$binning"
-"$bin/ibrepro" analyze "$cells" --estimator kde --set every=4
-"$bin/ibrepro" bound "$cells"
-"$bin/ibrepro" report "$cells"
+timings=()
+
+stage() {  # stage NAME COMMAND...: run COMMAND unless NAME is done, and time it
+    local stage=$1 stamp="$cells/.done-$1" start
+    shift
+    if [ -f "$stamp" ] && [ "$stamp" -nt "$exp" ]; then
+        timings+=("$stage: done before, skipped")
+        return
+    fi
+    start=$(date +%s)
+    "$@"
+    mkdir -p "$cells" && touch "$stamp"
+    timings+=("$stage: $(( $(date +%s) - start )) s")
+}
+
+stage train "$bin/ibrepro" train "$exp" --out "$out"
+stage analyze-binning "$bin/ibrepro" analyze "$cells" --estimator "$binning"
+stage analyze-kde "$bin/ibrepro" analyze "$cells" --estimator kde --set every=4
+stage bound "$bin/ibrepro" bound "$cells"
+stage report "$bin/ibrepro" report "$cells"
 echo "figures: $cells/figures/index.html   report: $cells/report.html"
+echo "stage times ($name):"
+printf '  %s\n' "${timings[@]}"

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from conftest import tiny_config
 from ibrepro.analysis.estimatesfile import write_groups
-from ibrepro.train.cell import estimates_path
+from ibrepro.analysis.cell import estimates_path
 from ibrepro.ib.bound import GROUP, bound_path
 from ibrepro.cli import app
 from ibrepro.data.tishby12 import tishby12_labels, tishby12_p_y1, tishby12_score

@@ -320,6 +320,9 @@ def test_run_without_complete_epochs_is_skipped(tmp_path):
         f["epochs"] = np.zeros(0, int)
         f["data/x"] = np.zeros((8, 12), np.float32)
         f["data/y"] = np.arange(8) % 2
+        f["data/train_mask"] = np.ones((2, 8), bool)
+        for k, width in enumerate([10, 7, 5, 4, 3, 2]):
+            f.create_dataset(f"activations/{k}", shape=(2, 0, 8, width), dtype=np.float32)
         f["metrics/train_loss"] = np.zeros((2, 0))
     report = make_figures(path)
     assert report.figures == [] and "no logged epoch" in report.skipped[0]

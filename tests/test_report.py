@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from conftest import tiny_config
 from ibrepro.claims import rules as claims
 from ibrepro.analysis.analyze import analyze_path
-from ibrepro.train.cell import estimates_path
+from ibrepro.analysis.cell import estimates_path
 from ibrepro.ib.bound import bound_path, data_distribution
 from ibrepro.cli import app
 from ibrepro.errors import UserError

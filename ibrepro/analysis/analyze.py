@@ -24,7 +24,7 @@ from ibrepro.analysis.estimatesfile import check_writable, write_groups
 from ibrepro.analysis.estimators.base import Estimator, Value
 from ibrepro.analysis.request import CellPlan, compact_seeds, pairs_to_settings, parse_request, plan_cell
 from ibrepro.analysis.stream import default_workers, run_estimator
-from ibrepro.train.cell import find_cells, read_cell
+from ibrepro.analysis.cell import find_cells, read_cell
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 from ibrepro.analysis import estimators
 from ibrepro.analysis.estimators.base import Estimator, Labels, Param, Value
 from ibrepro.errors import UserError
-from ibrepro.train.cell import Cell
+from ibrepro.analysis.cell import Cell
 
 COMMON_PARAMS = (
     Param("every", int, 1, "every", "analyse every K-th logged epoch (the first, every K-th, and the last)", low=1),
@@ -124,9 +124,7 @@ class CellPlan:
 
 
 def plan_cell(cell: Cell, request: Request) -> CellPlan:
-    """Resolve a request for one cell (UserError for bad seeds or parameters, or nothing to analyse)."""
-    if not cell.layers:
-        raise UserError(f"{cell.path} is not a usable run file (no activations and no parameters)")
+    """Resolve a request for one cell (UserError for bad seeds or parameters, or no snapshot yet)."""
     if len(cell.epochs) == 0:
         raise UserError(f"{cell.path} has no complete snapshot yet")
     seeds = parse_seeds(request.seeds, cell.n_seeds)

@@ -19,10 +19,11 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ibrepro.analysis.activations import activation_layers
 from ibrepro.analysis.estimators.base import Block, Estimator, Value
 from ibrepro.analysis.request import CellPlan
 from ibrepro.errors import UserError
-from ibrepro.train.cell import Cell
+from ibrepro.analysis.cell import Cell
 from ibrepro.train.runfile import open_run
 
 BLOCK_BYTES = 32 * 2**20  # activations read per block (one block per worker in flight, plus one)
@@ -102,7 +103,7 @@ def _read(run: h5py.File, cell: Cell, spec: BlockSpec, seeds: np.ndarray, epoch_
     """Read one block into `out` (bs, be, N, w)."""
     s0, s1 = int(seeds[spec.s_lo]), int(seeds[spec.s_hi - 1]) + 1
     epochs = epoch_index[spec.e_lo:spec.e_hi].tolist()
-    data = run["activations"][cell.layers[spec.layer]]
+    data = activation_layers(run)[spec.layer]  # stored, or recomputed from params/
     # one hyperslab when the epochs are consecutive; strided hyperslabs are very slow in HDF5
     if epochs[-1] - epochs[0] + 1 == len(epochs):
         reads = [(np.s_[s0:s1, epochs[0]:epochs[-1] + 1], np.s_[:, :])]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ibrepro.errors import UserError
 from ibrepro.data.tishby12 import N_PATTERNS, tishby12_inputs, tishby12_labels
 
 
@@ -36,7 +37,10 @@ def _tishby12(config: dict) -> CellArrays:
     data, train = config["data"], config["train"]
     x = tishby12_inputs()
     y = tishby12_labels(data["gamma"], data["theta"], data["seed"])
-    n_train = max(1, int(round(train["train_fraction"] * N_PATTERNS)))
+    n_train = int(round(train["train_fraction"] * N_PATTERNS))
+    if n_train < 4:
+        raise UserError(f"train.train_fraction = {train['train_fraction']} gives {n_train} training rows "
+                        "of 4096; at least 4 (2 per class) are needed")
     splits = np.stack(
         [np.sort(np.random.default_rng([train["seed"], s]).permutation(N_PATTERNS)[:n_train])
          for s in range(train["seeds"])]

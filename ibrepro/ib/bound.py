@@ -28,7 +28,7 @@ from ibrepro.analysis.estimatesfile import check_writable, write_groups
 from ibrepro.data.tishby12 import N_PATTERNS, tishby12_p_y1
 from ibrepro.errors import UserError
 from ibrepro.ib.curve import IBCurve, ib_curve
-from ibrepro.train.cell import estimates_path, find_cells
+from ibrepro.analysis.cell import estimates_path, find_cells
 from ibrepro.train.runfile import open_run, run_config
 
 GROUP = "ib-bound"

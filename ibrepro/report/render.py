@@ -31,12 +31,13 @@ import numpy as np
 import ibrepro
 from ibrepro.claims import rules as claims
 from ibrepro import config as cfg
-from ibrepro.train.cell import find_cells
+from ibrepro.analysis.cell import find_cells
 from ibrepro.ib.bound import data_distribution
 from ibrepro.report.document import Heading, Image, Para, Table, to_html, to_markdown
 from ibrepro.errors import UserError
 from ibrepro.analysis.estimators.binning import uniform_edges
 from ibrepro.ib.selfconsistency import self_consistency, symbols_to_encoder
+from ibrepro.analysis.activations import activation_layers
 from ibrepro.train.runfile import complete_epochs, open_run
 from ibrepro.report.plots import draw_figures, style
 from ibrepro.report.plots.load import CellResults, Estimate, load_cell
@@ -142,8 +143,7 @@ def layer_self_consistency(run_path: Path, config: dict) -> tuple[np.ndarray, np
         if last < 0:
             raise UserError(f"{run_path} has no complete snapshot yet")
         y = run["data/y"][()]
-        names = sorted(run["activations"], key=int)
-        acts = [run["activations"][k][:, last] for k in names]  # (S, N, w) each
+        acts = [layer[:, last] for layer in activation_layers(run)]  # (S, N, w) each, stored or recomputed
     p_x, p_y_given_x = data_distribution(config, y)
     _, row = np.unique(p_y_given_x, axis=0, return_inverse=True)
     edges = uniform_edges(SC_LO, SC_HI, SC_BINS)

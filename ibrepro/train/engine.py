@@ -51,9 +51,14 @@ class SeedData(NamedTuple):
     test_weight: jax.Array  # (N,) 1 where an eval row is test data for the seed
 
 
+def param_layers(params: Params) -> list[tuple[str, dict]]:
+    """(module name, its parameters) of an MLP, in layer order (Dense_0, Dense_1, ...)."""
+    return [(name, params[name]) for name in sorted(params, key=lambda n: int(n.rsplit("_", 1)[1]))]
+
+
 def kernels(params: Params) -> list[jax.Array]:
     """The weight matrices of an MLP's parameters, in layer order."""
-    return [params[name]["kernel"] for name in sorted(params, key=lambda n: int(n.rsplit("_", 1)[1]))]
+    return [leaves["kernel"] for _, leaves in param_layers(params)]
 
 
 def _norm(a: jax.Array) -> jax.Array:

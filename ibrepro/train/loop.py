@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import h5py
 import jax
 import numpy as np
 import optax
@@ -17,13 +17,17 @@ import optax
 from ibrepro import __version__
 from ibrepro import config as cfg
 from ibrepro.data import CellArrays, prepare
-from ibrepro.train.engine import SeedData, SharedData, ShardedTrainer, Trainer
 from ibrepro.errors import UserError
+from ibrepro.train import checkpoint
+from ibrepro.train.engine import SeedData, SharedData, ShardedTrainer, Trainer, device_count_for, param_layers
+from ibrepro.train.interrupt import Interrupted, StopRequest
+from ibrepro.train.lock import cell_lock
 from ibrepro.train.model import MLP
-from ibrepro.train.runfile import SCHEMA, RunWriter, checkpoint_path, run_config
+from ibrepro.train.provenance import now, provenance
+from ibrepro.train.resume import existing_status, resume_point
+from ibrepro.train.runfile import GRADIENT_NAMES, METRIC_NAMES, checkpoint_path, layer_widths
 from ibrepro.train.schedule import logged_epochs
-
-CHECKPOINT_SECONDS = 30.0
+from ibrepro.train.writer import RunWriter
 
 
 @dataclass
@@ -62,11 +66,9 @@ def make_trainer(config: dict, arrays: CellArrays) -> Trainer:
 @functools.lru_cache(maxsize=16)
 def _trainer(model: str, train: str, n_classes: int, n_train: int, metric_rows: int,
              pool_is_eval: bool, layer_dtype: str) -> Trainer:
-    model, train = json.loads(model), json.loads(train)
+    train = json.loads(train)
     batch = train["batch_size"]
-    mlp = MLP(hidden=tuple(model["hidden"]), n_classes=n_classes, activation=model["activation"],
-              weight_init=model["init"], init_scale=model["init_scale"])
-    return Trainer(model=mlp, optimizer=make_optimizer(train),
+    return Trainer(model=make_model({"model": json.loads(model)}, n_classes), optimizer=make_optimizer(train),
                    batch_size=n_train if batch == 0 else min(batch, n_train), n_train=n_train,
                    train_metric_rows=min(n_train, metric_rows), pool_is_eval=pool_is_eval,
                    layer_dtype=layer_dtype)
@@ -79,96 +81,103 @@ def _sharded(trainer: Trainer, n_seeds: int) -> ShardedTrainer:
 
 
 def storage_dtype(config: dict) -> str:
-    """float32 for the 12-bit task, float16 for image datasets, unless set."""
-    chosen = config["log"]["dtype"]
-    if chosen != "auto":
-        return chosen
-    return "float32" if config["dataset"] == "tishby12" else "float16"
+    """The dtype activations are recorded in (`log.dtype`, float32 unless set)."""
+    return config["log"]["dtype"]
 
 
-def _open_existing(path: Path, config: dict, force: bool) -> h5py.File | None:
-    """The run file to continue, None to start afresh (after --force), or an error."""
-    if not path.exists():
-        return None
-    try:
-        handle = h5py.File(path, "r+")
-    except OSError:
-        if force:
-            return None
-        raise UserError(f"{path} exists but is not a readable HDF5 file; use --force to start over") from None
-    if handle.attrs.get("schema") != SCHEMA:
-        handle.close()
-        raise UserError(f"{path} exists and is not an ibrepro run file; move it away first")
-    differing = cfg.differing_keys(run_config(handle), config)
-    if differing and not force:
-        handle.close()
-        raise UserError(f"{path} was trained with a different config ({', '.join(differing)}); "
-                        "use --force to start over or --out to write elsewhere")
-    if differing:
-        handle.close()
-        return None
-    return handle
+def make_model(config: dict, n_classes: int) -> MLP:
+    """The network of a config's [model] table (training and the activation reader share it)."""
+    model = config["model"]
+    return MLP(hidden=tuple(model["hidden"]), n_classes=n_classes, activation=model["activation"],
+               weight_init=model["init"], init_scale=model["init_scale"])
+
+
+CELL_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+
+
+def checked_name(name: str) -> str:
+    """An experiment or cell name that stays inside the output directory, or UserError."""
+    if not CELL_NAME.fullmatch(name):
+        raise UserError(f"name {name!r} is not usable as a file name "
+                        "(letters, digits, '_', '-', '.', not starting with '.')")
+    return name
 
 
 def train_cell(name: str, config: dict, path: Path, force: bool = False,
-               on_snapshot: Callable[[Snapshot], None] | None = None) -> str:
-    """Train one cell into `path`; returns "trained", "resumed" or "skipped"."""
-    handle = _open_existing(path, config, force)
-    if handle is not None and handle.attrs.get("status") == "complete":
-        handle.close()
-        return "skipped"
-    if handle is None and path.exists():
-        path.unlink()
-        checkpoint_path(path).unlink(missing_ok=True)
+               on_snapshot: Callable[[Snapshot], None] | None = None,
+               say: Callable[[str], None] | None = None, stop: StopRequest | None = None) -> str:
+    """Train one cell into `path`; returns "trained", "resumed" or "skipped".
 
-    arrays = prepare(config)
-    trainer = make_trainer(config, arrays)
-    sharded = _sharded(trainer, config["train"]["seeds"])
-    keys = seed_keys(config["train"]["seed"], config["train"]["seeds"])
-    shared, seeds = sharded.place(
-        SharedData(arrays.x_pool, arrays.y_pool, arrays.x_eval, arrays.y_eval),
-        SeedData(keys, arrays.train_idx, arrays.test_weight))
-    state = sharded.init(seeds, arrays.x_pool.shape[1])
-    schedule = logged_epochs(config["train"]["epochs"], config["log"]["snapshots"])
-
-    if handle is None:
-        widths = [*config["model"]["hidden"], arrays.n_classes]
-        writer = RunWriter.create(path, config, __version__, arrays.x_eval, arrays.y_eval,
-                                  arrays.train_mask, widths, storage_dtype(config))
-        start, outcome = 0, "trained"
-    else:
-        writer = RunWriter(handle)
-        saved = writer.load_checkpoint()
-        if saved is None:
-            start = 0
-        else:
-            leaves, epoch, start = saved
-            state = sharded.put_state(jax.tree.unflatten(jax.tree.structure(state), leaves))
-            assert schedule[start - 1] == epoch, "checkpoint does not match the schedule"
-        writer.truncate(start)
-        outcome = "resumed"
-
-    try:
-        _run_schedule(name, sharded, writer, state, shared, seeds, schedule, start, on_snapshot)
-        writer.finish()
-    finally:
-        writer.close()
+    Holds the cell's lock throughout; `say` receives notes (a resume that starts over);
+    `stop` is polled after every snapshot: when set, a checkpoint is written and Interrupted
+    raised.
+    """
+    say = say or (lambda note: None)
+    with cell_lock(path):
+        n_seeds = config["train"]["seeds"]
+        devices = device_count_for(n_seeds)
+        status = existing_status(path, config, force, devices)
+        if status == "complete":
+            checkpoint.remove(checkpoint_path(path))
+            return "skipped"
+        arrays = prepare(config)
+        trainer = make_trainer(config, arrays)
+        sharded = _sharded(trainer, n_seeds)
+        keys = seed_keys(config["train"]["seed"], n_seeds)
+        shared, seeds = sharded.place(
+            SharedData(arrays.x_pool, arrays.y_pool, arrays.x_eval, arrays.y_eval),
+            SeedData(keys, arrays.train_idx, arrays.test_weight))
+        state = sharded.init(seeds, arrays.x_pool.shape[1])
+        schedule = logged_epochs(config["train"]["epochs"], config["log"]["snapshots"])
+        if status is None:
+            checkpoint.remove(checkpoint_path(path))
+            RunWriter.create(path, config, __version__, provenance(),
+                             {"x": arrays.x_eval, "y": arrays.y_eval, "train_mask": arrays.train_mask},
+                             schedule, _param_shapes(state.params), layer_widths(config, arrays.n_classes),
+                             config["log"]["activations"], storage_dtype(config), devices)
+        writer = RunWriter(path)
+        try:
+            start, outcome = 0, "trained"
+            if status is not None:
+                state, start = resume_point(writer, state, schedule, devices, say)
+                state = sharded.put_state(state)
+                outcome = "resumed"
+            writer.truncate(start)
+            _run_schedule(name, sharded, writer, state, shared, seeds, schedule, start, on_snapshot,
+                          config["log"]["activations"], config["log"]["checkpoint_seconds"], devices, stop)
+            writer.finish(now())
+        finally:
+            writer.close()
     return outcome
 
 
-def _run_schedule(name, sharded, writer, state, shared, seeds, schedule, start, on_snapshot):
+def _param_shapes(params) -> list[dict]:
+    """Per layer {"module": flax name, leaf: shape without the seed axis}."""
+    return [{"module": module, **{leaf: tuple(v.shape[1:]) for leaf, v in leaves.items()}}
+            for module, leaves in param_layers(params)]
+
+
+def _run_schedule(name, sharded, writer, state, shared, seeds, schedule, start, on_snapshot,
+                  store_activations, checkpoint_seconds, devices, stop):
     """Advance through the logged epochs from snapshot `start`, writing each snapshot.
 
     Each snapshot is written while the next one computes (JAX dispatches asynchronously);
-    the state is checkpointed every CHECKPOINT_SECONDS and at the end.
+    the state is checkpointed every `checkpoint_seconds`, at the end, and when `stop` is set.
     """
-    pending: list[tuple[int, tuple]] = []
+    pending: list[tuple[int, int, tuple]] = []
     last_checkpoint = time.monotonic()
 
     def write(item):
-        epoch, (layers, metrics, grads) = item
+        index, epoch, (layers, metrics, grads, params) = item
         metrics = np.asarray(metrics)
-        writer.append(epoch, [np.asarray(a) for a in layers], metrics, np.asarray(grads))
+        arrays = {f"metrics/{n}": metrics[:, j] for j, n in enumerate(METRIC_NAMES)}
+        arrays.update({f"gradients/{n}": np.asarray(grads)[:, j] for j, n in enumerate(GRADIENT_NAMES)})
+        for k, (_, leaves) in enumerate(param_layers(params)):
+            arrays.update({f"params/{k}/{leaf}": np.asarray(v) for leaf, v in leaves.items()})
+        if store_activations:
+            arrays.update({f"activations/{k}": np.asarray(a) for k, a in enumerate(layers)})
+        writer.append(index, arrays)
+        writer.commit(index + 1)
         if on_snapshot is not None:
             on_snapshot(Snapshot(name, epoch, int(schedule[-1]), _seed_mean(metrics[:, 0]),
                                  _seed_mean(metrics[:, 3]), _seed_mean(metrics[:, 2])))
@@ -177,15 +186,20 @@ def _run_schedule(name, sharded, writer, state, shared, seeds, schedule, start, 
         if i > 0:
             state = sharded.advance(state, shared, seeds, int(schedule[i - 1]), int(schedule[i]))
         layers, metrics = sharded.evaluate(state, shared, seeds)
-        # a copy of grad_stats: the next advance donates (invalidates) the state's buffers
-        pending.append((int(schedule[i]), (layers, metrics, state.grad_stats + 0)))
-        due = time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS or i == len(schedule) - 1
+        # copies: the next advance donates (invalidates) the state's buffers
+        pending.append((i, int(schedule[i]), (layers, metrics, state.grad_stats + 0,
+                                              jax.tree.map(lambda a: a + 0, state.params))))
+        stopping = stop is not None and stop.requested
+        due = (time.monotonic() - last_checkpoint > checkpoint_seconds or i == len(schedule) - 1
+               or stopping)
         if due:
-            leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(state)]
+            host_state = jax.tree.map(np.asarray, state)
             while pending:
                 write(pending.pop(0))
-            writer.save_checkpoint(leaves, int(schedule[i]))
+            writer.save_checkpoint(host_state, int(schedule[i]), devices)
             last_checkpoint = time.monotonic()
+            if stopping and i < len(schedule) - 1:
+                raise Interrupted(name, int(schedule[i]))
         elif len(pending) > 1:
             write(pending.pop(0))
 
@@ -197,23 +211,30 @@ def _seed_mean(values: np.ndarray) -> float:
 
 
 def experiment_cells(config: dict, out_dir: Path) -> list[tuple[str, dict, Path]]:
-    """(name, resolved config, run-file path) of every cell, creating `out_dir/<name>/`."""
-    directory = Path(out_dir) / config["name"]
+    """(name, resolved config, run-file path) of every cell, creating `out_dir/<name>/`.
+
+    Names are checked so that no file lands outside `out_dir`.
+    """
+    directory = Path(out_dir) / checked_name(config["name"])
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output directory {directory}: {exc.strerror}") from None
-    return [(name, cell_config, directory / f"{name}.h5") for name, cell_config in cfg.cells(config)]
+    return [(name, cell_config, directory / f"{checked_name(name)}.h5") for name, cell_config in cfg.cells(config)]
 
 
 def train_experiment(config: dict, out_dir: Path, force: bool = False,
                      on_cell: Callable[[int, int, str], None] | None = None,
-                     on_snapshot: Callable[[Snapshot], None] | None = None) -> list[tuple[Path, str]]:
+                     on_snapshot: Callable[[Snapshot], None] | None = None,
+                     say: Callable[[str], None] | None = None,
+                     stop: StopRequest | None = None) -> list[tuple[Path, str]]:
     """Train every cell of a resolved experiment config under `out_dir/<name>/`, in turn."""
     results = []
     cells = experiment_cells(config, out_dir)
     for index, (name, cell_config, path) in enumerate(cells):
+        if stop is not None and stop.requested:
+            raise Interrupted(name, 0, started=False)
         if on_cell is not None:
             on_cell(index, len(cells), name)
-        results.append((path, train_cell(name, cell_config, path, force, on_snapshot)))
+        results.append((path, train_cell(name, cell_config, path, force, on_snapshot, say, stop)))
     return results

@@ -1,30 +1,45 @@
-"""The run file (`<cell>.h5`): schema names, reading, validation.
+"""The run file (`<cell>.h5`): schema names, opening, the complete-snapshot count, structure.
 
-Names follow DESIGN §7: root attrs `schema`, `config`, `status`, `ibrepro_version`;
-datasets `epochs`, `data/x`, `data/y`, `data/train_mask`, `activations/<k>`,
-`metrics/<name>`, `gradients/<name>`.
+Names follow DESIGN §7. Version 2 (`ibrepro-run/2`) files are written whole at creation:
+every array has its final length along the epoch axis, `epochs` holds the whole schedule,
+and the root dataset `complete_snapshots` counts the snapshots that are durably written.
+Readers use only the first `complete_snapshots` entries of every array. Version 1 files
+(growing arrays, no `params/`) are still read; there `epochs` grows last and its length is
+the count.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 from ibrepro.errors import UserError
 
-SCHEMA = "ibrepro-run/1"
+SCHEMA = "ibrepro-run/2"
+READABLE_SCHEMAS = ("ibrepro-run/1", SCHEMA)
+COMPLETE = "complete_snapshots"
 METRIC_NAMES = ("train_loss", "test_loss", "train_acc", "test_acc")
 GRADIENT_NAMES = ("mean_norm", "std_norm", "weight_norm")
 
 
-def open_run(path: str | Path) -> h5py.File:
-    """Open a run file read-only, checking that it is an ibrepro run file.
+def in_use_message(path: Path) -> str:
+    """The one line for a file another process holds."""
+    return f"{path} is in use by another process; wait for it to finish (or close it) and run again"
 
-    Raises UserError for a missing, unreadable, truncated or foreign file.
+
+def is_lock_error(exc: OSError) -> bool:
+    """True when HDF5 refused to open a file because another process holds its lock."""
+    text = str(exc).lower()
+    return "lock" in text and ("unable" in text or "resource temporarily" in text or "already" in text)
+
+
+def open_run(path: str | Path) -> h5py.File:
+    """Open a run file read-only, checking that it is an ibrepro run file of a known schema.
+
+    Readable while another process trains into it (the writer changes no HDF5 metadata
+    while training). Raises UserError for a missing, locked, unreadable or foreign file.
     """
     path = Path(path)
     if not path.is_file():
@@ -32,11 +47,23 @@ def open_run(path: str | Path) -> h5py.File:
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
+        if is_lock_error(exc):
+            raise UserError(in_use_message(path)) from None
         raise UserError(f"{path} is not a readable HDF5 file ({exc.__class__.__name__})") from None
-    if handle.attrs.get("schema") != SCHEMA:
-        handle.close()
-        raise UserError(f"{path} is not an ibrepro run file (schema attr is not {SCHEMA!r})")
+    check_schema(handle, path)
     return handle
+
+
+def check_schema(handle: h5py.File, path: Path) -> str:
+    """The file's schema; UserError naming the found and the readable versions otherwise."""
+    schema = handle.attrs.get("schema")
+    if schema not in READABLE_SCHEMAS:
+        handle.close()
+        if schema is None:
+            raise UserError(f"{path} is not an ibrepro run file (it has no schema attr)")
+        raise UserError(f"{path} has schema {str(schema)!r}, which this version does not read "
+                        f"(it reads {', '.join(READABLE_SCHEMAS)})")
+    return str(schema)
 
 
 def run_config(handle: h5py.File) -> dict:
@@ -44,119 +71,84 @@ def run_config(handle: h5py.File) -> dict:
     return json.loads(handle.attrs["config"])
 
 
-def complete_epochs(handle: h5py.File) -> int:
-    """How many logged epochs are fully written.
+def run_status(handle: h5py.File) -> str:
+    """The root `status` attr as text ("running" | "complete"; "unknown" when absent).
 
-    Arrays grow along their epoch axis as training goes; `epochs` is extended last, so its
-    length counts the snapshots that every array holds. Other arrays may be longer by one
-    snapshot while a write is under way: slice them to this length.
+    Version 2 stores it as a fixed-size ASCII string (rewritten in place in one write, so a
+    kill cannot damage it), which h5py returns as bytes.
     """
+    value = handle.attrs.get("status", "unknown")
+    return value.decode("ascii") if isinstance(value, bytes) else str(value)
+
+
+def complete_epochs(handle: h5py.File) -> int:
+    """How many logged epochs are fully written: slice every epoch axis to this length."""
+    if COMPLETE in handle:
+        return int(handle[COMPLETE][()])
     return int(handle["epochs"].shape[0])
-
-
-def _chunk_rows(n_rows: int, width: int, max_elements: int = 1 << 18) -> int:
-    return max(1, min(n_rows, max_elements // max(width, 1)))
 
 
 def checkpoint_path(run_path: Path) -> Path:
     """Where a run file's training checkpoint lives while the cell trains."""
-    return run_path.with_name(run_path.stem + ".ckpt.npz")
+    return run_path.with_name(run_path.stem + ".ckpt")
 
 
-class RunWriter:
-    """Writes one cell's run file incrementally: snapshots, checkpoints, status.
+def n_classes(config: dict) -> int:
+    """Classes of a config's dataset (the softmax output's width)."""
+    return 2 if config.get("dataset", "tishby12") == "tishby12" else 10
 
-    Arrays grow along the epoch axis one snapshot at a time; `epochs` grows last. The
-    training state (with the snapshot count it belongs to) goes to a sidecar file that is
-    replaced atomically and removed when the cell completes.
-    """
 
-    def __init__(self, handle: h5py.File):
-        self.handle = handle
+def layer_widths(config: dict, classes: int) -> list[int]:
+    """Output width of every recorded layer: the hidden layers, then the softmax output."""
+    return [*config["model"]["hidden"], classes]
 
-    @classmethod
-    def create(cls, path: Path, config: dict, version: str, x_eval, y_eval, train_mask,
-               widths: list[int], dtype: str) -> "RunWriter":
-        """A new run file (`path` must not exist) with data and empty growable arrays.
 
-        Activations are stored uncompressed: on tanh activations gzip saved 14% of the
-        space at 30× the write time (measured), which would dominate a cell's run time.
-        """
-        h = h5py.File(path, "x")
-        h.attrs.update(schema=SCHEMA, config=json.dumps(config), status="running",
-                       ibrepro_version=version)
-        n_seeds, n_eval = train_mask.shape
-        h.create_dataset("epochs", shape=(0,), maxshape=(None,), dtype="int64", chunks=(1024,))
-        h.create_dataset("data/x", data=x_eval, compression="gzip", compression_opts=4, shuffle=True)
-        h.create_dataset("data/y", data=y_eval.astype("int32"))
-        h.create_dataset("data/train_mask", data=train_mask, compression="gzip")
-        for k, width in enumerate(widths):
-            h.create_dataset(f"activations/{k}", shape=(n_seeds, 0, n_eval, width),
-                             maxshape=(n_seeds, None, n_eval, width), dtype=dtype,
-                             chunks=(1, 1, _chunk_rows(n_eval, width), width))
-        for name in METRIC_NAMES:
-            h.create_dataset(f"metrics/{name}", shape=(n_seeds, 0), maxshape=(n_seeds, None),
-                             dtype="float32", chunks=(n_seeds, 256))
-        for name in GRADIENT_NAMES:
-            h.create_dataset(f"gradients/{name}", shape=(n_seeds, 0, len(widths)),
-                             maxshape=(n_seeds, None, len(widths)), dtype="float32",
-                             chunks=(n_seeds, 256, len(widths)))
-        h.flush()
-        return cls(h)
+def _stored_widths(handle: h5py.File, path: Path) -> list[int]:
+    """Layer widths as the file stores them (for hand-made files whose config has no model)."""
+    group = "activations" if "activations" in handle else "params"
+    names = set(handle.get(group, {}))
+    count = len(names)
+    missing = [str(k) for k in range(count) if str(k) not in names]
+    if not count or missing:
+        raise UserError(f"{path}: {group}/ layers are not numbered 0..{max(count - 1, 0)}"
+                        + (f" ({group}/{missing[0]} is missing)" if missing else ""))
+    dataset = "{}/{}" if group == "activations" else "{}/{}/bias"
+    return [handle[dataset.format(group, k)].shape[-1] for k in range(count)]
 
-    def _grow(self, name: str, n: int) -> h5py.Dataset:
-        ds = self.handle[name]
-        ds.resize(n, axis=1 if ds.ndim > 1 else 0)
-        return ds
 
-    def append(self, epoch: int, layers: list, metrics, grad_stats) -> None:
-        """Add one snapshot: layers [(S, N, w)], metrics (S, 4), grad_stats (S, 3, L)."""
-        i = complete_epochs(self.handle)
-        for k, layer in enumerate(layers):
-            self._grow(f"activations/{k}", i + 1)[:, i] = layer
-        for j, name in enumerate(METRIC_NAMES):
-            self._grow(f"metrics/{name}", i + 1)[:, i] = metrics[:, j]
-        for j, name in enumerate(GRADIENT_NAMES):
-            self._grow(f"gradients/{name}", i + 1)[:, i] = grad_stats[:, j]
-        self._grow("epochs", i + 1)[i] = epoch
-
-    def truncate(self, n: int) -> None:
-        """Drop snapshots past the first n (to return to a checkpoint)."""
-        for group in ("activations", "metrics", "gradients"):
-            for name in self.handle[group]:
-                self._grow(f"{group}/{name}", n)
-        self._grow("epochs", n)
-
-    @property
-    def checkpoint_path(self) -> Path:
-        """The sidecar holding the latest training state (`<cell>.ckpt.npz`)."""
-        return checkpoint_path(Path(self.handle.filename))
-
-    def save_checkpoint(self, leaves: list, epoch: int) -> None:
-        """Store training-state leaves as the state after logged epoch `epoch`.
-
-        The run file is flushed first, then the sidecar is replaced atomically, so a
-        checkpoint never names snapshots that are not on disk.
-        """
-        self.handle.flush()
-        target = self.checkpoint_path
-        tmp = target.with_name(target.name + ".tmp.npz")
-        np.savez(tmp, *leaves, epoch=epoch, n_snapshots=complete_epochs(self.handle))
-        os.replace(tmp, target)
-
-    def load_checkpoint(self) -> tuple[list, int, int] | None:
-        """(leaves, epoch, n_snapshots) of the saved checkpoint, or None."""
-        if not self.checkpoint_path.is_file():
-            return None
-        with np.load(self.checkpoint_path) as saved:
-            leaves = [saved[f"arr_{j}"] for j in range(len(saved.files) - 2)]
-            return leaves, int(saved["epoch"]), int(saved["n_snapshots"])
-
-    def finish(self) -> None:
-        """Mark the run complete and remove the checkpoint."""
-        self.handle.attrs["status"] = "complete"
-        self.handle.flush()
-        self.checkpoint_path.unlink(missing_ok=True)
-
-    def close(self) -> None:
-        self.handle.close()
+def check_structure(handle: h5py.File, path: Path) -> None:
+    """UserError naming the first dataset that is missing or whose shape does not match the
+    config (layers numbered 0..L-1, widths chained from the input width, S and E agreeing)."""
+    config = run_config(handle)
+    try:
+        n_eval, width_in = handle["data/x"].shape
+        n_seeds = handle["data/train_mask"].shape[0]
+        n_epochs = handle["epochs"].shape[0]
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"{path}: missing or malformed data ({exc})") from None
+    if "params" not in handle and "activations" not in handle:
+        raise UserError(f"{path}: neither params/ nor activations/ is present")
+    if "hidden" in config.get("model", {}):
+        widths = layer_widths(config, n_classes(config))
+    else:
+        widths = _stored_widths(handle, path)
+    expected: dict[str, tuple[int, ...]] = {}
+    for k, width in enumerate(widths):
+        if "params" in handle:
+            expected[f"params/{k}/kernel"] = (n_seeds, n_epochs, width_in, width)
+            expected[f"params/{k}/bias"] = (n_seeds, n_epochs, width)
+        if "activations" in handle:
+            expected[f"activations/{k}"] = (n_seeds, n_epochs, n_eval, width)
+        width_in = width
+    for group in ("params", "activations"):
+        extra = sorted(set(handle.get(group, {})) - {str(k) for k in range(len(widths))})
+        if extra:
+            raise UserError(f"{path}: {group}/{extra[0]} is not a layer of the config's "
+                            f"{len(widths)} layers")
+    for name, shape in expected.items():
+        if name not in handle:
+            raise UserError(f"{path}: dataset {name} is missing (the config has {len(widths)} layers)")
+        found = handle[name].shape
+        # version 1 arrays may hold one snapshot more than `epochs` while it is written
+        if found != shape and not (found[:1] + found[2:] == shape[:1] + shape[2:] and found[1] >= shape[1]):
+            raise UserError(f"{path}: dataset {name} has shape {found}, the config gives {shape}")

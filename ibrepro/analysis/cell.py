@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ibrepro.errors import UserError
-from ibrepro.train.runfile import complete_epochs, open_run, run_config
+from ibrepro.analysis.activations import activation_layers
+from ibrepro.train.runfile import complete_epochs, open_run, run_config, run_status
 
 RUN_SUFFIX = ".h5"
 ESTIMATES_SUFFIX = ".mi.h5"
@@ -24,8 +25,8 @@ CLAIMS_SUFFIX = ".claims.json"
 class Cell:
     """What later stages need from one run file (its complete snapshots only).
 
-    A run file that has not logged a snapshot yet has no epochs; one without activations
-    and parameters has no layers. Stages that need either check for it.
+    A run file that has not logged a snapshot yet has no epochs. Stages that need one check
+    for it.
     """
 
     path: Path
@@ -91,7 +92,7 @@ def read_cell(path: Path) -> Cell:
     with open_run(path) as run:
         try:
             config = run_config(run)
-            status = str(run.attrs.get("status", "unknown"))
+            status = run_status(run)
             run_id = str(run.attrs.get("run_id", ""))
             n_epochs = complete_epochs(run)
             epochs = np.asarray(run["epochs"][:n_epochs])
@@ -114,21 +115,6 @@ def read_cell(path: Path) -> Cell:
 
 
 def _layers(run) -> dict[str, tuple[tuple[int, ...], tuple[int, ...] | None, np.dtype]]:
-    """{layer name: (shape (S, E, N, width), chunks, dtype)} in layer order.
-
-    From the stored activations; a run file without them describes its layers by `params/`
-    (activations recomputed, float32).
-    """
-    if "activations" in run:
-        group = run["activations"]
-        return {k: (group[k].shape, group[k].chunks, group[k].dtype) for k in sorted(group, key=_layer_order)}
-    if "params" not in run:
-        return {}
-    group = run["params"]
-    n = run["data/y"].shape[0]
-    return {k: ((*group[k]["bias"].shape[:2], n, group[k]["bias"].shape[-1]), None, np.dtype(np.float32))
-            for k in sorted(group, key=_layer_order)}
-
-
-def _layer_order(name: str) -> tuple[int, str]:
-    return (int(name), name) if name.isdigit() else (10**9, name)
+    """{layer name: (shape (S, E, N, width), chunks, dtype)} in layer order, from the one
+    activation reader (stored activations, or their recomputation from `params/`)."""
+    return {str(k): (layer.shape, layer.chunks, layer.dtype) for k, layer in enumerate(activation_layers(run))}
