@@ -40,6 +40,7 @@ def train(
     """Train every cell of an experiment; re-running resumes interrupted cells."""
     configure_jax()
     from ibrepro import config as cfg
+    from ibrepro.data import full_batch
     from ibrepro.train.loop import train_experiment
 
     started = time.monotonic()
@@ -49,6 +50,10 @@ def train(
         n_cells = len(cells)
         if any(c["dataset"] == "tishby12" and c["train"]["train_fraction"] == 1.0 for _, c in cells):
             console.print("note: train_fraction = 1 leaves no test set; test metrics are NaN", highlight=False)
+        full = [name for name, c in cells if full_batch(c)]
+        if full:
+            console.print(f"warning: full-batch gradient descent ({', '.join(full)}): no minibatch noise; "
+                          "gradient std is 0 and the SNR (claim ii) is undefined", highlight=False, soft_wrap=True)
         with _TrainProgress(n_cells, config["train"]["epochs"], enabled=progress) as bar:
             results = train_experiment(config, out, force=force, on_cell=bar.cell, on_snapshot=bar.snapshot)
     except UserError as exc:

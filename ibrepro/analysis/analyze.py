@@ -10,7 +10,7 @@ ever opened read-only. A group is written under a temporary name and renamed ove
 so an interrupted write never leaves a half-written group under its real name.
 
 Besides the estimator parameters, `--set` takes two thinning options shared by all estimators:
-`every=K` (every K-th logged epoch, starting at the first) and `seeds=SPEC` (`all`, or e.g.
+`every=K` (every K-th logged epoch, starting at the first, and always the last) and `seeds=SPEC` (`all`, or e.g.
 `0-9,12`). Non-default thinning is part of the group name (`..._every10`, `..._seeds0-9,12`),
 so a quick thinned run never replaces a full one.
 """
@@ -47,7 +47,7 @@ PARTIAL = ".partial"  # suffix of a group still being written
 COMPLETE_ATTR = "_complete"  # set on a partial group once every dataset is in place
 
 COMMON_PARAMS = (
-    Param("every", int, 1, "every", "analyse every K-th logged epoch (the first, then every K-th)", low=1),
+    Param("every", int, 1, "every", "analyse every K-th logged epoch (the first, every K-th, and the last)", low=1),
     Param("seeds", str, "all", "seeds", "seeds to analyse: all, or indices and ranges like 0-9,12"),
 )
 
@@ -256,6 +256,8 @@ def plan_cell(cell: Cell, request: Request) -> CellPlan:
     """Resolve a request for one cell (UserError for bad seeds, parameters or estimates file)."""
     seeds = parse_seeds(request.seeds, cell.n_seeds)
     epoch_index = np.arange(0, len(cell.epochs), request.every)
+    if len(cell.epochs) and epoch_index[-1] != len(cell.epochs) - 1:  # "final" numbers need the last
+        epoch_index = np.append(epoch_index, len(cell.epochs) - 1)
     settings = tuple((e, e.resolve(request.given[e.name], cell.config)) for e in request.chosen)
     if cell.mi_path.exists():
         try:

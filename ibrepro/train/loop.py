@@ -99,7 +99,9 @@ def _open_existing(path: Path, config: dict, force: bool) -> h5py.File | None:
     if handle.attrs.get("schema") != SCHEMA:
         handle.close()
         raise UserError(f"{path} exists and is not an ibrepro run file; move it away first")
-    differing = cfg.differing_keys(run_config(handle), config)
+    # the cell's own resolved config: the sweep table (which lists the other cells) is left out
+    stored = {k: v for k, v in run_config(handle).items() if k != "sweep"}
+    differing = cfg.differing_keys(stored, {k: v for k, v in config.items() if k != "sweep"})
     if differing and not force:
         handle.close()
         raise UserError(f"{path} was trained with a different config ({', '.join(differing)}); "
