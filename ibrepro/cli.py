@@ -124,22 +124,50 @@ def bound(
                   highlight=False, soft_wrap=True)
 
 
+def _rules(items: List[str]):
+    from ibrepro.claims.rules import parse_rules
+
+    return parse_rules(items)
+
+
+RULE_HELP = "Change a claim rule's threshold: name=value (repeatable; names in the claims file)."
+
+
+@app.command()
+def claims(
+    path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
+    estimator: List[str] = typer.Option([], "--estimator", help="Only estimate groups of this estimator or group name (repeatable; default all)."),
+    rule: List[str] = typer.Option([], "--rule", help=RULE_HELP),
+) -> None:
+    """Judge the paper's claims on every estimate group into <cell>.claims.json (and claims.json)."""
+    from ibrepro.claims.judge import claims_path
+
+    try:
+        written = claims_path(path, tuple(estimator), _rules(rule))
+    except UserError as exc:
+        _fail(str(exc))
+    console.print(f"claims -> {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 def report(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
-    estimator: Optional[str] = typer.Option(None, "--estimator", help="Estimate group to judge the claims on, by estimator or group name (default: the first binning group)."),
+    estimator: Optional[str] = typer.Option(None, "--estimator", help="Only estimate groups of this estimator or group name (default: all)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: the cell's directory or the experiment directory)."),
+    rule: List[str] = typer.Option([], "--rule", help=RULE_HELP),
 ) -> None:
-    """Write report.md and report.html: figures, the paper's five claims with numbers and verdicts, settings."""
+    """Write report.md and report.html from the claims files (updated first where stale) and figures."""
     configure_jax()
     from ibrepro.report.render import write_report
 
     try:
-        result = write_report(path, estimator=estimator, out=out)
+        result = write_report(path, estimator=estimator, out=out, rules=_rules(rule))
     except UserError as exc:
         _fail(str(exc))
     for message in result.skipped:
         console.print(f"skipped figure: {message}", highlight=False, soft_wrap=True)
+    if result.judged:
+        console.print(f"claims updated: {', '.join(str(p) for p in result.judged)}", highlight=False, soft_wrap=True)
     console.print(f"report -> {result.markdown} and {result.html} (figures in {result.figures})",
                   highlight=False, soft_wrap=True)
 
