@@ -113,6 +113,7 @@ def fall(epochs: np.ndarray, curve: np.ndarray, min_bits: float, z: float = NOIS
     finite = np.isfinite(smooth)
     peak_index = np.argmax(np.where(finite, smooth, -np.inf), axis=1)
     peak = np.take_along_axis(smooth, peak_index[:, None, :], axis=1)[:, 0, :]
+    peak_index = _refine(curve, peak_index, window // 2)
     last_index = smooth.shape[1] - 1 - np.argmax(finite[:, ::-1, :], axis=1)
     last = np.take_along_axis(smooth, last_index[:, None, :], axis=1)[:, 0, :]
     has = finite.any(axis=1)
@@ -216,6 +217,16 @@ def running_median(values: np.ndarray, window: int) -> np.ndarray:
     any_finite = np.isfinite(windows).any(axis=-1)
     filled = np.where(any_finite[..., None], windows, 0.0)  # all-NaN windows: masked below
     return np.where(any_finite, np.nanmedian(filled, axis=-1), np.nan)
+
+
+def _refine(curve: np.ndarray, index: np.ndarray, half: int) -> np.ndarray:
+    """The raw curve's maximum within `half` logged epochs of each smoothed peak (the running
+    median flattens a peak's top over a few points)."""
+    offsets = np.arange(-half, half + 1)
+    near = np.clip(index[:, None, :] + offsets[None, :, None], 0, curve.shape[1] - 1)  # (S, W, L)
+    values = np.take_along_axis(curve, near, axis=1)
+    best = np.argmax(np.where(np.isfinite(values), values, -np.inf), axis=1)
+    return np.take_along_axis(near, best[:, None, :], axis=1)[:, 0, :]
 
 
 def _check_epochs(epochs) -> np.ndarray:
