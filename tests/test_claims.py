@@ -17,7 +17,7 @@ RULES = Rules()
 def test_each_rule_is_calibrated_on_null_and_effect_runs(claim):
     """Null: "supported" in at most 5 % of draws; effect: in at least 80 % (fixed RNG seed)."""
     for name, (effect, scenario) in SCENARIOS[claim].items():
-        rate = calibration.supported_rate(scenario, draws=25, seed=11)
+        rate = calibration.supported_rate(scenario, draws=20, seed=11)
         assert (rate >= 0.8) if effect else (rate <= 0.05), (claim, name, rate)
 
 

@@ -105,11 +105,12 @@ def epoch_noise(epochs: np.ndarray, curve: np.ndarray) -> np.ndarray:
 
 
 def fall(epochs: np.ndarray, curve: np.ndarray, min_bits: float, z: float = NOISE_Z,
-         window: int = SMOOTH_WINDOW) -> Fall:
-    """The smoothed fall of each curve from its peak to its end, and whether it counts."""
+         window: int = SMOOTH_WINDOW, smooth: np.ndarray | None = None) -> Fall:
+    """The smoothed fall of each curve from its peak to its end, and whether it counts
+    (`smooth`: the curve's running median, when the caller has it)."""
     epochs = _check_epochs(epochs)
     curve = _check_curves(epochs, curve)[0]
-    smooth = running_median(curve, window)
+    smooth = running_median(curve, window) if smooth is None else smooth
     finite = np.isfinite(smooth)
     peak_index = np.argmax(np.where(finite, smooth, -np.inf), axis=1)
     peak = np.take_along_axis(smooth, peak_index[:, None, :], axis=1)[:, 0, :]
@@ -154,8 +155,8 @@ def epochs_to_compressed(epochs: np.ndarray, ixt: np.ndarray, fraction: float = 
     `fraction` of the total fall from its end value. NaN where the fall does not count.
     """
     epochs = _check_epochs(epochs)
-    result = fall(epochs, ixt, min_drop_bits, z)
     smooth = running_median(_check_curves(epochs, ixt)[0], SMOOTH_WINDOW)
+    result = fall(epochs, ixt, min_drop_bits, z, smooth=smooth)
     peak = np.take_along_axis(smooth, result.peak_index[:, None, :], axis=1)[:, 0, :]
     target = peak - (1.0 - fraction) * result.fall
     after = np.arange(epochs.size)[None, :, None] >= result.peak_index[:, None, :]
