@@ -18,5 +18,6 @@ binning=binning
 "$bin/ibrepro" analyze "$cells" --estimator "$binning"
 "$bin/ibrepro" analyze "$cells" --estimator kde --set every=4
 "$bin/ibrepro" bound "$cells"
+"$bin/ibrepro" claims "$cells"
 "$bin/ibrepro" report "$cells"
 echo "figures: $cells/figures/index.html   report: $cells/report.html"

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 from ibrepro.claims import phases
-from ibrepro.claims.verdicts import (NOT_APPLICABLE, NOT_MEASURABLE, NOT_SUPPORTED, Claim, above,
-                                     at_most, both, interval, ratio_interval)
+from ibrepro.claims.verdicts import (NOT_APPLICABLE, NOT_MEASURABLE, NOT_SUPPORTED, SUPPORTED,
+                                     Claim, above, at_most, both, interval, ratio_interval)
 from ibrepro.errors import UserError
 
 
@@ -119,14 +119,17 @@ def bound(gap: np.ndarray | None, residual: np.ndarray | None, why: str, rules: 
         return Claim(NOT_APPLICABLE, why or "no finite gap to the IB bound", rule, thresholds)
     measured = {"abs_gap_bits": interval(_nanmedian(np.abs(gap))),
                 "signed_gap_bits": interval(_nanmedian(gap))}
-    words = [at_most(measured["abs_gap_bits"], rules.bound_gap_bits)]
-    reason = ""
+    tests = {"gap to the IB bound": at_most(measured["abs_gap_bits"], rules.bound_gap_bits)}
+    notes = []
     if residual is not None and np.isfinite(residual).any():
         measured["residual_bits"] = interval(_nanmedian(residual))
-        words.append(at_most(measured["residual_bits"], rules.residual_bits))
+        tests["self-consistency residual"] = at_most(measured["residual_bits"], rules.residual_bits)
     else:
-        reason = "no self-consistency residual: judged on the gap alone"
-    return Claim(both(*words), reason, rule, thresholds, measured)
+        notes.append("no self-consistency residual: judged on the gap alone")
+    verdict = both(*tests.values())
+    if verdict != SUPPORTED:
+        notes += [f"{what} {word}" for what, word in tests.items()]
+    return Claim(verdict, "; ".join(notes), rule, thresholds, measured)
 
 
 def depth(per_depth: dict[int, np.ndarray], layers: str, rules: Rules) -> Claim:
@@ -147,9 +150,10 @@ def depth(per_depth: dict[int, np.ndarray], layers: str, rules: Rules) -> Claim:
                                   for d in depths},
                 "spearman": rho, "speedup": speedup}
     verdict = above(speedup, rules.min_speedup - 1e-12)
+    reason = ""
     if not rho < 0:
-        verdict = NOT_SUPPORTED
-    return Claim(verdict, "", rule, thresholds, measured)
+        verdict, reason = NOT_SUPPORTED, "deeper networks are not faster (Spearman >= 0)"
+    return Claim(verdict, reason, rule, thresholds, measured)
 
 
 def small_data(epochs, ity_deep, train_fraction: float, rules: Rules) -> Claim:

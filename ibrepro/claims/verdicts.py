@@ -116,8 +116,8 @@ def both(*words: str) -> str:
 
 def interval_text(measured: list[float], digits: int = 3) -> str:
     """'0.71 [0.65, 0.78]' ('–' for NaN; no brackets without an interval)."""
-    value, low, high = (float(v) for v in measured)
-    if not np.isfinite(value) and not np.isinf(value):
+    value, low, high = (0.0 if abs(float(v)) < 5e-10 else float(v) for v in measured)  # rounding noise
+    if np.isnan(value):
         return "–"
     text = f"{value:.{digits}g}"
     if np.isnan(low) or np.isnan(high):
