@@ -53,7 +53,9 @@ def test_undefined_snr_makes_claim_ii_not_applicable():
 def test_claim_iii_needs_both_the_gap_and_the_residual():
     gap = np.full((6, 4), 0.01)
     assert claim_rules.bound(gap, np.full((6, 4), 0.01), "", RULES).verdict == SUPPORTED
-    assert claim_rules.bound(gap, np.full((6, 4), 0.5), "", RULES).verdict == NOT_SUPPORTED
+    far = claim_rules.bound(gap, np.full((6, 4), 0.5), "", RULES)
+    assert (far.verdict, far.reason) == (NOT_SUPPORTED, "gap to the IB bound passes; "
+                                                        "self-consistency residual fails")
     straddle = gap + np.array([0.0, 0.1, 0.0, 0.1, 0.0, 0.1])[:, None]  # mean 0.06, wide interval
     assert claim_rules.bound(straddle, None, "", RULES).verdict == INCONCLUSIVE
     missing = claim_rules.bound(None, None, "no IB bound", RULES)

@@ -128,7 +128,8 @@ def bound(gap: np.ndarray | None, residual: np.ndarray | None, why: str, rules: 
         notes.append("no self-consistency residual: judged on the gap alone")
     verdict = both(*tests.values())
     if verdict != SUPPORTED:
-        notes += [f"{what} {word}" for what, word in tests.items()]
+        outcome = {SUPPORTED: "passes", NOT_SUPPORTED: "fails"}
+        notes += [f"{what} {outcome.get(word, word)}" for what, word in tests.items()]
     return Claim(verdict, "; ".join(notes), rule, thresholds, measured)
 
 
