@@ -13,11 +13,13 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import tiny_config
+from ibrepro.analysis import estimators
 from ibrepro.analysis.analyze import analyze_path
+from ibrepro.analysis.estimators import Block, Labels
 from ibrepro.claims import claimsfile
 from ibrepro.claims.judge import claims_path
 from ibrepro.claims.rules import Rules
-from ibrepro.claims.selfconsistency import soft_information
+from ibrepro.claims.selfconsistency import layer_measures, partition_of, soft_information
 from ibrepro.claims.verdicts import NOT_APPLICABLE, WORDS
 from ibrepro.cli import app
 from ibrepro.ib.bound import bound_path
@@ -122,3 +124,25 @@ def test_full_batch_makes_claim_ii_not_applicable(noisy):
     assert claim["verdict"] == NOT_APPLICABLE
     assert claim["reason"] == ("gradient SNR undefined: one minibatch per epoch (full-batch "
                                "gradient descent), so the gradient std is 0")
+
+
+@pytest.mark.parametrize("name, params", [
+    ("binning", {}), ("binning-layer", {}), ("binning-layer", {"range": "global"}),
+    ("adaptive", {"n_bins": 8})])
+def test_partition_reproduces_the_estimators_own_information(name, params):
+    """With deterministic labels the soft-label numbers on a group's partition are the
+    group's own estimates."""
+    rng = np.random.default_rng(6)
+    acts = np.tanh(rng.normal(size=(3, 500, 3)) * 1.5).astype(np.float32)
+    y = rng.integers(0, 3, 500)
+    est = estimators.get(name)
+    values = est.resolve(params, {"dataset": "tishby12"})
+    block = Block(acts, np.arange(3))
+    context = est.prepare(iter([block]), values) if est.prepare else None
+    ixt, ity = est.estimate(block, Labels.from_labels(y), values, context)[""]
+    spans = None if context is None else np.array([context[s] for s in range(3)])
+    p_y = np.eye(3)[y]
+    partition = partition_of(name, dict(values), None)
+    got = layer_measures([acts], partition, np.full(500, 1 / 500), p_y, spans)
+    np.testing.assert_allclose(got.soft_ixt[:, 0], ixt, atol=1e-9)
+    np.testing.assert_allclose(got.soft_ity[:, 0], ity, atol=1e-9)

@@ -67,13 +67,13 @@ def _group_attrs(path: Path, names: list[str]) -> dict[str, tuple[str, np.ndarra
 
 def final_activations(path: Path, seeds: np.ndarray) -> list[np.ndarray] | None:
     """Each layer's activations (S, N, w) at the last complete logged epoch for the given run
-    seeds, as float64; None when the run file stores no activations."""
+    seeds, as stored; None when the run file stores no activations."""
     with open_run(path) as run:
         last = complete_epochs(run) - 1
         if "activations" not in run or last < 0:
             return None
         names = sorted(run["activations"], key=int)
-        return [np.asarray(run["activations"][k][:, last], np.float64)[seeds] for k in names]
+        return [np.asarray(run["activations"][k][:, last])[seeds] for k in names]
 
 
 def global_ranges(path: Path, seeds: np.ndarray) -> np.ndarray:

@@ -120,8 +120,9 @@ def _bound_gap(cell: Cell, group: Group, measures: LayerMeasures | None,
     elif own_partition and measures is not None:
         ixt, ity = measures.soft_ixt, measures.soft_ity
     else:
-        return None, (f"noisy labels (gamma = {gamma:g}): the bound needs soft-label I(T;Y); "
-                      f"this group used the drawn labels and has no partition to recompute it")
+        return None, (f"noisy labels (gamma = {gamma:g}): the bound needs soft-label I(T;Y), and "
+                      "this group holds drawn-label estimates without a partition (or stored "
+                      "activations) to recompute it")
     return np.interp(ixt, cell.ib_bound.ixt, cell.ib_bound.ity) - ity, ""
 
 

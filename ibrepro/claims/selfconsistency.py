@@ -64,6 +64,7 @@ def partition_of(estimator: str, params: dict, binning: dict | None) -> Partitio
 def symbols(partition: Partition, acts: np.ndarray, global_range: tuple[float, float] | None = None) -> np.ndarray:
     """Cluster index (N,) of each input from one seed's layer activations (N, w)."""
     p = partition.params
+    acts = np.asarray(acts, np.float64)  # one seed's layer: small
     if partition.estimator == "exact":
         rows = acts
     elif partition.estimator == "adaptive":
