@@ -15,7 +15,7 @@ from ibrepro.analysis import estimators
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.analysis.estimators import Block, Labels
 from ibrepro.cli import app
-from ibrepro.data import prepare
+from ibrepro.data import full_batch, prepare
 from ibrepro.train.engine import SeedData, SharedData, kernels
 from ibrepro.train.loop import make_trainer, seed_keys, train_cell, train_experiment
 from ibrepro.train.runfile import open_run
@@ -94,16 +94,18 @@ def _cli(*args):
 
 
 def test_train_warns_once_for_full_batch(tmp_path):
+    for batch, full in ((0, True), (205, True), (300, True), (204, False), (64, False)):
+        assert full_batch(tiny_config("train.train_fraction=0.05", f"train.batch_size={batch}")) == full
     path = tmp_path / "exp.toml"
     path.write_text("name = 'x'\ndataset = 'tishby12'\n[model]\nhidden = [4]\n"
-                    "[sweep]\n'train.batch_size' = [256, 300, 64]\n")
+                    "[sweep]\n'train.batch_size' = [256, 64]\n")
     code, output = _cli("train", path, "--out", tmp_path, "--set", "train.seeds=1", "--set",
                         "train.epochs=1", "--set", "log.snapshots=2", "--set",
                         "train.train_fraction=0.05", "--no-progress")
     assert code == 0, output
     assert output.count("full-batch gradient descent") == 1 and "no minibatch noise" in output
-    assert "batch_size-256" in output and "batch_size-300" in output
-    assert "batch_size-64" not in output.split("no minibatch noise")[0]
+    warning = output.split("no minibatch noise")[0]
+    assert "batch_size-256" in warning and "batch_size-64" not in warning
 
 
 def test_growing_a_sweep_keeps_finished_cells(tmp_path):
