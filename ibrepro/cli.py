@@ -50,6 +50,7 @@ def train(
     """Train every cell of an experiment; re-running resumes interrupted cells."""
     configure_jax()
     from ibrepro import config as cfg
+    from ibrepro.data import full_batch
     from ibrepro.train.interrupt import Interrupted, stop_on_signals
     from ibrepro.train.loop import train_experiment
 
@@ -60,6 +61,10 @@ def train(
         n_cells = len(cells)
         if any(c["dataset"] == "tishby12" and c["train"]["train_fraction"] == 1.0 for _, c in cells):
             _say("note: train_fraction = 1 leaves no test set; test metrics are NaN")
+        full = [name for name, c in cells if full_batch(c)]
+        if full:
+            _say(f"warning: full-batch gradient descent ({', '.join(full)}): no minibatch noise; "
+                 "gradient std is 0 and the SNR (claim ii) is undefined")
         if cluster:
             results = _train_on_cluster(config, out, force, cluster, cluster_config, progress)
         else:
@@ -142,22 +147,50 @@ def bound(
     _say(f"IB bound of {len(written)} cell(s) -> {', '.join(str(p) for p in written)}")
 
 
+def _rules(items: List[str]):
+    from ibrepro.claims.rules import parse_rules
+
+    return parse_rules(items)
+
+
+RULE_HELP = "Change a claim rule's threshold: name=value (repeatable; names in the claims file)."
+
+
+@app.command()
+def claims(
+    path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
+    estimator: List[str] = typer.Option([], "--estimator", help="Only estimate groups of this estimator or group name (repeatable; default all)."),
+    rule: List[str] = typer.Option([], "--rule", help=RULE_HELP),
+) -> None:
+    """Judge the paper's claims on every estimate group into <cell>.claims.json (and claims.json)."""
+    from ibrepro.claims.judge import claims_path
+
+    try:
+        written = claims_path(path, tuple(estimator), _rules(rule))
+    except UserError as exc:
+        _fail(str(exc))
+    _say(f"claims -> {', '.join(str(p) for p in written)}")
+
+
 @app.command()
 def report(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
-    estimator: Optional[str] = typer.Option(None, "--estimator", help="Estimate group to judge the claims on, by estimator or group name (default: the first binning group)."),
+    estimator: Optional[str] = typer.Option(None, "--estimator", help="Only estimate groups of this estimator or group name (default: all)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: the cell's directory or the experiment directory)."),
+    rule: List[str] = typer.Option([], "--rule", help=RULE_HELP),
 ) -> None:
-    """Write report.md and report.html: figures, the paper's five claims with numbers and verdicts, settings."""
+    """Write report.md and report.html from the claims files (updated first where stale) and figures."""
     configure_jax()
     from ibrepro.report.render import write_report
 
     try:
-        result = write_report(path, estimator=estimator, out=out)
+        result = write_report(path, estimator=estimator, out=out, rules=_rules(rule))
     except UserError as exc:
         _fail(str(exc))
     for message in result.skipped:
         _say(f"skipped figure: {message}")
+    if result.judged:
+        _say(f"claims updated: {', '.join(str(p) for p in result.judged)}")
     _say(f"report -> {result.markdown} and {result.html} (figures in {result.figures})")
 
 

@@ -35,6 +35,7 @@ stage train "$bin/ibrepro" train "$exp" --out "$out"
 stage analyze-binning "$bin/ibrepro" analyze "$cells" --estimator "$binning"
 stage analyze-kde "$bin/ibrepro" analyze "$cells" --estimator kde --set every=4
 stage bound "$bin/ibrepro" bound "$cells"
+stage claims "$bin/ibrepro" claims "$cells"
 stage report "$bin/ibrepro" report "$cells"
 echo "figures: $cells/figures/index.html   report: $cells/report.html"
 echo "stage times ($name):"

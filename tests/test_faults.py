@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import errno
 import os
 import signal
@@ -20,7 +22,6 @@ from ibrepro.analysis.analyze import analyze_path
 from ibrepro.cli import app
 from ibrepro.errors import UserError
 from ibrepro.train import writer as writer_module
-from ibrepro.train.fit import judge_fit, training_fit
 from ibrepro.train.loop import train_cell
 from ibrepro.train.runfile import COMPLETE, checkpoint_path, complete_epochs, open_run, run_status
 
@@ -236,18 +237,20 @@ def test_names_cannot_leave_the_output_directory(tmp_path, overrides, words):
     assert not (tmp_path / "escape").exists() and not any(tmp_path.glob("*.h5"))
 
 
-def test_a_diverged_run_is_judged_as_not_fitted(tmp_path, reference):
+def test_a_diverged_run_is_judged_not_applicable(tmp_path):
+    from ibrepro.analysis.analyze import analyze_path
+    from ibrepro.claims.judge import claims_path
+    from ibrepro.claims.rules import parse_rules
+
     path = tmp_path / "cell.h5"
     train_cell("cell", tiny_config("train.optimizer=\"sgd\"", "train.lr=1e6", "train.epochs=20",
                                    "log.snapshots=5"), path)
-    with open_run(path) as run:
-        verdict = training_fit(run)
-    assert not verdict.fitted and ("diverged" in verdict.reason or "rose" in verdict.reason)
-    with open_run(reference) as run:
-        assert training_fit(run).fitted
-    labels = np.array([0] * 52 + [1] * 48)
-    chance = np.full((3, 4), 0.53)
-    assert judge_fit(chance, np.tile([0.7, 0.6, 0.6, 0.6], (3, 1)), labels).reason.startswith("final train accuracy")
+    analyze_path(path, ["binning"], progress=False)
+    claims_path(path, (), parse_rules([]))
+    doc = json.loads(path.with_name("cell.claims.json").read_text())
+    claims = [c for group in doc["groups"].values() for c in group["claims"].values()]
+    assert claims and all(c["verdict"] == "not applicable" for c in claims)
+    assert all("did not fit" in c["reason"] or "diverged" in c["reason"] for c in claims)
 
 
 def test_irrelevant_keys_do_not_block_a_resume_and_leftovers_go(tmp_path, reference):

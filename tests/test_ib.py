@@ -207,3 +207,16 @@ def test_symbols_to_encoder_one_hot_rows():
     assert not np.array_equal(encoder[0], encoder[1])
     np.testing.assert_array_equal(sc.symbols_to_encoder(np.array([5, 5, 7])),
                                   [[1, 0], [1, 0], [0, 1]])
+
+
+def test_self_consistency_of_cluster_indices_equals_the_dense_encoder():
+    rng = np.random.default_rng(5)
+    p_x = rng.dirichlet(np.ones(40))
+    p_y1 = rng.uniform(0, 1, 40)
+    p_y_given_x = np.stack([1 - p_y1, p_y1], axis=1)
+    clusters = rng.integers(3, 12, 40)  # unused indices in between are fine
+    grid = np.geomspace(0.1, 100, 31)
+    dense = sc.self_consistency(p_x, p_y_given_x, sc.symbols_to_encoder(clusters), grid)
+    hard = sc.self_consistency(p_x, p_y_given_x, clusters, grid)
+    assert hard[0] == dense[0]
+    assert hard[1] == pytest.approx(dense[1], rel=1e-12, abs=1e-14)

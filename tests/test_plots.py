@@ -13,7 +13,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from ibrepro.claims.rules import drift_diffusion_epoch
+from ibrepro.claims.phases import drift_diffusion_epoch
 from ibrepro.errors import UserError
 from ibrepro.report.plots import make_figures, plot_path
 from ibrepro.report.plots.curves import learning_figure

@@ -1,28 +1,29 @@
-"""`ibrepro report` on tiny real cells: claims table, verdict words, figures, missing inputs."""
+"""`ibrepro report` on tiny real cells: rendered from the claims files, word for word."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 
-import h5py
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from conftest import tiny_config
-from ibrepro.claims import rules as claims
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.analysis.cell import estimates_path
-from ibrepro.ib.bound import bound_path, data_distribution
+from ibrepro.claims import claimsfile
+from ibrepro.claims.verdicts import NOT_APPLICABLE, interval_text
 from ibrepro.cli import app
 from ibrepro.errors import UserError
-from ibrepro.ib.selfconsistency import self_consistency, symbols_to_encoder
-from ibrepro.report.render import SC_BETAS, layer_self_consistency, write_report
-from ibrepro.train.runfile import open_run, run_config
+from ibrepro.ib.bound import bound_path
+from ibrepro.claims.rules import Rules
+from ibrepro.report.document import to_markdown
+from ibrepro.report.render import ensure_claims, write_report
+from ibrepro.report.sections import settings_section, verdict_text
 from ibrepro.train.loop import train_experiment
 
-VERDICT_WORDS = (claims.SUPPORTED, claims.NOT_SUPPORTED, claims.NOT_APPLICABLE)
+CLAIMS = ["i", "ii", "iii", "iv", "v"]
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +53,15 @@ def report(experiment, tmp_path_factory):
     return out
 
 
-def verdict_rows(text: str) -> dict[str, str]:
-    """Claim -> verdict cell of each Markdown claims row ('| i. ... | verdict |')."""
-    rows = {}
-    for line in text.splitlines():
-        match = re.match(r"\| (i|ii|iii|iv|v)\. .*\| ([^|]+) \|$", line)
-        if match:
-            rows.setdefault(match.group(1), match.group(2).strip())
+def table_rows(text: str, header: str) -> list[list[str]]:
+    """The body rows of the Markdown table whose header line starts with `header`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]])
     return rows
 
 
@@ -66,71 +69,78 @@ def cell_section(text: str, name: str) -> str:
     return text.split(f"## Cell {name}\n", 1)[1].split("\n## ", 1)[0]
 
 
-def test_each_cell_has_every_claim_a_verdict_and_its_figures(experiment, report):
+def documents(directory):
+    return {p.name[: -len(".claims.json")]: claimsfile.read(p) for p in directory.glob("*.claims.json")}
+
+
+def test_verdict_matrix_is_the_claims_files_word_for_word(experiment, report):
     directory, _ = experiment
     text = (report / "report.md").read_text()
-    for name, n_layers in (("hidden-6", 2), ("hidden-6x4", 3)):
-        section = cell_section(text, name)
-        rows = verdict_rows(section)
-        assert sorted(rows) == ["i", "ii", "iii", "iv", "v"]
-        assert all(row.startswith(VERDICT_WORDS) for row in rows.values()), rows
-        assert rows["iv"].startswith(claims.NOT_APPLICABLE) and "depth section" in rows["iv"]
-        assert rows["v"].startswith(claims.NOT_APPLICABLE) and "0.85" in rows["v"]  # not small data
-        assert "group `ib-bound`" in section
-        images = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", section)
-        assert any("infoplane" in i for i in images) and any("overfit" in i for i in images)
-        assert all(name in i for i in images)
-        # the per-layer final I(X;T) is the estimates file's, seed mean of the last epoch
-        with h5py.File(estimates_path(directory / f"{name}.h5"), "r") as f:
-            ixt = f["binning_n30_lo-1_hi1/ixt"][()]
-        for k in range(n_layers):
-            assert f"{ixt[:, -1, k].mean():.3f} ± {ixt[:, -1, k].std():.3f}" in section
-    images = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", text)
-    assert all((report / image).is_file() for image in images)
-    html = (report / "report.html").read_text()
-    assert html.count("<img ") == len(images) and "</html>" in html
+    docs = documents(directory)
+    depth = claimsfile.read(directory / "claims.json")["groups"]
+    rows = table_rows(text, "| cell | estimate group | claim i |")
+    assert sorted(r[0] for r in rows) == ["hidden-6", "hidden-6x4"]
+    for cell, group, *words in rows:
+        name = group.split(" (")[0]
+        claims = docs[cell]["groups"][name]["claims"]
+        want = [claims[c]["verdict"] for c in CLAIMS]
+        want[3] = depth[name]["claims"]["iv"]["verdict"]
+        assert words == want
 
 
-def test_experiment_report_judges_depth(report):
+def test_each_cell_section_shows_every_claim_with_its_reason_and_numbers(experiment, report):
+    directory, _ = experiment
     text = (report / "report.md").read_text()
-    assert "## Claim iv: depth" in text
-    assert re.search(r"Verdict: (supported|not supported|not applicable)", text)
-    table = re.search(r"\| cell \| claim i \| claim ii \| claim iii \| claim iv \| claim v \|\n\|.*\|\n"
-                      r"((?:\|.*\|\n)+)", text)
-    body = [line.split(" | ") for line in table.group(1).strip().splitlines()]
-    assert sorted(cells[0].strip("| ") for cells in body) == ["hidden-6", "hidden-6x4"]
-    assert all(word.strip("| ") in VERDICT_WORDS for cells in body for word in cells[1:])
+    for name, doc in documents(directory).items():
+        section = cell_section(text, name)
+        group = doc["groups"]["binning_n30_lo-1_hi1"]
+        rows = table_rows(section, "| claim | measured | rule | verdict |")
+        assert [r[0].split(".")[0] for r in rows] == CLAIMS
+        assert [r[3] for r in rows] == [verdict_text(group["claims"][c]).replace("|", "\\|")
+                                        for c in CLAIMS]
+        assert rows[3][3] == f"{NOT_APPLICABLE}: judged across the cells of the depth sweep: see claims.json"
+        assert rows[4][3].startswith(f"{NOT_APPLICABLE}: train fraction 0.85 > 0.1")
+        layers = table_rows(section, "| layer | final I(X;T) |")
+        for row, layer in zip(layers, group["layers"]):
+            assert row[1] == interval_text([claimsfile.number(v) for v in layer["final_ixt"]])
+        images = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", section)
+        assert any("infoplane" in i for i in images) and all(name in i for i in images)
+    html = (report / "report.html").read_text()
+    assert html.count("<img ") == len(re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", text))
 
 
-def test_cell_without_estimates_says_what_is_missing(experiment):
+def test_experiment_report_judges_depth(experiment, report):
+    directory, _ = experiment
+    text = (report / "report.md").read_text()
+    (row,) = table_rows(text, "| estimate group | median epochs to compressed state |")
+    claim = claimsfile.read(directory / "claims.json")["groups"]["binning_n30_lo-1_hi1"]["claims"]["iv"]
+    assert row[0] == "binning_n30_lo-1_hi1" and row[-1] == verdict_text(claim)
+    assert "1 hidden:" in row[1] and "2 hidden:" in row[1]
+    assert "last hidden layer and the output" in text
+
+
+def test_cell_without_estimates_says_what_is_missing(experiment, tmp_path):
     _, raw = experiment
-    cell = raw / "hidden-6x4.h5"
+    cell = tmp_path / "hidden-6x4.h5"
+    shutil.copy(raw / "hidden-6x4.h5", cell)
     text = write_report(cell).markdown.read_text()
-    rows = verdict_rows(text)
-    for claim in ("i", "ii", "iii", "v"):
-        assert rows[claim].startswith(claims.NOT_APPLICABLE)
-        assert f"run `ibrepro analyze {cell}`" in rows[claim]
-    assert f"ibrepro bound {cell}" in text
-    assert "drift→diffusion" in text
+    (row,) = table_rows(text, "| cell | estimate group | claim i |")
+    assert row == ["hidden-6x4", "none", *[NOT_APPLICABLE] * 5]
+    assert f"no estimates: run `ibrepro analyze {cell}`" in text
     assert not estimates_path(cell).exists()  # the report writes no estimates
 
 
-def test_self_consistency_merge_is_exact(experiment):
-    """The merged small encoder gives what the full (N, |T|) encoder gives."""
+def test_report_updates_stale_claims_and_takes_rules(experiment, report):
     directory, _ = experiment
-    cell = directory / "hidden-6x4.h5"
-    with open_run(cell) as run:
-        config = run_config(run)
-        y = run["data/y"][()]
-        acts = [run[f"activations/{k}"][:, -1] for k in range(3)]
-    beta, residual, note = layer_self_consistency(cell, config)
-    assert note == "" and beta.shape == residual.shape == (2, 3)
-    p_x, p_y_given_x = data_distribution(config, y)
-    edges = np.linspace(-1, 1, 30)
-    for k in range(3):
-        encoder = symbols_to_encoder(np.digitize(acts[k][1], edges))
-        want = self_consistency(p_x, p_y_given_x, encoder, SC_BETAS)
-        assert (beta[1, k], residual[1, k]) == pytest.approx(want, abs=1e-9)
+    assert ensure_claims(directory, Rules())[2] == []  # the report fixture brought them up to date
+    mi = estimates_path(directory / "hidden-6.h5")
+    later = (directory / "hidden-6.claims.json").stat().st_mtime + 5
+    os.utime(mi, (later, later))
+    docs, _, judged = ensure_claims(directory, Rules(compression_share=0.9))
+    assert directory / "hidden-6.claims.json" in judged
+    assert docs[0]["rules"]["compression_share"] == 0.9
+    assert "compression_share = 0.9" in to_markdown(settings_section(docs))
+    assert ensure_claims(directory, Rules())[2]  # back to the default rules for other tests
 
 
 def test_unknown_estimator_and_bad_paths(experiment, tmp_path):
@@ -147,18 +157,20 @@ def test_cli_errors(experiment, tmp_path):
     runner = CliRunner()
     for args in (["report", str(tmp_path / "missing")],
                  ["report", str(directory), "--estimator", "adaptive"],
+                 ["report", str(directory), "--rule", "min_speedup=fast"],
                  ["report", str(estimates_path(directory / "hidden-6.h5"))]):
         result = runner.invoke(app, args)
         assert result.exit_code != 0 and "Traceback" not in result.output
         assert len(result.output.strip().splitlines()) == 1 and "error" in result.output
 
 
-def test_default_estimate_falls_back_to_per_layer_binning(experiment, tmp_path):
+def test_only_per_layer_binning_is_judged_on_that_group(experiment, tmp_path):
     """A cell analysed only with binning-layer (the MNIST recipe) is judged on that group."""
     _, raw = experiment
     cell = tmp_path / "hidden-6.h5"
     shutil.copy(raw / "hidden-6.h5", cell)
     analyze_path(cell, ["binning-layer"], progress=False)
     text = write_report(cell).markdown.read_text()
-    assert "Estimates: group `binning-layer_n30_layer`" in text
-    assert not verdict_rows(text)["i"].startswith(claims.NOT_APPLICABLE)
+    (row,) = table_rows(text, "| cell | estimate group | claim i |")
+    assert row[1] == "binning-layer_n30_layer (drawn labels)"
+    assert "its own partition (binning-layer)" in text

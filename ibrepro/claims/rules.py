@@ -1,304 +1,214 @@
-"""The paper's claims as numbers: phase detection on information-plane and gradient curves.
+"""The rule of each of the paper's claims (DESIGN §1): measures in, a `Claim` verdict out.
 
-Arrays follow the run and estimates files: `epochs` (E,) are the logged epochs (completed
-epochs, increasing), per-layer curves are (S, E, L) for S seeds and L layers. Results are per
-seed and layer, (S, L). Nothing here reads files.
+Each rule reduces the curves of one estimate group to one number per seed, takes its 95 %
+bootstrap interval over seeds (`verdicts.interval`) and compares the interval with a
+threshold from `Rules` (changed with `--rule name=value`). The rules were calibrated on
+synthetic runs with and without each effect at the noise of real runs
+(`ibrepro.claims.calibration`, `scripts/calibrate_rules.py`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-SUPPORTED = "supported"
-NOT_SUPPORTED = "not supported"
-NOT_APPLICABLE = "not applicable"
-
-
-class Summary(NamedTuple):
-    """Centre and spread over one axis, NaNs left out; `count` is how many values were finite."""
-
-    center: np.ndarray
-    spread: np.ndarray
-    count: np.ndarray
-
-
-class LateDrop(NamedTuple):
-    """Per seed and layer: whether I(T;Y) fell late, by how much (bits), from which epoch."""
-
-    flagged: np.ndarray
-    drop: np.ndarray
-    peak_epoch: np.ndarray
-
-
-class Verdict(NamedTuple):
-    """One claim's verdict, the numbers the rule compared, and the rule in words."""
-
-    status: str
-    numbers: dict
-    rule: str
+from ibrepro.claims import phases
+from ibrepro.claims.verdicts import (NOT_APPLICABLE, NOT_MEASURABLE, NOT_SUPPORTED, SUPPORTED,
+                                     Claim, above, at_most, both, interval, ratio_interval)
+from ibrepro.errors import UserError
 
 
 @dataclass(frozen=True)
 class Rules:
-    """Thresholds of `verdicts` (see its docstring)."""
+    """Thresholds of the claims' rules (bits, epochs or shares, as named)."""
 
-    compression_share: float = 0.5
-    coincide_share: float = 0.5
-    bound_gap_bits: float = 0.05
-    residual_bits: float = 0.05
-    min_speedup: float = 2.0
-    small_data_fraction: float = 0.1
-    late_drop_share: float = 0.5
+    compression_share: float = 0.5  # i: mean share of training after the I(X;T) peak
+    min_fall_bits: float = 0.1  # i, iv: smallest I(X;T) fall that counts as compression
+    noise_z: float = phases.NOISE_Z  # i, iv, v: a fall must exceed this × epoch-to-epoch noise
+    ceiling_bits: float = 0.05  # i: a layer this close to log2 N at every epoch is not measurable
+    coincide_factor: float = 2.0  # ii: onset and transition within this factor of each other
+    coincide_share: float = 0.5  # ii: mean share of hidden layers where they coincide
+    bound_gap_bits: float = 0.05  # iii: median |gap| to the IB bound
+    residual_bits: float = 0.05  # iii: median self-consistency residual
+    compressed_fraction: float = 0.1  # iv: compressed = within this share of the fall from the end
+    min_speedup: float = 2.0  # iv: median epochs of the shallowest / of the deepest
+    small_data_fraction: float = 0.1  # v: applies at train fractions up to this
+    late_drop_bits: float = 0.05  # v: smallest late I(T;Y) fall that counts
+    late_drop_share: float = 0.5  # v: share of seeds with a late fall in a deep layer
+    fit_margin: float = 0.05  # all: final train accuracy must beat chance by this much
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
-def summary(values: np.ndarray, axis: int = 0, log: bool = False) -> Summary:
-    """Mean and standard deviation over `axis`, ignoring NaN (and inf).
+def parse_rules(items: list[str] | tuple[str, ...] = ()) -> Rules:
+    """Rules from `--rule name=value` strings; UserError for an unknown name or a bad value."""
+    known = {f.name for f in fields(Rules)}
+    changes = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or name not in known:
+            raise UserError(f"--rule {item!r}: expected name=value with name one of "
+                            f"{', '.join(sorted(known))}")
+        try:
+            value = float(text)
+        except ValueError:
+            raise UserError(f"--rule {item!r}: {text!r} is not a number") from None
+        if not np.isfinite(value) or value < 0:
+            raise UserError(f"--rule {item!r}: must be a finite number >= 0")
+        changes[name] = value
+    return replace(Rules(), **changes)
 
-    With `log=True` (for epochs) the centre is the geometric mean and the spread the
-    multiplicative factor 10**std(log10 values): the range is center / spread .. center * spread.
-    """
-    values = np.asarray(values, dtype=float)
-    if log:
-        values = np.log10(np.where(values > 0, values, np.nan))
+
+def _pick(rules: Rules, *names: str) -> dict:
+    return {n: getattr(rules, n) for n in names}
+
+
+def compression(epochs, ixt, max_bits: float, rules: Rules) -> Claim:
+    """Claim i on the hidden layers' I(X;T) (S, E, L_hidden); `max_bits` = log2 N."""
+    rule = (f"mean over seeds of the share of training after the I(X;T) peak (hidden layers; 0 "
+            f"for a layer whose smoothed fall is under {rules.min_fall_bits:g} bits or "
+            f"{rules.noise_z:g}× its epoch-to-epoch noise), interval above "
+            f"{rules.compression_share:g}; layers within {rules.ceiling_bits:g} bits of log2 N "
+            "at every epoch are not measurable")
+    thresholds = _pick(rules, "compression_share", "min_fall_bits", "noise_z", "ceiling_bits")
+    ceiling = phases.at_ceiling(ixt, max_bits, rules.ceiling_bits)
+    stuck = [k + 1 for k in np.flatnonzero(ceiling)]
+    measured: dict = {"layers_at_ceiling": stuck}
+    if ceiling.all():
+        return Claim(NOT_MEASURABLE, f"every hidden layer sits at the ceiling log2 N = "
+                     f"{max_bits:.3g} bits at every epoch", rule, thresholds, measured)
+    ixt = np.asarray(ixt, float)[:, :, ~ceiling]
+    share = phases.compression_share(epochs, ixt, rules.min_fall_bits, rules.noise_z)
+    onset = phases.compression_onset(epochs, ixt, rules.min_fall_bits, rules.noise_z)
+    measured["compression_share"] = interval(np.nanmean(share, axis=1))
+    measured["compressing_seed_layers"] = [int(np.isfinite(onset).sum()), int(onset.size)]
+    verdict = above(measured["compression_share"], rules.compression_share)
+    reason = f"layers {', '.join(map(str, stuck))} at the ceiling left out" if stuck else ""
+    return Claim(verdict, reason, rule, thresholds, measured)
+
+
+def coincidence(epochs, ixt, drift: np.ndarray | None, why_no_drift: str, rules: Rules) -> Claim:
+    """Claim ii: compression onset (from I(X;T), hidden layers) against the drift->diffusion
+    epoch (S, L_hidden) of the same seeds; `why_no_drift` when the SNR is missing/undefined."""
+    rule = (f"mean over seeds of the share of hidden layers whose compression onset is within "
+            f"×{rules.coincide_factor:g} of their drift→diffusion epoch, interval above "
+            f"{rules.coincide_share:g}")
+    thresholds = _pick(rules, "coincide_factor", "coincide_share", "min_fall_bits", "noise_z")
+    if drift is None:
+        return Claim(NOT_APPLICABLE, why_no_drift, rule, thresholds)
+    onset = phases.compression_onset(epochs, ixt, rules.min_fall_bits, rules.noise_z)
+    coincide = phases.phases_coincide(drift, onset, rules.coincide_factor)
+    measured = {"drift_epoch": interval(_log_per_seed(drift), _geo),
+                "onset_epoch": interval(_log_per_seed(onset), _geo),
+                "coincide_share": interval(coincide.mean(axis=1))}
+    return Claim(above(measured["coincide_share"], rules.coincide_share), "", rule, thresholds,
+                 measured)
+
+
+def bound(gap: np.ndarray | None, residual: np.ndarray | None, why: str, rules: Rules) -> Claim:
+    """Claim iii on |IB bound − I(T;Y)| at the final I(X;T) and the self-consistency residual,
+    each (S, L) over every layer; `why` when the gap cannot be measured."""
+    rule = (f"median over layers of |gap to the IB bound| (soft labels), mean over seeds, "
+            f"interval at most {rules.bound_gap_bits:g} bits; the same for the IB "
+            f"self-consistency residual at most {rules.residual_bits:g} bits")
+    thresholds = _pick(rules, "bound_gap_bits", "residual_bits")
+    if gap is None or not np.isfinite(gap).any():
+        return Claim(NOT_APPLICABLE, why or "no finite gap to the IB bound", rule, thresholds)
+    measured = {"abs_gap_bits": interval(_nanmedian(np.abs(gap))),
+                "signed_gap_bits": interval(_nanmedian(gap))}
+    tests = {"gap to the IB bound": at_most(measured["abs_gap_bits"], rules.bound_gap_bits)}
+    notes = []
+    if residual is not None and np.isfinite(residual).any():
+        measured["residual_bits"] = interval(_nanmedian(residual))
+        tests["self-consistency residual"] = at_most(measured["residual_bits"], rules.residual_bits)
+    else:
+        notes.append("no self-consistency residual: judged on the gap alone")
+    verdict = both(*tests.values())
+    if verdict != SUPPORTED:
+        outcome = {SUPPORTED: "passes", NOT_SUPPORTED: "fails"}
+        notes += [f"{what} {outcome.get(word, word)}" for what, word in tests.items()]
+    return Claim(verdict, "; ".join(notes), rule, thresholds, measured)
+
+
+def depth(per_depth: dict[int, np.ndarray], layers: str, rules: Rules) -> Claim:
+    """Claim iv: per depth (number of hidden layers), the epochs to the compressed state per
+    seed (NaN = never, counted as infinitely slow), measured on `layers` (said in the rule)."""
+    rule = (f"median epochs to the compressed state ({layers}) falls with depth (Spearman < 0) "
+            f"and shallowest / deepest has its interval above {rules.min_speedup:g}")
+    thresholds = _pick(rules, "min_speedup", "compressed_fraction", "min_fall_bits", "noise_z")
+    if len(per_depth) < 2:
+        return Claim(NOT_APPLICABLE, "needs cells that differ in model.hidden (a depth sweep)",
+                     rule, thresholds)
+    depths = sorted(per_depth)
+    times = {d: np.where(np.isnan(per_depth[d]), np.inf, per_depth[d]) for d in depths}
+    medians = np.array([np.median(times[d]) for d in depths])
+    rho = _spearman(np.array(depths, float), medians)
+    speedup = ratio_interval(times[depths[0]], times[depths[-1]], _median)
+    measured = {"median_epochs": {str(d): interval(np.log10(np.maximum(times[d], 1.0)), _geo_median)
+                                  for d in depths},
+                "spearman": rho, "speedup": speedup}
+    verdict = above(speedup, rules.min_speedup - 1e-12)
+    reason = ""
+    if not rho < 0:
+        verdict, reason = NOT_SUPPORTED, "deeper networks are not faster (Spearman >= 0)"
+    return Claim(verdict, reason, rule, thresholds, measured)
+
+
+def small_data(epochs, ity_deep, train_fraction: float, rules: Rules) -> Claim:
+    """Claim v on the deep hidden layers' I(T;Y) (S, E, L_deep)."""
+    rule = (f"train fraction at most {rules.small_data_fraction:g}; share of seeds whose smoothed "
+            f"I(T;Y) of a deep layer falls late by more than {rules.late_drop_bits:g} bits and "
+            f"{rules.noise_z:g}× its epoch-to-epoch noise, interval above "
+            f"{rules.late_drop_share:g}")
+    thresholds = _pick(rules, "small_data_fraction", "late_drop_bits", "noise_z", "late_drop_share")
+    measured: dict = {}
+    if ity_deep is not None and np.size(ity_deep):
+        late = phases.fall(epochs, ity_deep, rules.late_drop_bits, rules.noise_z)
+        measured = {"late_fall_share": interval(late.counts.any(axis=1).astype(float)),
+                    "late_fall_bits": interval(np.nanmax(late.fall, axis=1))}
+    if train_fraction > rules.small_data_fraction:
+        return Claim(NOT_APPLICABLE, f"train fraction {train_fraction:g} > "
+                     f"{rules.small_data_fraction:g}: the claim is about small training sets "
+                     "(numbers shown for comparison)", rule, thresholds, measured)
+    if not measured:
+        return Claim(NOT_APPLICABLE, "no deep hidden layer", rule, thresholds)
+    return Claim(above(measured["late_fall_share"], rules.late_drop_share), "", rule, thresholds,
+                 measured)
+
+
+def _log_per_seed(epochs: np.ndarray) -> np.ndarray:
+    """Mean over layers of log10 epochs per seed (S,), NaNs left out, epoch 0 counted as 1."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(np.maximum(np.asarray(epochs, float), 1.0))
+    logs = np.where(np.isfinite(logs), logs, np.nan)
+    count = np.isfinite(logs).sum(axis=1)
+    return np.where(count > 0, np.nansum(logs, axis=1) / np.maximum(count, 1), np.nan)
+
+
+def _geo(log_values: np.ndarray) -> np.ndarray:
+    """Geometric mean from log10 values (for epochs)."""
+    return 10.0 ** np.mean(log_values, axis=-1)
+
+
+def _geo_median(log_values: np.ndarray) -> np.ndarray:
+    return 10.0 ** np.median(log_values, axis=-1)
+
+
+def _median(values: np.ndarray) -> np.ndarray:
+    return np.median(values, axis=-1)
+
+
+def _nanmedian(values: np.ndarray) -> np.ndarray:
+    """Median over layers per seed (S,), NaN for a seed with no finite value."""
+    values = np.asarray(values, float)
     finite = np.isfinite(values)
-    count = finite.sum(axis=axis)
-    safe = np.where(finite, values, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = safe.sum(axis=axis) / count
-        deviation = np.where(finite, values - np.expand_dims(mean, axis), 0.0)
-        var = (deviation**2).sum(axis=axis) / count
-    std = np.sqrt(var)
-    if log:
-        return Summary(10.0**mean, 10.0**std, count)
-    return Summary(mean, std, count)
-
-
-def drift_diffusion_epoch(
-    epochs: np.ndarray, mean_norm: np.ndarray, std_norm: np.ndarray, window: int = 5
-) -> np.ndarray:
-    """Epoch of the drift -> diffusion transition per seed and layer, (S, L); NaN if none.
-
-    SNR = mean_norm / std_norm. log10 SNR is smoothed by a running median over `window`
-    consecutive logged epochs (logged epochs are log-spaced, so this is a window of nearly fixed
-    width in log-epoch; a median keeps a monotone curve unchanged). The transition is the last
-    downward crossing of SNR = 1: between the last logged epoch with smoothed SNR >= 1 and the
-    next one, located by linear interpolation of log SNR in log epoch. After it the smoothed
-    SNR stays below 1 until the end. NaN if the smoothed SNR is never >= 1 (no drift phase
-    seen) or is still >= 1 at the last logged epoch (no diffusion phase). Epoch 0 and points
-    with a non-finite or undefined SNR (e.g. std 0 under full-batch training) are left out.
-    """
-    epochs = _check_epochs(epochs)
-    mean_norm, std_norm = _check_curves(epochs, mean_norm, std_norm)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_snr = np.log10(mean_norm / std_norm)
-    log_snr = np.where(np.isfinite(log_snr) & (epochs > 0)[None, :, None], log_snr, np.nan)
-    smooth = _running_nanmedian(log_snr, window)
-    log_epochs = np.log10(np.where(epochs > 0, epochs, 1))
-    out = np.full((smooth.shape[0], smooth.shape[2]), np.nan)
-    for s, layer in np.ndindex(out.shape):
-        out[s, layer] = _last_down_crossing(log_epochs, smooth[s, :, layer])
+    out = np.full(values.shape[0], np.nan)
+    for s in np.flatnonzero(finite.any(axis=1)):
+        out[s] = np.median(values[s][finite[s]])
     return out
-
-
-def compression_onset(
-    epochs: np.ndarray, ixt: np.ndarray, min_drop_bits: float = 0.1
-) -> np.ndarray:
-    """Epoch of each layer's largest I(X;T) per seed, (S, L).
-
-    NaN where the layer does not compress: its final I(X;T) (last finite value) is less than
-    `min_drop_bits` below the peak (a flat or rising curve has no compression onset). Ties
-    go to the first epoch.
-    """
-    epochs = _check_epochs(epochs)
-    peak_idx, peak, final = _peak(epochs, ixt)
-    onset = epochs[peak_idx].astype(float)
-    return np.where(peak - final >= min_drop_bits, onset, np.nan)
-
-
-def compression_share(
-    epochs: np.ndarray, ixt: np.ndarray, min_drop_bits: float = 0.1
-) -> np.ndarray:
-    """Share of the training epochs spent after the I(X;T) peak, (S, L).
-
-    (last_epoch - onset) / last_epoch in real epochs (not logged points), with last_epoch the
-    last logged epoch and onset from `compression_onset`: the share of training in the
-    compression phase, taking the whole time after the peak as compression (I(X;T) ends at
-    least `min_drop_bits` below its peak). 0 for a layer that does not compress; NaN if the
-    curve has no finite value.
-    """
-    epochs = _check_epochs(epochs)
-    _, peak, final = _peak(epochs, ixt)
-    onset = compression_onset(epochs, ixt, min_drop_bits)
-    last = float(epochs[-1])
-    share = np.where(np.isnan(onset), 0.0, (last - onset) / last)
-    return np.where(np.isfinite(peak), share, np.nan)
-
-
-def phases_coincide(
-    drift_epoch: np.ndarray, onset_epoch: np.ndarray, tolerance_factor: float = 2.0
-) -> np.ndarray:
-    """Whether compression starts at the drift -> diffusion transition (claim ii), element-wise.
-
-    True where the two epochs are within `tolerance_factor` of each other, i.e.
-    |log(onset / drift)| <= log(tolerance_factor) (a window of fixed width in log epoch, as the
-    figures are read); False where either is NaN.
-    """
-    drift = np.asarray(drift_epoch, dtype=float)
-    onset = np.asarray(onset_epoch, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.abs(np.log(onset / drift))
-    return np.where(np.isfinite(ratio), ratio <= np.log(tolerance_factor), False)
-
-
-def epochs_to_compressed(
-    epochs: np.ndarray, ixt: np.ndarray, fraction: float = 0.1, min_drop_bits: float = 0.1
-) -> np.ndarray:
-    """First logged epoch at which a layer reaches its compressed state, (S, L) (claim iv).
-
-    The first logged epoch at or after the I(X;T) peak with
-    I(X;T) <= final + fraction * (peak - final), i.e. within `fraction` of the total
-    compression from its end value. NaN where the layer does not compress (see
-    `compression_onset`).
-    """
-    epochs = _check_epochs(epochs)
-    ixt = _check_curves(epochs, ixt)[0]
-    peak_idx, peak, final = _peak(epochs, ixt)
-    target = final + fraction * (peak - final)
-    after = np.arange(epochs.size)[None, :, None] >= peak_idx[:, None, :]
-    reached = after & (ixt <= target[:, None, :])
-    first = np.argmax(reached, axis=1)
-    ok = reached.any(axis=1) & (peak - final >= min_drop_bits)
-    return np.where(ok, epochs[first].astype(float), np.nan)
-
-
-def late_ity_drop(epochs: np.ndarray, ity: np.ndarray, threshold_bits: float = 0.05) -> LateDrop:
-    """Whether I(T;Y) falls late in training (claim v, overfitting), per seed and layer.
-
-    drop = max I(T;Y) - final I(T;Y) (last finite value), in bits; flagged where drop exceeds
-    `threshold_bits`; peak_epoch = the logged epoch of the maximum (first on ties). The caller
-    picks the layers (the paper looks at the deep ones).
-    """
-    epochs = _check_epochs(epochs)
-    peak_idx, peak, final = _peak(epochs, ity)
-    drop = peak - final
-    flagged = np.where(np.isfinite(drop), drop > threshold_bits, False)
-    return LateDrop(flagged, drop, np.where(np.isfinite(peak), epochs[peak_idx], np.nan))
-
-
-def generalisation_gap(test_loss: np.ndarray | None, train_loss: np.ndarray) -> np.ndarray:
-    """test_loss - train_loss per seed and epoch; NaN where there is no test loss (no test set,
-    `test_loss` None or NaN)."""
-    train_loss = np.asarray(train_loss, dtype=float)
-    if test_loss is None:
-        return np.full(train_loss.shape, np.nan)
-    return np.asarray(test_loss, dtype=float) - train_loss
-
-
-def verdicts(
-    *,
-    compression_share: np.ndarray | None = None,
-    coincide: np.ndarray | None = None,
-    bound_gap: np.ndarray | None = None,
-    residual: np.ndarray | None = None,
-    depths: np.ndarray | None = None,
-    depth_epochs: np.ndarray | None = None,
-    train_fraction: float | None = None,
-    late_drop: np.ndarray | None = None,
-    rules: Rules = Rules(),
-) -> dict[str, Verdict]:
-    """Map the numbers of one cell (or one depth sweep) to a verdict per claim (DESIGN §1).
-
-    A claim whose inputs are missing (None, or no finite value) is "not applicable".
-    - i   compression_share (S, L) of the hidden layers: supported if its mean over seeds and
-          layers exceeds `rules.compression_share` (most epochs are spent compressing).
-    - ii  coincide (S, L) bools from `phases_coincide`: supported if the share of True is at
-          least `rules.coincide_share`. Pass None when there are no gradient statistics.
-    - iii bound_gap (S, L): IB bound at the layer's final I(X;T) minus its final I(T;Y), bits;
-          residual (S, L) optional: `ib.self_consistency` residuals, bits. Supported if the
-          median gap is at most `rules.bound_gap_bits` and, when given, the median residual at
-          most `rules.residual_bits`.
-    - iv  depths (D,) and depth_epochs (D, S): `epochs_to_compressed` per depth and seed (NaN =
-          never compressed, counted as infinitely slow). Not applicable with fewer than two
-          depths. With m(d) the median over seeds: supported if the Spearman rank correlation
-          of depth and m(d) is negative and m(shallowest) / m(deepest) >= `rules.min_speedup`.
-    - v   train_fraction and late_drop (S, L_deep) flags from `late_ity_drop` on the deep
-          layers: applicable only when train_fraction <= `rules.small_data_fraction`;
-          supported if the share of seeds with a flag in any deep layer is at least
-          `rules.late_drop_share`.
-    """
-    return {
-        "i": _verdict_compression(compression_share, rules),
-        "ii": _verdict_coincide(coincide, rules),
-        "iii": _verdict_bound(bound_gap, residual, rules),
-        "iv": _verdict_depth(depths, depth_epochs, rules),
-        "v": _verdict_small_data(train_fraction, late_drop, rules),
-    }
-
-
-def _verdict_compression(share, rules: Rules) -> Verdict:
-    rule = f"mean compression share > {rules.compression_share}"
-    if share is None or not np.any(np.isfinite(share)):
-        return Verdict(NOT_APPLICABLE, {}, rule)
-    mean = float(np.nanmean(share))
-    return Verdict(_status(mean > rules.compression_share), {"mean_share": mean}, rule)
-
-
-def _verdict_coincide(coincide, rules: Rules) -> Verdict:
-    rule = f"share of seeds x layers with coinciding phases >= {rules.coincide_share}"
-    if coincide is None or np.size(coincide) == 0:
-        return Verdict(NOT_APPLICABLE, {}, rule)
-    share = float(np.mean(coincide))
-    return Verdict(_status(share >= rules.coincide_share), {"share": share}, rule)
-
-
-def _verdict_bound(gap, residual, rules: Rules) -> Verdict:
-    rule = (f"median gap to the IB bound <= {rules.bound_gap_bits} bits and median "
-            f"self-consistency residual <= {rules.residual_bits} bits")
-    if gap is None or not np.any(np.isfinite(gap)):
-        return Verdict(NOT_APPLICABLE, {}, rule)
-    numbers = {"median_gap_bits": float(np.nanmedian(gap))}
-    ok = numbers["median_gap_bits"] <= rules.bound_gap_bits
-    if residual is not None and np.any(np.isfinite(residual)):
-        numbers["median_residual_bits"] = float(np.nanmedian(residual))
-        ok = ok and numbers["median_residual_bits"] <= rules.residual_bits
-    return Verdict(_status(ok), numbers, rule)
-
-
-def _verdict_depth(depths, depth_epochs, rules: Rules) -> Verdict:
-    rule = ("Spearman(depth, median epochs to compressed) < 0 and shallowest / deepest "
-            f">= {rules.min_speedup}")
-    if depths is None or depth_epochs is None or np.unique(depths).size < 2:
-        return Verdict(NOT_APPLICABLE, {}, rule)
-    depths = np.asarray(depths, dtype=float)
-    epochs = np.asarray(depth_epochs, dtype=float)
-    median = np.array([np.nanmedian(row) if np.any(np.isfinite(row)) else np.inf
-                       for row in epochs])
-    order = np.argsort(depths)
-    if np.all(np.isinf(median)):
-        return Verdict(NOT_SUPPORTED, {"spearman": float("nan"), "speedup": float("nan")}, rule)
-    rho = _spearman(depths, median)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        speedup = float(median[order[0]] / median[order[-1]])
-    ok = rho < 0 and speedup >= rules.min_speedup
-    return Verdict(_status(ok), {"spearman": rho, "speedup": speedup}, rule)
-
-
-def _verdict_small_data(train_fraction, late_drop, rules: Rules) -> Verdict:
-    rule = (f"train fraction <= {rules.small_data_fraction}; share of seeds with a late "
-            f"I(T;Y) drop in a deep layer >= {rules.late_drop_share}")
-    if (train_fraction is None or late_drop is None
-            or train_fraction > rules.small_data_fraction):
-        return Verdict(NOT_APPLICABLE, {}, rule)
-    flags = np.asarray(late_drop, dtype=bool)
-    share = float(np.mean(flags.reshape(flags.shape[0], -1).any(axis=1)))
-    return Verdict(_status(share >= rules.late_drop_share), {"share": share}, rule)
-
-
-def _status(ok: bool) -> str:
-    return SUPPORTED if ok else NOT_SUPPORTED
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -314,59 +224,3 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     counts = np.bincount(inverse.ravel())
     upper = np.cumsum(counts)
     return ((upper - (counts - 1) / 2.0)[inverse]).astype(float)
-
-
-def _check_epochs(epochs) -> np.ndarray:
-    epochs = np.asarray(epochs)
-    if epochs.ndim != 1 or epochs.size == 0 or np.any(np.diff(epochs) <= 0):
-        raise ValueError("epochs must be a non-empty increasing 1-d array")
-    return epochs
-
-
-def _check_curves(epochs: np.ndarray, *curves) -> list[np.ndarray]:
-    out = []
-    for curve in curves:
-        curve = np.asarray(curve, dtype=float)
-        if curve.ndim != 3 or curve.shape[1] != epochs.size:
-            raise ValueError(
-                f"curves must be (seeds, {epochs.size} epochs, layers), got {curve.shape}")
-        out.append(curve)
-    return out
-
-
-def _peak(epochs: np.ndarray, curve) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Index and value of the maximum over epochs, and the last finite value, each (S, L);
-    value NaN where the curve has no finite value."""
-    curve = _check_curves(epochs, curve)[0]
-    finite = np.isfinite(curve)
-    idx = np.argmax(np.where(finite, curve, -np.inf), axis=1)
-    peak = np.take_along_axis(curve, idx[:, None, :], axis=1)[:, 0, :]
-    last_idx = curve.shape[1] - 1 - np.argmax(finite[:, ::-1, :], axis=1)
-    final = np.take_along_axis(curve, last_idx[:, None, :], axis=1)[:, 0, :]
-    has = finite.any(axis=1)
-    return idx, np.where(has, peak, np.nan), np.where(has, final, np.nan)
-
-
-def _running_nanmedian(values: np.ndarray, window: int) -> np.ndarray:
-    """Median over `window` consecutive points along axis 1 (centred; NaN-padded ends)."""
-    if window < 1 or window % 2 == 0:
-        raise ValueError("window must be a positive odd number of logged epochs")
-    half = window // 2
-    padded = np.pad(values, ((0, 0), (half, half), (0, 0)), constant_values=np.nan)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=1)
-    any_finite = np.isfinite(windows).any(axis=-1)
-    filled = np.where(any_finite[..., None], windows, 0.0)  # all-NaN windows: masked below
-    return np.where(any_finite, np.nanmedian(filled, axis=-1), np.nan)
-
-
-def _last_down_crossing(log_epochs: np.ndarray, log_snr: np.ndarray) -> float:
-    """Epoch of the last crossing of log_snr = 0 from above (NaN if none); see
-    `drift_diffusion_epoch`."""
-    valid = np.isfinite(log_snr)
-    u, s = log_epochs[valid], log_snr[valid]
-    above = np.flatnonzero(s >= 0)
-    if above.size == 0 or above[-1] == s.size - 1:
-        return float("nan")
-    j = above[-1]
-    u_cross = u[j] + s[j] / (s[j] - s[j + 1]) * (u[j + 1] - u[j])
-    return float(10.0**u_cross)

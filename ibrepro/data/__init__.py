@@ -37,7 +37,7 @@ def _tishby12(config: dict) -> CellArrays:
     data, train = config["data"], config["train"]
     x = tishby12_inputs()
     y = tishby12_labels(data["gamma"], data["theta"], data["seed"])
-    n_train = int(round(train["train_fraction"] * N_PATTERNS))
+    n_train = training_rows(config)
     if n_train < 4:
         raise UserError(f"train.train_fraction = {train['train_fraction']} gives {n_train} training rows "
                         "of 4096; at least 4 (2 per class) are needed")
@@ -61,6 +61,23 @@ def _images(config: dict) -> CellArrays:
     mask = np.zeros((train["seeds"], n_eval), bool)
     return CellArrays(images.x_train, images.y_train, images.x_test[rows], images.y_test[rows],
                       splits.astype(np.int32), mask, 10, pool_is_eval=False)
+
+
+TRAIN_POOL_SIZES = {"tishby12": N_PATTERNS, "mnist": 60000, "fashion-mnist": 60000}
+
+
+def training_rows(config: dict) -> int:
+    """How many rows each seed of a resolved cell config trains on (without loading data)."""
+    fraction = config["train"]["train_fraction"]
+    if config["dataset"] == "tishby12":
+        return max(1, int(round(fraction * N_PATTERNS)))
+    return round(fraction * TRAIN_POOL_SIZES[config["dataset"]])
+
+
+def full_batch(config: dict) -> bool:
+    """Whether a cell trains by full-batch gradient descent (one minibatch per epoch, DESIGN §5)."""
+    batch = config["train"]["batch_size"]
+    return batch == 0 or batch >= training_rows(config)
 
 
 def prepare(config: dict) -> CellArrays:

@@ -35,7 +35,8 @@ def self_consistency(
 ) -> tuple[float, float]:
     """How well an encoder satisfies the IB equations: (best beta, residual in bits).
 
-    From the encoder p(t|x) (|X|, |T|) form p(t) and p(y|t); for each beta apply one IB update
+    From the encoder p(t|x) (|X|, |T|), or a hard encoder as cluster indices (|X|,), form p(t)
+    and p(y|t); for each beta apply one IB update
     p'(t|x) = p(t) exp(-beta KL[p(y|x) || p(y|t)]) / Z(x, beta) and measure
     residual(beta) = sum_x p(x) KL[p(t|x) || p'(t|x)]. Returns the grid beta with the smallest
     residual (the smallest such beta on ties) and that residual. A fixed point of the IB
@@ -58,14 +59,25 @@ def self_consistency(
     if betas.ndim != 1 or betas.size == 0 or np.any(betas < 0) or not np.all(np.isfinite(betas)):
         raise ValueError("betas must be a non-empty 1-d grid of finite values >= 0")
     p_x = np.asarray(p_x, dtype=float)
-    if encoder.ndim != 2 or encoder.shape[0] != p_x.size or p_y_given_x.shape[0] != p_x.size:
+    encoder = np.asarray(encoder)
+    if encoder.ndim not in (1, 2) or encoder.shape[0] != p_x.size or p_y_given_x.shape[0] != p_x.size:
         raise ValueError("p_x (N,), p_y_given_x (N, |Y|) and encoder (N, |T|) must agree in N")
     keep = p_x > 0
     p_x, p_y_given_x, encoder = p_x[keep], np.asarray(p_y_given_x, float)[keep], encoder[keep]
-    p_t = p_x @ encoder
-    used = p_t > 0
-    encoder, p_t = encoder[:, used], p_t[used]
-    dec = decoder(p_x, p_y_given_x, encoder, p_t)
+    if encoder.ndim == 1:  # a hard encoder given as cluster indices: no dense (N, |T|) array
+        _, ts = np.unique(encoder, return_inverse=True)
+        xs, ts = np.arange(p_x.size), ts.ravel()
+        p_t = np.bincount(ts, weights=p_x)
+        dec = np.stack([np.bincount(ts, weights=p_x * p_y_given_x[:, y]) for y in
+                        range(p_y_given_x.shape[1])], axis=1) / p_t[:, None]
+        in_cluster = np.ones(p_x.size)
+    else:
+        p_t = p_x @ encoder
+        used = p_t > 0
+        encoder, p_t = encoder[:, used], p_t[used]
+        dec = decoder(p_x, p_y_given_x, encoder, p_t)
+        xs, ts = np.nonzero(encoder)  # sums over p(t|x) > 0 only: O(N) for hard encoders
+        in_cluster = encoder[xs, ts]
     rows, inverse = np.unique(p_y_given_x, axis=0, return_inverse=True)
     inverse = inverse.ravel()
     # clusters with equal decoders (to 12 decimals) enter Z as one, with their summed p(t)
@@ -75,9 +87,8 @@ def self_consistency(
     dec_g = np.stack([np.bincount(group, weights=p_t * dec[:, y]) for y in range(dec.shape[1])],
                      axis=1) / p_g[:, None]
     dist = kl_rows(rows, dec_g)  # (R, G), may hold inf
-    xs, ts = np.nonzero(encoder)  # sums over p(t|x) > 0 only: O(N) for hard encoders
-    weight = p_x[xs] * encoder[xs, ts]
-    ixt = np.sum(weight * np.log(encoder[xs, ts] / p_t[ts]))
+    weight = p_x[xs] * in_cluster
+    ixt = np.sum(weight * np.log(in_cluster / p_t[ts]))
     mean_dist = np.sum(weight * dist[inverse[xs], group[ts]])
     # log Z(row, beta) = logsumexp_g (log p(g) - beta d(row, g)), shape (B, R), in chunks of
     # betas that keep the (chunk, R, G) array near 2^22 entries

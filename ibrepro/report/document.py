@@ -7,7 +7,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from ibrepro.claims import rules as claims
+from ibrepro.claims.verdicts import WORDS
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def to_html(doc: list, title: str) -> str:
                    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;"
                    "padding:.2em .5em;vertical-align:top}img{max-width:100%}"
                    ".supported{background:#d8f0d8}.not-supported{background:#f6d6d6}"
-                   ".not-applicable{color:#666}")
+                   ".inconclusive{background:#f6ecc8}.not-applicable,.not-measurable{color:#666}")
     return ("<!doctype html>\n<html><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{style_sheet}</style></head>\n<body>\n"
             + "\n".join(parts) + "\n</body></html>\n")
@@ -81,7 +81,6 @@ def _inline(text: str) -> str:
 
 
 def _td(text: str) -> str:
-    verdict = next((v for v in (claims.NOT_SUPPORTED, claims.NOT_APPLICABLE, claims.SUPPORTED)
-                    if text.startswith(v)), None)
+    verdict = next((v for v in sorted(WORDS, key=len, reverse=True) if text.startswith(v)), None)
     css = f' class="{verdict.replace(" ", "-")}"' if verdict else ""
     return f"<td{css}>{_inline(text)}</td>"

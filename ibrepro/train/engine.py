@@ -104,39 +104,50 @@ class Trainer:
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
         return jnp.sum(losses * weight) / jnp.sum(weight)
 
+    def minibatches(self, key: jax.Array, train_idx: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """One epoch's minibatches: pool rows and 0/1 weights, each (n_steps, batch_size).
+
+        Every training row once, in the order `permutation(key)`; the partial last minibatch
+        is padded with weight-0 rows."""
+        n_slots = self.n_steps * self.batch_size
+        order = permutation(key, self.n_train)
+        slots = jnp.arange(n_slots)
+        rows = train_idx[order[slots % self.n_train]].reshape(self.n_steps, self.batch_size)
+        weights = (slots < self.n_train).astype(jnp.float32).reshape(self.n_steps, self.batch_size)
+        return rows, weights
+
     def epoch(self, state: TrainState, key: jax.Array, shared: SharedData, seed: SeedData,
               with_stats: bool = True) -> TrainState:
         """One epoch of one seed: reshuffle, minibatch steps, and (if `with_stats`) the
         epoch's gradient statistics (DESIGN §5); otherwise `grad_stats` is left as it was."""
-        n_slots = self.n_steps * self.batch_size
-        order = permutation(key, self.n_train)
-        slots = jnp.arange(n_slots)
-        rows = seed.train_idx[order[slots % self.n_train]].reshape(self.n_steps, self.batch_size)
-        weights = (slots < self.n_train).astype(jnp.float32).reshape(self.n_steps, self.batch_size)
+        rows, weights = self.minibatches(key, seed.train_idx)
 
         def step(carry, batch):
-            params, opt_state, g_sum, g_sq = carry
-            rows_b, weight_b = batch
+            params, opt_state, ref, d_sum, d_sq = carry
+            rows_b, weight_b, first = batch
             grads = jax.grad(self._loss)(params, shared.x_pool[rows_b], shared.y_pool[rows_b], weight_b)
             updates, opt_state = self.optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
-            if with_stats:
+            if with_stats:  # minibatch b weighs n_b / n_train (DESIGN §5)
+                share = jnp.sum(weight_b) / self.n_train
                 g = kernels(grads)
-                g_sum = [a + b for a, b in zip(g_sum, g)]
-                g_sq = [a + b * b for a, b in zip(g_sq, g)]
-            return (params, opt_state, g_sum, g_sq), None
+                ref = [jnp.where(first, b, r) for r, b in zip(ref, g)]
+                d = [b - r for r, b in zip(ref, g)]  # shifted by the first gradient: no cancellation
+                d_sum = [a + share * b for a, b in zip(d_sum, d)]
+                d_sq = [a + share * b * b for a, b in zip(d_sq, d)]
+            return (params, opt_state, ref, d_sum, d_sq), None
 
         zeros = [jnp.zeros_like(k) for k in kernels(state.params)] if with_stats else []
-        (params, opt_state, g_sum, g_sq), _ = jax.lax.scan(
-            step, (state.params, state.opt_state, zeros, zeros), (rows, weights)
+        first = jnp.arange(self.n_steps) == 0
+        (params, opt_state, ref, d_sum, d_sq), _ = jax.lax.scan(
+            step, (state.params, state.opt_state, zeros, zeros, zeros), (rows, weights, first)
         )
         if not with_stats:
             return TrainState(params, opt_state, state.grad_stats)
-        means = [s / self.n_steps for s in g_sum]
+        # weighted mean and weighted population variance over the epoch's minibatches
         stats = jnp.stack([
-            jnp.stack([_norm(m) for m in means]),
-            jnp.stack([jnp.sqrt(jnp.maximum(jnp.sum(q / self.n_steps - m * m), 0.0))
-                       for m, q in zip(means, g_sq)]),
+            jnp.stack([_norm(r + m) for r, m in zip(ref, d_sum)]),
+            jnp.stack([jnp.sqrt(jnp.maximum(jnp.sum(q - m * m), 0.0)) for m, q in zip(d_sum, d_sq)]),
             jnp.stack([_norm(w) for w in kernels(params)]),
         ])
         return TrainState(params, opt_state, stats)

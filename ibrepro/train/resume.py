@@ -54,7 +54,9 @@ def existing_status(path: Path, config: dict, force: bool, device_count: int) ->
     except (KeyError, ValueError, TypeError):
         _start_over(path, force, "exists but its config cannot be read")
         return None
-    differing = [k for k in cfg.differing_keys(stored, config) if k not in RESUME_IGNORED]
+    # the cell's own resolved config: the sweep table (which lists the other cells) is left out
+    differing = [k for k in cfg.differing_keys(stored, config)
+                 if k not in RESUME_IGNORED and k.split(".")[0] != "sweep"]
     if schema != SCHEMA:
         _start_over(path, force, f"was written by another version (schema {schema!r}, this one writes {SCHEMA})")
     elif differing:

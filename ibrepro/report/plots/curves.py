@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ibrepro.claims.rules import summary
+from ibrepro.claims.phases import summary
 from ibrepro.report.plots import style
 from ibrepro.report.plots.load import CellResults, Estimate, config_value
 

@@ -3,7 +3,7 @@
 Per layer (each weight matrix: hidden layers and the output layer), the norm of the
 epoch's mean gradient and the gradient standard deviation, both divided by ‖W‖_F, against
 epochs on log-log axes, averaged over seeds; their ratio (the SNR); and ‖W‖_F itself. The
-drift→diffusion transition is `ibrepro.claims.rules.drift_diffusion_epoch` applied to the seed
+drift→diffusion transition is `ibrepro.claims.phases.drift_diffusion_epoch` applied to the seed
 means, so the figure marks what the claims report uses.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ibrepro.claims import rules as claims
+from ibrepro.claims import phases as claims
 from ibrepro.report.plots import style
 from ibrepro.report.plots.load import CellResults
 

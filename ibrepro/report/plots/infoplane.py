@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from ibrepro.claims.rules import summary
+from ibrepro.claims.phases import summary
 from ibrepro.report.plots import style
 from ibrepro.report.plots.load import CellResults, Estimate, IBBound
 

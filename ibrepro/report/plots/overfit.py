@@ -11,17 +11,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ibrepro.claims.rules import generalisation_gap
+from ibrepro.claims.phases import deep_layers, generalisation_gap
 from ibrepro.report.plots import style
 from ibrepro.report.plots.curves import draw_band
 from ibrepro.report.plots.load import CellResults, Estimate
 
 GAP_COLOUR = "0.2"
-
-
-def deep_layers(n_hidden: int) -> list[int]:
-    """The layers claim v looks at: the deeper half of the hidden layers (indices)."""
-    return list(range(n_hidden // 2, n_hidden))
 
 
 @style.styled

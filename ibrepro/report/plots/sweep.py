@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ibrepro.claims.rules import epochs_to_compressed, summary
+from ibrepro.claims.phases import epochs_to_compressed, summary
 from ibrepro.report.plots import style
 from ibrepro.report.plots.infoplane import infoplane_grid
 from ibrepro.report.plots.load import CellResults, Estimate, config_value

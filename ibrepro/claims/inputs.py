@@ -1,0 +1,71 @@
+"""Everything the claims stage reads: a cell's run file and estimate groups (read-only).
+
+The one place where the claims stage reads files: the cell and its estimates through
+`ibrepro.report.plots.load` (which reads `ibrepro.analysis.estimatesfile`), and activations
+through the one activation reader (stored, or recomputed from `params/`) for the
+self-consistency measures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ibrepro.analysis.activations import activation_layers
+from ibrepro.errors import UserError
+from ibrepro.report.plots.load import CellResults, load_cell
+from ibrepro.train.runfile import complete_epochs, open_run
+
+
+@dataclass(frozen=True)
+class Group:
+    """One estimate group: `ixt`, `ity` (S, E, L) in bits at `epochs`, for run seeds `seeds`."""
+
+    name: str
+    estimator: str
+    params: dict
+    labels: str  # "drawn" or "soft"
+    seeds: np.ndarray
+    epochs: np.ndarray
+    ixt: np.ndarray
+    ity: np.ndarray
+
+
+def load_groups(path: Path, estimators: tuple[str, ...] = ()) -> tuple[CellResults, list[Group]]:
+    """The cell and its estimate groups (those of `estimators`, by estimator or group name;
+    all when empty)."""
+    cell = load_cell(Path(path))
+    if cell.epochs.size == 0:
+        raise UserError(f"{path} has no complete snapshot yet")
+    chosen = [e for e in cell.estimates
+              if not estimators or e.estimator in estimators or e.group in estimators]
+    groups = [Group(e.group, e.estimator, dict(e.params), str(e.attrs.get("labels", "drawn")),
+                    np.arange(e.ixt.shape[0]) if e.seeds is None else e.seeds, e.epochs, e.ixt, e.ity)
+              for e in chosen]
+    return cell, groups
+
+
+def final_activations(path: Path, seeds: np.ndarray) -> list[np.ndarray] | None:
+    """Each layer's activations (S, N, w) at the last complete logged epoch for the given run
+    seeds (stored or recomputed); None before the first complete snapshot."""
+    with open_run(path) as run:
+        last = complete_epochs(run) - 1
+        if last < 0:
+            return None
+        return [np.asarray(layer[:, last])[seeds] for layer in activation_layers(run)]
+
+
+def global_ranges(path: Path, seeds: np.ndarray) -> np.ndarray:
+    """(S, 2): each seed's min and max over every layer and complete logged epoch."""
+    with open_run(path) as run:
+        n = complete_epochs(run)
+        lo = np.full(len(seeds), np.inf)
+        hi = np.full(len(seeds), -np.inf)
+        for data in activation_layers(run):
+            for start in range(0, n, 16):
+                block = np.asarray(data[:, start: min(n, start + 16)], np.float64)[seeds]
+                lo = np.fmin(lo, np.nanmin(block, axis=(1, 2, 3)))
+                hi = np.fmax(hi, np.nanmax(block, axis=(1, 2, 3)))
+    return np.stack([lo, hi], axis=1)

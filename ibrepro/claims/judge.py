@@ -1,0 +1,246 @@
+"""`ibrepro claims`: judge the paper's claims on every estimate group of a cell, into
+`<cell>.claims.json`; claim iv across the cells of a depth sweep, into the experiment's
+`claims.json` (DESIGN §7).
+
+Per estimate group: claims i (compression), ii (onset at the drift->diffusion transition),
+iii (IB bound and self-consistency, on the group's own partition, soft labels) and v (late
+fall of I(T;Y) with little data), each with its measured numbers (95 % bootstrap intervals over
+seeds), rule, thresholds, verdict and reason, and a per-layer table. A run whose training did
+not fit (final train accuracy near chance, or a diverged loss) gets "not applicable" throughout.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+import ibrepro
+from ibrepro import config as cfg
+from ibrepro.analysis.cell import estimates_path, find_cells
+from ibrepro.claims import claimsfile, phases, rules as claim_rules
+from ibrepro.claims.inputs import Group, final_activations, global_ranges, load_groups
+from ibrepro.claims.rules import Rules
+from ibrepro.claims.selfconsistency import LayerMeasures, layer_measures, partition_of
+from ibrepro.claims.verdicts import NOT_APPLICABLE, interval, training_fit
+from ibrepro.ib.bound import data_distribution
+from ibrepro.report.plots.load import CellResults
+from ibrepro.train.runfile import open_run
+
+DEPTH_LAYERS = "the last hidden layer and the output (the later of the two)"
+
+
+def claims_path(path: str | Path, estimators: tuple[str, ...] = (), rules: Rules = Rules()) -> list[Path]:
+    """Judge a cell file or every cell of an experiment directory; returns the files written.
+
+    A directory also gets `claims.json` (claim iv across cells of different depth)."""
+    path = Path(path)
+    runs = find_cells(path)
+    cells = [load_groups(run, estimators) for run in runs]
+    depth_sweep = path.is_dir() and _has_depth_sweep([c for c, _ in cells])
+    written = [claimsfile.write(claimsfile.claims_path(run), judge_cell(cell, groups, rules, depth_sweep))
+               for run, (cell, groups) in zip(runs, cells)]
+    if path.is_dir():
+        written.append(claimsfile.write(path / claimsfile.EXPERIMENT_NAME, judge_depth(cells, rules)))
+    return written
+
+
+def judge_cell(cell: CellResults, groups: list[Group], rules: Rules, depth_sweep: bool = False) -> dict:
+    """The claims document of one cell."""
+    config = cell.config
+    n_hidden = len(config["model"]["hidden"])
+    y = _labels(cell.path)
+    fit = training_fit(cell.metrics.get("train_acc"), cell.metrics.get("train_loss"),
+                       float(np.bincount(y).max() / y.size), rules.fit_margin)
+    drift, why_no_drift = _drift(cell)
+    acts = final_activations(cell.path, np.arange(_n_seeds(cell))) if groups else None
+    binning = next((g.params for g in groups if g.estimator == "binning"), None)
+    p_x, p_y_given_x = data_distribution(config, y)
+    out_groups = {}
+    for group in groups:
+        partition = partition_of(group.estimator, group.params, binning)
+        measures = None
+        if acts is not None:
+            span = (global_ranges(cell.path, group.seeds)
+                    if group.params.get("range") == "global" else None)
+            measures = layer_measures([a[group.seeds] for a in acts], partition, p_x,
+                                      p_y_given_x, span)
+        claims = _group_claims(cell, group, rules, drift, why_no_drift, measures,
+                               partition.own, depth_sweep)
+        if fit:
+            claims = {c: {**v, "verdict": NOT_APPLICABLE, "reason": fit} for c, v in claims.items()}
+        out_groups[group.name] = {
+            "estimator": group.estimator, "params": group.params, "labels": group.labels,
+            "seeds": group.seeds, "partition": partition.description,
+            "claims": claims,
+            "layers": _layer_table(group, n_hidden, drift, measures, cell, rules),
+        }
+    return {
+        "schema": claimsfile.SCHEMA, "run": cell.path.name, "run_id": _run_id(cell.path),
+        "cell": cell.name, "status": cell.status, "ibrepro_version": ibrepro.__version__,
+        "config": config, "rules": rules.as_dict(), "n_seeds": _n_seeds(cell),
+        "logged_epochs": [int(cell.epochs[0]), int(cell.epochs[-1]), int(cell.epochs.size)],
+        "fit": fit, "gradients": why_no_drift or "ok", "groups": out_groups,
+        "notes": ([f"no estimates: run `ibrepro analyze {cell.path}`"] if not groups else [])
+        + list(cell.notes),
+    }
+
+
+def _group_claims(cell, group: Group, rules: Rules, drift, why_no_drift, measures,
+                  own_partition: bool, depth_sweep: bool) -> dict:
+    n_hidden = len(cell.config["model"]["hidden"])
+    ixt_hidden = group.ixt[:, :, :n_hidden]
+    drift_g = None if drift is None else drift[group.seeds][:, :n_hidden]
+    gap, why_gap = _bound_gap(cell, group, measures, own_partition)
+    residual = None if measures is None else measures.residual
+    deep = phases.deep_layers(n_hidden)
+    claims = {
+        "i": claim_rules.compression(group.epochs, ixt_hidden, np.log2(cell.n_inputs), rules),
+        "ii": claim_rules.coincidence(group.epochs, ixt_hidden, drift_g, why_no_drift, rules),
+        "iii": claim_rules.bound(gap, residual, why_gap, rules),
+        "iv": claim_rules.depth({}, DEPTH_LAYERS, rules),
+        "v": claim_rules.small_data(group.epochs, group.ity[:, :, deep] if deep else None,
+                                    cell.config["train"]["train_fraction"], rules),
+    }
+    out = {name: claim.to_json() for name, claim in claims.items()}
+    if depth_sweep:
+        out["iv"]["reason"] = "judged across the cells of the depth sweep: see claims.json"
+    return out
+
+
+def _bound_gap(cell: CellResults, group: Group, measures: LayerMeasures | None,
+               own_partition: bool) -> tuple[np.ndarray | None, str]:
+    """IB bound at the final I(X;T) minus the final I(T;Y) (S, L), soft labels; or why not."""
+    if cell.ib_bound is None:
+        return None, f"no IB bound: run `ibrepro bound {cell.path}`"
+    gamma = cell.config.get("data", {}).get("gamma", 0) if cell.config["dataset"] == "tishby12" else 0
+    if group.labels == "soft" or gamma == 0:
+        ixt, ity = group.ixt[:, -1], group.ity[:, -1]
+    elif own_partition and measures is not None:
+        ixt, ity = measures.soft_ixt, measures.soft_ity
+    else:
+        return None, (f"noisy labels (gamma = {gamma:g}): the bound needs soft-label I(T;Y), and "
+                      "this group holds drawn-label estimates without a partition (or stored "
+                      "activations) to recompute it")
+    return np.interp(ixt, cell.ib_bound.ixt, cell.ib_bound.ity) - ity, ""
+
+
+def _layer_table(group: Group, n_hidden: int, drift, measures, cell: CellResults, rules: Rules) -> list[dict]:
+    """Per layer: the numbers behind the claims, each [value, lo, hi] over seeds."""
+    epochs, n_layers = group.epochs, group.ixt.shape[2]
+    compress = phases.fall(epochs, group.ixt, rules.min_fall_bits, rules.noise_z)
+    onset = np.where(compress.counts, epochs[compress.peak_index], np.nan)
+    share = phases.compression_share(epochs, group.ixt, rules.min_fall_bits, rules.noise_z)
+    late = phases.fall(epochs, group.ity, rules.late_drop_bits, rules.noise_z)
+    ceiling = phases.at_ceiling(group.ixt, np.log2(cell.n_inputs), rules.ceiling_bits)
+    gap, _ = _bound_gap(cell, group, measures, True)
+    deep = phases.deep_layers(n_hidden)
+    rows = []
+    for k in range(n_layers):
+        row = {"layer": "output" if k == n_layers - 1 else f"layer {k + 1}", "deep": k in deep,
+               "at_ceiling": bool(ceiling[k]),
+               "final_ixt": interval(group.ixt[:, -1, k]), "final_ity": interval(group.ity[:, -1, k]),
+               "onset_epoch": interval(_log_epochs(onset[:, k]), _geo),
+               "compression_share": interval(share[:, k]), "ixt_fall": interval(compress.fall[:, k]),
+               "ity_late_fall": interval(late.fall[:, k])}
+        if drift is not None:
+            row["drift_epoch"] = interval(_log_epochs(drift[group.seeds, k]), _geo)
+        if gap is not None:
+            row["gap_to_bound"] = interval(gap[:, k])
+        if measures is not None:
+            row["sc_residual"] = interval(measures.residual[:, k])
+            row["sc_beta"] = interval(np.log10(measures.beta[:, k]), _geo)
+        rows.append(row)
+    return rows
+
+
+def judge_depth(cells: list[tuple[CellResults, list[Group]]], rules: Rules) -> dict:
+    """The experiment's claims document: claim iv per estimate group, for every family of
+    cells whose configs differ only in `model.hidden`."""
+    families: dict[str, list[tuple[CellResults, list[Group]]]] = {}
+    for cell, groups in cells:
+        families.setdefault(_without_depth(cell.config), []).append((cell, groups))
+    out = {}
+    for members in families.values():
+        if len({len(c.config["model"]["hidden"]) for c, _ in members}) < 2:
+            continue
+        label = _family_label(members, [c for c, _ in cells])
+        for name in sorted({g.name for _, groups in members for g in groups}):
+            per_depth, used = {}, []
+            for cell, groups in members:
+                group = next((g for g in groups if g.name == name), None)
+                if group is None:
+                    continue
+                n_hidden = len(cell.config["model"]["hidden"])
+                reached = phases.epochs_to_compressed(
+                    group.epochs, group.ixt[:, :, [n_hidden - 1, n_hidden]],
+                    rules.compressed_fraction, rules.min_fall_bits, rules.noise_z)
+                per_depth[n_hidden] = np.where(np.isnan(reached).any(axis=1), np.nan, reached.max(axis=1))
+                used.append(cell.name)
+                sample = group
+            key = name if len(families) == 1 else f"{name} ({label})"
+            out[key] = {"group": name, "estimator": sample.estimator, "params": sample.params,
+                        "labels": sample.labels, "cells": used, "family": label,
+                        "claims": {"iv": claim_rules.depth(per_depth, DEPTH_LAYERS, rules).to_json()}}
+    return {"schema": claimsfile.SCHEMA, "run": None, "run_id": None,
+            "ibrepro_version": ibrepro.__version__, "rules": rules.as_dict(), "groups": out}
+
+
+def sources(run_path: Path) -> list[Path]:
+    """The files a cell's claims are computed from (for staleness)."""
+    return [Path(run_path), estimates_path(Path(run_path))]
+
+
+def _drift(cell: CellResults) -> tuple[np.ndarray | None, str]:
+    if cell.gradients is None:
+        return None, f"no gradient statistics ({cell.missing.get('gradients', 'none recorded')})"
+    if not phases.snr_defined(cell.gradients["std_norm"][:, 1:]):
+        return None, ("gradient SNR undefined: one minibatch per epoch (full-batch gradient "
+                      "descent), so the gradient std is 0")
+    return phases.drift_diffusion_epoch(cell.epochs, cell.gradients["mean_norm"],
+                                        cell.gradients["std_norm"]), ""
+
+
+def _has_depth_sweep(cells: list[CellResults]) -> bool:
+    families: dict[str, set[int]] = {}
+    for cell in cells:
+        families.setdefault(_without_depth(cell.config), set()).add(len(cell.config["model"]["hidden"]))
+    return any(len(depths) > 1 for depths in families.values())
+
+
+def _without_depth(config: dict) -> str:
+    rest = json.loads(json.dumps(config))
+    rest.pop("sweep", None)
+    rest.get("model", {}).pop("hidden", None)
+    return json.dumps(rest, sort_keys=True)
+
+
+def _family_label(members, all_cells) -> str:
+    differing = set(cfg.differing_keys(*(c.config for c in all_cells))) - {"model.hidden"}
+    flat = cfg.flatten(members[0][0].config)
+    return ", ".join(f"{k} = {flat.get(k)}" for k in sorted(differing)) or "all cells"
+
+
+def _geo(log_values: np.ndarray) -> np.ndarray:
+    return 10.0 ** np.mean(log_values, axis=-1)
+
+
+def _log_epochs(epochs: np.ndarray) -> np.ndarray:
+    """log10 of epochs for geometric means, epoch 0 counted as 1 (NaN stays NaN)."""
+    return np.log10(np.maximum(np.asarray(epochs, float), 1.0))
+
+
+def _labels(path: Path) -> np.ndarray:
+    with open_run(path) as run:
+        return np.asarray(run["data/y"][()])
+
+
+def _n_seeds(cell: CellResults) -> int:
+    return int(cell.config["train"]["seeds"])
+
+
+def _run_id(path: Path) -> str | None:
+    with open_run(path) as run:
+        value = run.attrs.get("run_id")
+    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))

@@ -1,0 +1,149 @@
+"""`ibrepro claims` end to end on tiny trained cells: the claims file, soft labels for
+gamma > 0, self-consistency on the group's partition, a diverged run, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import tiny_config
+from ibrepro.analysis import estimators
+from ibrepro.analysis.analyze import analyze_path
+from ibrepro.analysis.estimators import Block, Labels
+from ibrepro.claims import claimsfile
+from ibrepro.claims.judge import claims_path
+from ibrepro.claims.rules import Rules
+from ibrepro.claims.selfconsistency import layer_measures, partition_of, soft_information
+from ibrepro.claims.verdicts import NOT_APPLICABLE, WORDS
+from ibrepro.cli import app
+from ibrepro.ib.bound import bound_path
+from ibrepro.ib.curve import ib_point
+from ibrepro.ib.selfconsistency import symbols_to_encoder
+from ibrepro.train.loop import train_cell
+
+CLAIM_NAMES = ["i", "ii", "iii", "iv", "v"]
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory):
+    """A tiny cell with noisy labels (gamma = 1), trained full batch, with binning and KDE
+    estimates and its IB bound."""
+    path = tmp_path_factory.mktemp("claims") / "cell.h5"
+    train_cell("cell", tiny_config("data.gamma=1", "train.batch_size=0", "train.epochs=20",
+                                   "log.snapshots=8"), path)
+    analyze_path(path, ["binning"], progress=False)
+    analyze_path(path, ["kde"], {"every": "4"}, progress=False)
+    bound_path(path)
+    return path
+
+
+def test_claims_file_schema_and_soft_labels(noisy):
+    (written,) = claims_path(noisy, rules=Rules(noise_z=2.5))
+    assert written == noisy.with_name("cell.claims.json")
+    doc = json.loads(written.read_text())  # plain JSON: no NaN or Infinity tokens
+    assert doc["schema"] == "ibrepro-claims/1" and doc["run"] == "cell.h5"
+    assert doc["rules"]["noise_z"] == 2.5
+    assert sorted(g["estimator"] for g in doc["groups"].values()) == ["binning", "kde", "kde"]
+    for group in doc["groups"].values():
+        assert sorted(group["claims"]) == CLAIM_NAMES
+        for claim in group["claims"].values():
+            assert claim["verdict"] in WORDS and "thresholds" in claim["rule"]
+    binning = doc["groups"]["binning_n30_lo-1_hi1"]
+    assert binning["partition"] == "its own partition (binning)"
+    # soft-label I(T;Y) of a real encoder can never lie above the IB bound
+    gaps = [row["gap_to_bound"] for row in binning["layers"]]
+    assert all(claimsfile.number(g[0]) >= -1e-6 for g in gaps)
+    assert binning["claims"]["iii"]["verdict"] != NOT_APPLICABLE
+    kde = next(g for name, g in doc["groups"].items() if name.startswith("kde"))
+    assert kde["claims"]["iii"]["verdict"] == NOT_APPLICABLE
+    assert "noisy labels" in kde["claims"]["iii"]["reason"]
+    assert "binning group's partition" in kde["partition"]
+
+
+def test_soft_information_matches_the_dense_ib_point():
+    rng = np.random.default_rng(4)
+    p_x = rng.dirichlet(np.ones(30))
+    p_y1 = rng.uniform(size=30)
+    p_y = np.stack([1 - p_y1, p_y1], axis=1)
+    clusters = rng.integers(0, 6, 30)
+    want = ib_point(p_x, p_y, symbols_to_encoder(clusters))
+    assert soft_information(clusters, p_x, p_y) == pytest.approx(want, abs=1e-12)
+
+
+def test_a_diverged_run_makes_every_claim_not_applicable(noisy, tmp_path):
+    path = tmp_path / "cell.h5"
+    for name in ("cell.h5", "cell.mi.h5"):
+        shutil.copy(noisy.with_name(name), tmp_path / name)
+    with h5py.File(path, "r+") as run:
+        run["metrics/train_loss"][:, -1] = np.nan  # the loss blew up
+    (written,) = claims_path(path)
+    for group in json.loads(written.read_text())["groups"].values():
+        for claim in group["claims"].values():
+            assert claim["verdict"] == NOT_APPLICABLE
+            assert claim["reason"] == "training diverged (final train loss not finite)"
+
+
+def test_cli_claims_and_its_errors(noisy, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["claims", str(noisy), "--estimator", "binning",
+                                 "--rule", "compression_share=0.7"])
+    assert result.exit_code == 0, result.output
+    doc = claimsfile.read(claimsfile.claims_path(noisy))
+    assert list(doc["groups"]) == ["binning_n30_lo-1_hi1"]
+    assert doc["rules"]["compression_share"] == 0.7
+    assert "0.7" in doc["groups"]["binning_n30_lo-1_hi1"]["claims"]["i"]["rule"]["text"]
+    for args in (["claims", str(tmp_path / "missing.h5")],
+                 ["claims", str(noisy), "--rule", "bogus=1"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code != 0 and len(result.output.strip().splitlines()) == 1
+
+
+def test_staleness(noisy, tmp_path):
+    target = tmp_path / "x.claims.json"
+    claimsfile.write(target, {"schema": claimsfile.SCHEMA, "rules": Rules().as_dict()})
+    assert not claimsfile.is_stale(target, [noisy], Rules().as_dict())
+    assert claimsfile.is_stale(target, [noisy], Rules(min_speedup=3).as_dict())
+    noisy.touch()
+    target.touch()
+    estimates = noisy.with_name("cell.mi.h5")
+    later = target.stat().st_mtime + 5
+    os.utime(estimates, (later, later))
+    assert claimsfile.is_stale(target, [noisy, estimates], Rules().as_dict())
+    target.write_text("{broken")
+    assert claimsfile.is_stale(target, [], Rules().as_dict())
+
+
+def test_full_batch_makes_claim_ii_not_applicable(noisy):
+    doc = claimsfile.read(claims_path(noisy)[0])
+    claim = doc["groups"]["binning_n30_lo-1_hi1"]["claims"]["ii"]
+    assert claim["verdict"] == NOT_APPLICABLE
+    assert claim["reason"] == ("gradient SNR undefined: one minibatch per epoch (full-batch "
+                               "gradient descent), so the gradient std is 0")
+
+
+@pytest.mark.parametrize("name, params", [
+    ("binning", {}), ("binning-layer", {}), ("binning-layer", {"range": "global"}),
+    ("adaptive", {"n_bins": 8})])
+def test_partition_reproduces_the_estimators_own_information(name, params):
+    """With deterministic labels the soft-label numbers on a group's partition are the
+    group's own estimates."""
+    rng = np.random.default_rng(6)
+    acts = np.tanh(rng.normal(size=(3, 500, 3)) * 1.5).astype(np.float32)
+    y = rng.integers(0, 3, 500)
+    est = estimators.get(name)
+    values = est.resolve(params, {"dataset": "tishby12"})
+    block = Block(acts, np.arange(3))
+    context = est.prepare(iter([block]), values) if est.prepare else None
+    ixt, ity = est.estimate(block, Labels.from_labels(y), values, context)[""]
+    spans = None if context is None else np.array([context[s] for s in range(3)])
+    p_y = np.eye(3)[y]
+    partition = partition_of(name, dict(values), None)
+    got = layer_measures([acts], partition, np.full(500, 1 / 500), p_y, spans)
+    np.testing.assert_allclose(got.soft_ixt[:, 0], ixt, atol=1e-9)
+    np.testing.assert_allclose(got.soft_ity[:, 0], ity, atol=1e-9)
