@@ -18,8 +18,11 @@ from ibrepro.jaxsetup import configure as configure_jax
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Reproduce the information plane of deep networks (Shwartz-Ziv & Tishby 2017).")
 console = Console(stderr=True, markup=False)  # messages hold paths and names, printed as they are
-CLUSTER_HELP = "Run cells as Dask tasks: local:N, tcp://HOST:PORT, slurm or pbs (needs ibrepro[cluster])."
-CLUSTER_CONFIG_HELP = "dask-jobqueue settings (YAML) for --cluster slurm/pbs."
+# options train and analyze share
+PROGRESS_OPTION = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
+CLUSTER_OPTION = typer.Option(
+    None, "--cluster", help="Run cells as Dask tasks: local:N, tcp://HOST:PORT, slurm or pbs (needs the cluster extra).")
+CLUSTER_CONFIG_OPTION = typer.Option(None, "--cluster-config", help="dask-jobqueue settings (YAML) for --cluster slurm/pbs.")
 
 
 @app.callback()
@@ -43,9 +46,9 @@ def train(
     out: Path = typer.Option(Path("runs"), "--out", help="Output directory."),
     set_: List[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Start over cells whose stored config differs."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    cluster: Optional[str] = typer.Option(None, "--cluster", help=CLUSTER_HELP),
-    cluster_config: Optional[Path] = typer.Option(None, "--cluster-config", help=CLUSTER_CONFIG_HELP),
+    progress: bool = PROGRESS_OPTION,
+    cluster: Optional[str] = CLUSTER_OPTION,
+    cluster_config: Optional[Path] = CLUSTER_CONFIG_OPTION,
 ) -> None:
     """Train every cell of an experiment; re-running resumes interrupted cells."""
     configure_jax()
@@ -87,9 +90,9 @@ def analyze(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
     estimator: List[str] = typer.Option([], "--estimator", help="binning (default), binning-layer, adaptive or kde (repeatable)."),
     set_: List[str] = typer.Option([], "--set", help="Estimator parameter or option, key=value (repeatable): n_bins, lo, hi, range, sigma2, every, seeds."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    cluster: Optional[str] = typer.Option(None, "--cluster", help=CLUSTER_HELP),
-    cluster_config: Optional[Path] = typer.Option(None, "--cluster-config", help=CLUSTER_CONFIG_HELP),
+    progress: bool = PROGRESS_OPTION,
+    cluster: Optional[str] = CLUSTER_OPTION,
+    cluster_config: Optional[Path] = CLUSTER_CONFIG_OPTION,
 ) -> None:
     """Estimate I(X;T) and I(T;Y) per seed, epoch and layer into <cell>.mi.h5 beside each run file."""
     configure_jax()
