@@ -50,7 +50,8 @@ def test_exact_matches_brute_force(dtype, w, classes):
 
 def test_hash_collisions_are_detected_and_recounted(monkeypatch):
     """With a hash that collides nearly always, every seed-epoch takes the exact slow path."""
-    monkeypatch.setattr(exact, "_mix", lambda h: h & 3)
+    weak = lambda bits: (bits[:, :, 0] & 3).astype(np.uint64) << 61  # noqa: E731
+    monkeypatch.setattr(exact, "_row_hash", weak)
     exact._kernel.clear_cache()
     try:
         rng = np.random.default_rng(1)
@@ -62,6 +63,21 @@ def test_hash_collisions_are_detected_and_recounted(monkeypatch):
     for k in range(3):
         want = brute_force(acts[k], y)
         assert abs(ixt[k] - want[0]) < 1e-12 and abs(ity[k] - want[1]) < 1e-12
+
+
+def test_grid_rows_that_differ_by_an_ulp_stay_distinct():
+    """Rows on a quantizer grid are keyed by their levels; values an ulp off a level share the
+    level's key but are different values, so they must be told apart (and are)."""
+    rng = np.random.default_rng(3)
+    levels = rng.integers(0, 16, size=(3, 400, 3))
+    acts = (levels * (2 / 15) - 1).astype(np.float32)
+    acts[0, ::7, 1] = np.nextafter(acts[0, ::7, 1], np.float32(2))
+    y = rng.integers(0, 2, 400)
+    assert exact.key_mode(16, 3, 1 + exact.index_bits(400)) == "codes32"
+    ixt, ity = exact.exact_information(Block(acts, np.arange(3)), Labels.from_labels(y), levels=16)
+    for k in range(3):
+        want = brute_force(acts[k], y)
+        assert abs(ixt[k] - want[0]) < 1e-12 and abs(ity[k] - want[1]) < 1e-12, k
 
 
 def test_quantized_grid_passes_and_too_many_values_are_refused():

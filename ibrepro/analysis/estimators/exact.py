@@ -5,11 +5,13 @@ counted over whole rows, with no binning parameter: two inputs share a symbol ex
 the layer's stored rows are equal value for value (−0.0 = +0.0). For a quantized or binary
 network this is the exact mutual information (Lorenzen et al., ICLR 2022).
 
-Speed: one fused XLA kernel hashes every row's bits into a 63-bit key (label in the lowest
-bits, as `discrete.pack_rows` places it); the keys of a seed-epoch are sorted once and
-`discrete.sorted_key_entropies` counts the runs, as for binning. The hash is made exact: rows
-with equal hashes are then compared value by value, and a seed-epoch where two different rows
-share a hash is recounted from per-unit value ranks (`discrete.information_from_symbols`).
+Speed: one fused XLA kernel turns every row into a sort key (payload, label, row index): the
+payload is the row's levels on the quantizer's grid as one number when they fit (int32 or
+int64 keys), else a 64-bit hash of the row's bits. The keys of a seed-epoch are sorted once,
+which also gives the order, and `discrete.sorted_key_entropies` counts the runs, as for
+binning. Either payload is made exact: rows with equal payloads are then compared value by
+value, and a seed-epoch where two different rows share one is recounted from per-unit value
+ranks (`discrete.information_from_symbols`).
 
 Refusal: parameter `levels` bounds the distinct values a unit may take, per layer. By default
 it comes from the run's config (`config_defaults`): 2^b for every layer of a network trained
@@ -26,6 +28,7 @@ group name (`exact`) and recorded in the `levels` attribute.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,34 +43,87 @@ from ibrepro.errors import UserError
 
 GRID_TOLERANCE = 1e-3  # in grid steps: how far a value may sit from a level and count as on the grid
 _UINT = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}
-_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+# two 32-bit multiply-xorshift lanes (odd multipliers, distinct per lane), joined into 64 bits
+_LANES = ((0x9E3779B1, 15, 0x2545F491), (0x85EBCA77, 13, 0xC2B2AE3D))
 
 
-def _mix(h: jax.Array) -> jax.Array:
-    """The splitmix64 finaliser (a bijection of uint64 that spreads every input bit)."""
-    h = (h ^ (h >> 30)) * jnp.uint64(_MIX1)
-    h = (h ^ (h >> 27)) * jnp.uint64(_MIX2)
-    return h ^ (h >> 31)
+def _unit_bits(t: jax.Array) -> jax.Array:
+    """Each value's bits as uint32 (float64: its two halves xor-ed; equal values, equal bits)."""
+    bits = jax.lax.bitcast_convert_type(t, _UINT[t.dtype.itemsize])
+    if t.dtype.itemsize == 8:
+        bits = bits ^ (bits >> 32)
+    return bits.astype(jnp.uint32)
 
 
-@functools.partial(jax.jit, static_argnames=("levels", "cbits"))
-def _kernel(acts, codes, *, levels, cbits):
-    """Row keys (B, N) int64, and per seed-epoch: on the `levels`-level grid? any NaN? (B,) each."""
+def _row_hash(bits: jax.Array) -> jax.Array:
+    """A 64-bit hash (uint64) of each row of bits (B, N, w); equal rows, equal hashes."""
+    lanes = []
+    for mul, shift, seed in _LANES:
+        h = jnp.full(bits.shape[:2], seed, jnp.uint32)
+        for j in range(bits.shape[2]):
+            h = (h ^ bits[:, :, j]) * jnp.uint32(mul)
+            h = h ^ (h >> shift)
+        lanes.append(h.astype(jnp.uint64))
+    return (lanes[0] << 32) | lanes[1]
+
+
+def index_bits(n: int) -> int:
+    """Bits a row index 0..n-1 takes in a sort key."""
+    return max(1, (n - 1).bit_length())
+
+
+@functools.partial(jax.jit, static_argnames=("cbits", "levels", "mode"))
+def _kernel(acts, lo, inverse, codes, *, cbits, levels, mode):
+    """Sort keys (B, N) and, per row, whether a value is off the grid lo[b] + k / inverse[b].
+
+    A key holds, from the top: the row's payload, its label (`cbits` bits) and its row index,
+    and is >= 0; sorting the keys groups equal payloads, then labels, and yields the order too.
+    The payload is the row's grid levels as one mixed-radix number (mode "codes32" / "codes64":
+    int32 / int64 keys) or a hash of its bits ("hash", int64). Unit by unit, one elementwise
+    loop (no reduction: XLA fuses it all into one pass).
+    """
     t = jnp.where(acts == 0, jnp.zeros((), acts.dtype), acts)  # -0.0 and +0.0 are one value
-    bits = jax.lax.bitcast_convert_type(t, _UINT[acts.dtype.itemsize]).astype(jnp.uint64)
-    h = jnp.zeros(acts.shape[:2], jnp.uint64)
-    for j in range(acts.shape[2]):
-        h = _mix(h ^ (bits[:, :, j] + jnp.uint64((_GOLDEN * (j + 1)) % 2**64)))
-    keys = ((h >> (1 + cbits)) << cbits).astype(jnp.int64) | codes.astype(jnp.int64)
-    has_nan = jnp.isnan(t).any(axis=(1, 2))
-    if levels < 2:
-        return keys, jnp.zeros(has_nan.shape, bool), has_nan
-    lo = jnp.minimum(t.min(axis=(1, 2)), 0)[:, None, None]
-    hi = jnp.maximum(t.max(axis=(1, 2)), 0)[:, None, None]
-    step = jnp.where(hi > lo, (hi - lo) / (levels - 1), 1)
-    u = (t - lo) / step
-    on_grid = (jnp.abs(u - jnp.round(u)) <= GRID_TOLERANCE).all(axis=(1, 2))
-    return keys, on_grid, has_nan
+    low = cbits + index_bits(acts.shape[1])
+    u = (t.astype(jnp.float32) - lo[:, None, None]) * inverse[:, None, None]
+    nearest = jnp.round(u)
+    off = ~(jnp.abs(u - nearest) <= GRID_TOLERANCE)  # NaN is off the grid
+    off_row = functools.reduce(jnp.logical_or, [off[:, :, j] for j in range(t.shape[2])])
+    dtype = jnp.int32 if mode == "codes32" else jnp.int64
+    if mode == "hash":
+        payload = (_row_hash(_unit_bits(t)) >> (1 + low)).astype(dtype)
+    else:
+        level = jnp.clip(nearest, 0, levels - 1).astype(dtype)
+        payload = level[:, :, -1]
+        for j in range(t.shape[2] - 2, -1, -1):
+            payload = payload * levels + level[:, :, j]
+    rows = jnp.arange(acts.shape[1], dtype=dtype)
+    keys = (payload << low) | (codes.astype(dtype) << (low - cbits)) | rows
+    return keys, off_row
+
+
+def key_mode(levels: int, width: int, low: int) -> str:
+    """The narrowest exact key for rows of `width` units on a `levels`-level grid, else "hash"."""
+    if levels >= 2:
+        payload = width * math.log2(levels)
+        if payload + low <= 31:
+            return "codes32"
+        if payload + low <= 63:
+            return "codes64"
+    return "hash"
+
+
+def _grid(acts: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per seed-epoch: the quantizer grid's lowest level and 1/step, float32 (B,) each.
+
+    The grid spans [min(lo, 0), max(hi, 0)] of the seed-epoch's values in `levels` levels
+    (`ibrepro.train.quantize`); without a grid (levels < 2) the inverse is NaN: all off grid.
+    """
+    flat = acts.reshape(acts.shape[0], -1)
+    lo = np.minimum(flat.min(axis=1), 0).astype(np.float64)
+    hi = np.maximum(flat.max(axis=1), 0).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse = np.where(hi > lo, (levels - 1) / (hi - lo), 1.0) if levels >= 2 else np.full(len(lo), np.nan)
+    return lo.astype(np.float32), inverse.astype(np.float32)
 
 
 def parse_levels(text: str) -> tuple[int, ...]:
@@ -110,13 +166,15 @@ def _unit_counts(values: np.ndarray) -> np.ndarray:
 
 def _check_discrete(block: Block, suspect: np.ndarray, levels: int) -> None:
     """Raise UserError if a unit of a `suspect` seed-epoch takes more than `levels` values."""
-    if not suspect.any():
+    suspect = np.flatnonzero(suspect)
+    if suspect.size == 0:
         return
-    counts = _unit_counts(block.acts[suspect]).max(axis=1)
+    acts = block.acts[suspect]
+    counts = _unit_counts(acts).max(axis=1)
     worst = int(np.argmax(counts))
     if counts[worst] <= levels:
         return
-    seed = int(block.seeds[np.flatnonzero(suspect)[worst]])
+    seed = int(block.seeds[suspect[worst]])
     allowed = f"its quantizer allows {levels}" if levels else "it is a float layer"
     raise UserError(f"exact: layer {block.layer} is not discrete: a unit takes {counts[worst]} distinct "
                     f"values (seed {seed}) but {allowed}; train with model.quantize_bits or activation sign, "
@@ -124,12 +182,17 @@ def _check_discrete(block: Block, suspect: np.ndarray, levels: int) -> None:
 
 
 def _collisions(acts: np.ndarray, keys: np.ndarray, order: np.ndarray, cbits: int) -> np.ndarray:
-    """Per seed-epoch: do two different rows share a hash? keys sorted, `order` their argsort."""
-    same = (keys[:, 1:] >> cbits) == (keys[:, :-1] >> cbits)
-    b, i = np.nonzero(same)
-    first, second = acts[b, order[b, i]], acts[b, order[b, i + 1]]
+    """Per seed-epoch: do two different rows share a payload? `keys` (payload, label) sorted
+    (B, N), `order` the row each came from."""
+    b, n, w = acts.shape
+    repeat = np.zeros((b, n), bool)  # flat positions whose payload equals the previous one's
+    np.less(np.bitwise_xor(keys[:, 1:], keys[:, :-1]), 1 << cbits, out=repeat[:, 1:])
+    at = np.flatnonzero(repeat)
+    start = at - at % n
+    rows, order = acts.reshape(b * n, w), order.ravel()
+    first, second = rows.take(start + order[at - 1], axis=0), rows.take(start + order[at], axis=0)
     differ = ((first != second) & ~(np.isnan(first) & np.isnan(second))).any(axis=1)
-    return np.bincount(b[differ], minlength=keys.shape[0]) > 0
+    return np.bincount(at[differ] // n, minlength=b) > 0
 
 
 def _by_ranks(acts: np.ndarray, labels: Labels) -> tuple[float, float]:
@@ -147,14 +210,23 @@ def exact_information(block: Block, labels: Labels, levels: int) -> tuple[np.nda
     if acts.dtype not in (np.float16, np.float32, np.float64):
         acts = acts.astype(np.float64)
     cbits = class_bits(labels)
+    lo, inverse = _grid(acts, levels)
+    device = thread_device()
+    inputs = [jax.device_put(a, device, may_alias=True) for a in (acts, lo, inverse, labels.codes)]
+    mode = key_mode(levels, acts.shape[2], cbits + index_bits(acts.shape[1]))
     with jax.enable_x64(True):
-        keys, on_grid, has_nan = _kernel(jax.device_put(acts, thread_device(), may_alias=True),
-                                         jax.device_put(labels.codes, thread_device()),
-                                         levels=levels, cbits=cbits)
-        keys, on_grid, has_nan = np.array(keys), np.asarray(on_grid), np.asarray(has_nan)
-    _check_discrete(Block(acts, block.seeds, block.layer), ~on_grid & ~has_nan, levels)
-    order = np.argsort(keys, axis=1)
-    keys = np.take_along_axis(keys, order, axis=1)
+        keys, off = _kernel(*inputs, cbits=cbits, levels=levels, mode=mode)
+        keys, off = np.array(keys), np.asarray(off).any(axis=1)
+        if off.any() and mode != "hash":  # some rows are not on the grid: codes would merge them
+            keys = np.array(_kernel(*inputs, cbits=cbits, levels=levels, mode="hash")[0])
+    has_nan = np.zeros(len(keys), bool)
+    if off.any():
+        has_nan[off] = np.isnan(acts[off]).any(axis=(1, 2))
+        _check_discrete(Block(acts, block.seeds, block.layer), off & ~has_nan, levels)
+    keys.sort(axis=1)
+    shift = index_bits(keys.shape[1])
+    order = keys & ((1 << shift) - 1)
+    keys >>= shift
     h_t, h_ty = sorted_key_entropies(keys, cbits)
     ixt, ity = h_t, h_t + labels.entropy - h_ty
     for k in np.flatnonzero(_collisions(acts, keys, order, cbits) & ~has_nan):
