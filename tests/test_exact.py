@@ -48,35 +48,42 @@ def test_exact_matches_brute_force(dtype, w, classes):
         assert abs(ixt[k] - want[0]) < 1e-12 and abs(ity[k] - want[1]) < 1e-12, (k, ixt[k], ity[k], want)
 
 
-def test_hash_collisions_are_detected_and_recounted(monkeypatch):
+@pytest.mark.parametrize("on_grid", [False, True])
+def test_hash_collisions_are_detected_and_recounted(monkeypatch, on_grid):
     """With a hash that collides nearly always, every seed-epoch takes the exact slow path."""
     weak = lambda bits: (bits[:, :, 0] & 3).astype(np.uint64) << 61  # noqa: E731
     monkeypatch.setattr(exact, "_row_hash", weak)
     exact._kernel.clear_cache()
+    rng = np.random.default_rng(1)
+    if on_grid:  # 16 units on a 16-level grid: too wide for a key of levels, so hashed
+        symbols = rng.integers(0, 16, size=(3, 200, 16))
+        acts = (symbols * (1 / 15)).astype(np.float32)
+    else:
+        acts = symbols = random_discrete(rng, 3, 200, 5, 5, np.float32)
+    y = rng.integers(0, 2, 200)
     try:
-        rng = np.random.default_rng(1)
-        acts = random_discrete(rng, 3, 200, 5, 5, np.float32)
-        y = rng.integers(0, 2, 200)
-        ixt, ity = exact.exact_information(Block(acts, np.arange(3)), Labels.from_labels(y), levels=5)
+        ixt, ity = exact.exact_information(Block(acts, np.arange(3)), Labels.from_labels(y), levels=16)
     finally:
         exact._kernel.clear_cache()
     for k in range(3):
-        want = brute_force(acts[k], y)
+        want = brute_force(symbols[k], y)
         assert abs(ixt[k] - want[0]) < 1e-12 and abs(ity[k] - want[1]) < 1e-12
 
 
-def test_grid_rows_that_differ_by_an_ulp_stay_distinct():
-    """Rows on a quantizer grid are keyed by their levels; values an ulp off a level share the
-    level's key but are different values, so they must be told apart (and are)."""
+@pytest.mark.parametrize("width", [3, 20])  # keys: the levels themselves; a hash of the levels
+def test_on_grid_rows_are_read_as_their_levels(width):
+    """A layer on its quantizer's grid is read as its levels: a value an ulp off a level is that
+    level (float rounding cannot split a level); the counts are those of the level rows."""
     rng = np.random.default_rng(3)
-    levels = rng.integers(0, 16, size=(3, 400, 3))
+    levels = rng.integers(0, 16, size=(3, 400, width))
     acts = (levels * (2 / 15) - 1).astype(np.float32)
     acts[0, ::7, 1] = np.nextafter(acts[0, ::7, 1], np.float32(2))
     y = rng.integers(0, 2, 400)
-    assert exact.key_mode(16, 3, 1 + exact.index_bits(400)) == "codes32"
+    mode = exact.key_mode(16, width, 1, on_grid=True)
+    assert mode == ("codes32" if width == 3 else "hash-levels")
     ixt, ity = exact.exact_information(Block(acts, np.arange(3)), Labels.from_labels(y), levels=16)
     for k in range(3):
-        want = brute_force(acts[k], y)
+        want = brute_force(levels[k], y)
         assert abs(ixt[k] - want[0]) < 1e-12 and abs(ity[k] - want[1]) < 1e-12, k
 
 

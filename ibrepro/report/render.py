@@ -43,8 +43,9 @@ from ibrepro.report.plots import draw_figures, style
 from ibrepro.report.plots.load import Cell, Estimate, load_cell
 from ibrepro.report.plots.overfit import deep_layers
 
-# Without --estimator: the paper's binning, else per-layer binning (MNIST), adaptive, KDE.
-DEFAULT_ESTIMATORS = ("binning", "binning-layer", "adaptive", "kde")
+# Without --estimator: exact MI (only quantized or binary runs have it), else the paper's
+# binning, else per-layer binning (MNIST), adaptive, KDE.
+DEFAULT_ESTIMATORS = ("exact", "binning", "binning-layer", "adaptive", "kde")
 SC_BINS, SC_LO, SC_HI = 30, -1.0, 1.0  # the paper's binning for the self-consistency encoder
 SC_BETAS = np.geomspace(0.1, 1e4, 121)
 SC_MAX_ENTRIES = 2**25  # largest dense encoder p(t|x) formed (inputs x clusters), 256 MB
@@ -113,7 +114,7 @@ def pick_estimate(cell: Cell, name: str | None) -> tuple[Estimate | None, str]:
     """The cell's estimate group for the report and, if there is none, why.
 
     NAME matches the attr `estimator` or the group name; None takes the first group of the
-    first estimator in DEFAULT_ESTIMATORS that the cell has (the paper's binning first).
+    first estimator in DEFAULT_ESTIMATORS that the cell has (exact, then the paper's binning).
     """
     if not cell.has_estimates_file:
         return None, f"no estimates: run `ibrepro analyze {cell.path}`"
@@ -124,7 +125,7 @@ def pick_estimate(cell: Cell, name: str | None) -> tuple[Estimate | None, str]:
                         key=lambda e: DEFAULT_ESTIMATORS.index(e.estimator))
     if chosen:
         return chosen[0], ""
-    wanted = name or DEFAULT_ESTIMATORS[0]
+    wanted = name or "binning"  # exact exists only for quantized or binary runs
     have = ", ".join(e.group for e in cell.estimates) or "none"
     return None, (f"no {wanted!r} estimates (groups present: {have}): run "
                   f"`ibrepro analyze {cell.path} --estimator {wanted}`")

@@ -37,8 +37,18 @@ FLOAT_WEIGHT_ACTIVATIONS = ("tanh",)
 
 
 def straight_through(x: jax.Array, forward: jax.Array) -> jax.Array:
-    """`forward` in the forward pass, gradient of the identity in x in the backward pass."""
-    return x + jax.lax.stop_gradient(forward - x)
+    """Exactly `forward` in the forward pass, the gradient of the identity in x backward.
+
+    (Written forward + (x − x) rather than x + (forward − x), which rounds: the recorded
+    values must sit exactly on the levels.)
+    """
+    return jax.lax.stop_gradient(forward) + (x - jax.lax.stop_gradient(x))
+
+
+def clip_window(x: jax.Array, lo, hi) -> jax.Array:
+    """x clipped to [lo, hi]; gradient 1 inside the closed window, 0 outside (no half at ties)."""
+    inside = (x >= lo) & (x <= hi)
+    return jnp.where(inside, x, jax.lax.stop_gradient(jnp.clip(x, lo, hi)))
 
 
 def quantization_range(x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -56,7 +66,7 @@ def quantize(x: jax.Array, lo: jax.Array, hi: jax.Array, bits: int) -> jax.Array
     """
     steps = 2.0**bits - 1.0
     scale = jnp.where(hi > lo, (hi - lo) / steps, 1.0)
-    clipped = jnp.clip(x, lo, hi)
+    clipped = clip_window(x, lo, hi)
     levels = jnp.round((clipped - lo) / scale)
     return straight_through(clipped, lo + levels * scale)
 
@@ -69,7 +79,7 @@ def quantize_batch(x: jax.Array, bits: int) -> jax.Array:
 
 def sign(x: jax.Array) -> jax.Array:
     """±1 (sign(0) = +1) forward; hard-tanh gradient window (1 where |x| <= 1) backward."""
-    return straight_through(jnp.clip(x, -1.0, 1.0), jnp.where(x >= 0, 1.0, -1.0).astype(x.dtype))
+    return straight_through(clip_window(x, -1.0, 1.0), jnp.where(x >= 0, 1.0, -1.0).astype(x.dtype))
 
 
 def binary_weights(w: jax.Array) -> jax.Array:

@@ -76,40 +76,38 @@ def index_bits(n: int) -> int:
 def _kernel(acts, lo, inverse, codes, *, cbits, levels, mode):
     """Sort keys (B, N) and, per row, whether a value is off the grid lo[b] + k / inverse[b].
 
-    A key holds, from the top: the row's payload, its label (`cbits` bits) and its row index,
-    and is >= 0; sorting the keys groups equal payloads, then labels, and yields the order too.
-    The payload is the row's grid levels as one mixed-radix number (mode "codes32" / "codes64":
-    int32 / int64 keys) or a hash of its bits ("hash", int64). Unit by unit, one elementwise
-    loop (no reduction: XLA fuses it all into one pass).
+    mode "codes32" / "codes64": a key is the row's grid levels as one mixed-radix number, then
+    its label (`cbits` bits): int32 / int64, exact. Modes "hash-levels" / "hash-bits": a key
+    is a 64-bit hash of the row's levels / value bits, its label and its row index (so that
+    sorting also yields the order, for the check of equal hashes). Keys are >= 0. Unit by
+    unit, one elementwise loop (no reduction: XLA fuses it all into one pass).
     """
     t = jnp.where(acts == 0, jnp.zeros((), acts.dtype), acts)  # -0.0 and +0.0 are one value
-    low = cbits + index_bits(acts.shape[1])
     u = (t.astype(jnp.float32) - lo[:, None, None]) * inverse[:, None, None]
     nearest = jnp.round(u)
     off = ~(jnp.abs(u - nearest) <= GRID_TOLERANCE)  # NaN is off the grid
     off_row = functools.reduce(jnp.logical_or, [off[:, :, j] for j in range(t.shape[2])])
     dtype = jnp.int32 if mode == "codes32" else jnp.int64
-    if mode == "hash":
-        payload = (_row_hash(_unit_bits(t)) >> (1 + low)).astype(dtype)
-    else:
-        level = jnp.clip(nearest, 0, levels - 1).astype(dtype)
+    level = jnp.clip(nearest, 0, max(levels - 1, 0)).astype(dtype)
+    label = codes.astype(dtype)
+    if mode.startswith("codes"):
         payload = level[:, :, -1]
         for j in range(t.shape[2] - 2, -1, -1):
             payload = payload * levels + level[:, :, j]
-    rows = jnp.arange(acts.shape[1], dtype=dtype)
-    keys = (payload << low) | (codes.astype(dtype) << (low - cbits)) | rows
-    return keys, off_row
+        return (payload << cbits) | label, off_row
+    low = cbits + index_bits(acts.shape[1])
+    bits = level.astype(jnp.uint32) if mode == "hash-levels" else _unit_bits(t)
+    payload = (_row_hash(bits) >> (1 + low)).astype(dtype)
+    return (payload << low) | (label << (low - cbits)) | jnp.arange(acts.shape[1], dtype=dtype), off_row
 
 
-def key_mode(levels: int, width: int, low: int) -> str:
-    """The narrowest exact key for rows of `width` units on a `levels`-level grid, else "hash"."""
-    if levels >= 2:
-        payload = width * math.log2(levels)
-        if payload + low <= 31:
-            return "codes32"
-        if payload + low <= 63:
-            return "codes64"
-    return "hash"
+def key_mode(levels: int, width: int, cbits: int, on_grid: bool) -> str:
+    """The narrowest exact key for rows of `width` units: their levels on a `levels`-level
+    grid as one number if the block is on it and they fit, else a hash of levels or bits."""
+    if not on_grid or levels < 2:
+        return "hash-bits"
+    payload = width * math.log2(levels) + cbits
+    return "codes32" if payload <= 31 else "codes64" if payload <= 63 else "hash-levels"
 
 
 def _grid(acts: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,24 +179,22 @@ def _check_discrete(block: Block, suspect: np.ndarray, levels: int) -> None:
                     f"or allow K values per unit with --set levels=K")
 
 
-def _collisions(acts: np.ndarray, keys: np.ndarray, order: np.ndarray, cbits: int) -> np.ndarray:
-    """Per seed-epoch: do two different rows share a payload? `keys` (payload, label) sorted
-    (B, N), `order` the row each came from."""
-    b, n, w = acts.shape
-    repeat = np.zeros((b, n), bool)  # flat positions whose payload equals the previous one's
+def _collisions(symbols, keys: np.ndarray, order: np.ndarray, cbits: int) -> np.ndarray:
+    """Per seed-epoch: do two different rows share a hash? `keys` (hash, label) sorted (B, N),
+    `order` the row each came from; `symbols(b, rows)` gives rows (M, w) of seed-epochs b."""
+    b, n = keys.shape
+    repeat = np.zeros((b, n), bool)  # flat positions whose hash equals the previous one's
     np.less(np.bitwise_xor(keys[:, 1:], keys[:, :-1]), 1 << cbits, out=repeat[:, 1:])
     at = np.flatnonzero(repeat)
-    start = at - at % n
-    rows, order = acts.reshape(b * n, w), order.ravel()
-    first, second = rows.take(start + order[at - 1], axis=0), rows.take(start + order[at], axis=0)
+    seed_epoch, order = at // n, order.ravel()
+    first, second = symbols(seed_epoch, order[at - 1]), symbols(seed_epoch, order[at])
     differ = ((first != second) & ~(np.isnan(first) & np.isnan(second))).any(axis=1)
-    return np.bincount(at[differ] // n, minlength=b) > 0
+    return np.bincount(seed_epoch[differ], minlength=b) > 0
 
 
-def _by_ranks(acts: np.ndarray, labels: Labels) -> tuple[float, float]:
-    """(I(X;T), I(T;Y)) of one seed-epoch (N, w) from per-unit value ranks (the slow exact path)."""
-    values = np.where(acts == 0, 0, acts)
-    symbols = np.stack([np.unique(values[:, j], return_inverse=True)[1].ravel() for j in range(values.shape[1])],
+def _by_ranks(rows: np.ndarray, labels: Labels) -> tuple[float, float]:
+    """(I(X;T), I(T;Y)) of one seed-epoch's rows (N, w) from per-unit value ranks (slow, exact)."""
+    symbols = np.stack([np.unique(rows[:, j], return_inverse=True)[1].ravel() for j in range(rows.shape[1])],
                        axis=1)
     ixt, ity = information_from_symbols(symbols[None], int(symbols.max()) + 1, labels)
     return float(ixt[0]), float(ity[0])
@@ -209,28 +205,40 @@ def exact_information(block: Block, labels: Labels, levels: int) -> tuple[np.nda
     acts = block.acts
     if acts.dtype not in (np.float16, np.float32, np.float64):
         acts = acts.astype(np.float64)
+    b, n, w = acts.shape
     cbits = class_bits(labels)
     lo, inverse = _grid(acts, levels)
     device = thread_device()
     inputs = [jax.device_put(a, device, may_alias=True) for a in (acts, lo, inverse, labels.codes)]
-    mode = key_mode(levels, acts.shape[2], cbits + index_bits(acts.shape[1]))
+    mode = key_mode(levels, w, cbits, on_grid=True)
     with jax.enable_x64(True):
         keys, off = _kernel(*inputs, cbits=cbits, levels=levels, mode=mode)
         keys, off = np.array(keys), np.asarray(off).any(axis=1)
-        if off.any() and mode != "hash":  # some rows are not on the grid: codes would merge them
-            keys = np.array(_kernel(*inputs, cbits=cbits, levels=levels, mode="hash")[0])
-    has_nan = np.zeros(len(keys), bool)
+        if off.any() and mode != "hash-bits":  # not every seed-epoch is on the grid: key the values
+            mode = "hash-bits"
+            keys = np.array(_kernel(*inputs, cbits=cbits, levels=levels, mode=mode)[0])
+    has_nan = np.zeros(b, bool)
     if off.any():
         has_nan[off] = np.isnan(acts[off]).any(axis=(1, 2))
         _check_discrete(Block(acts, block.seeds, block.layer), off & ~has_nan, levels)
     keys.sort(axis=1)
-    shift = index_bits(keys.shape[1])
+    if mode.startswith("codes"):
+        h_t, h_ty = sorted_key_entropies(keys, cbits)
+        return h_t, h_t + labels.entropy - h_ty
+    shift = index_bits(n)
     order = keys & ((1 << shift) - 1)
     keys >>= shift
     h_t, h_ty = sorted_key_entropies(keys, cbits)
     ixt, ity = h_t, h_t + labels.entropy - h_ty
-    for k in np.flatnonzero(_collisions(acts, keys, order, cbits) & ~has_nan):
-        ixt[k], ity[k] = _by_ranks(acts[k], labels)
+
+    def symbols(seed_epoch: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        values = acts.reshape(b * n, w).take(seed_epoch * n + rows, axis=0)
+        if mode == "hash-levels":
+            return np.round((values - lo[seed_epoch, None]) * inverse[seed_epoch, None])
+        return np.where(values == 0, 0, values)
+
+    for k in np.flatnonzero(_collisions(symbols, keys, order, cbits) & ~has_nan):
+        ixt[k], ity[k] = _by_ranks(symbols(np.full(n, k), np.arange(n)), labels)
     ixt[has_nan] = ity[has_nan] = np.nan
     return ixt, ity
 
