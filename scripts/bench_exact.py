@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_mi import make_run_file  # noqa: E402
+from bench_mi import add_cell_arguments, make_run_file  # noqa: E402
 from ibrepro.analysis.analyze import analyze_path  # noqa: E402
 
 
@@ -50,12 +50,8 @@ def timed(path: Path, estimator: str, workers: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=50)
-    parser.add_argument("--epochs", type=int, default=300)
-    parser.add_argument("--n", type=int, default=4096)
-    parser.add_argument("--widths", default="10,7,5,4,3,2")
+    add_cell_arguments(parser)
     parser.add_argument("--bits", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--check-samples", type=int, default=30, help="layer-epochs checked against np.unique")
     args = parser.parse_args()
     print(f"cpus available: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.2f} "

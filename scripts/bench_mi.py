@@ -182,13 +182,18 @@ def bench_kde(args) -> None:
               f"plain numpy {plain * 1e3:.0f} ms, ratio {plain / both:.1f}x; largest difference {gap:.1e} bits")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
+    """The synthetic paper cell's shape and the analysis threads, as options."""
     parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--n", type=int, default=4096)
     parser.add_argument("--widths", default="10,7,5,4,3,2")
     parser.add_argument("--workers", type=int, default=2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_cell_arguments(parser)
     parser.add_argument("--chunk-seeds", type=int, default=1, help="seeds per HDF5 chunk of the synthetic file")
     parser.add_argument("--plain-samples", type=int, default=200, help="layer-epochs timed for the plain loop")
     parser.add_argument("--kde-reps", type=int, default=4)
