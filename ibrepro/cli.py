@@ -64,8 +64,8 @@ def train(
 @app.command()
 def analyze(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
-    estimator: List[str] = typer.Option([], "--estimator", help="binning (default), binning-layer, adaptive or kde (repeatable)."),
-    set_: List[str] = typer.Option([], "--set", help="Estimator parameter or option, key=value (repeatable): n_bins, lo, hi, range, sigma2, every, seeds."),
+    estimator: List[str] = typer.Option([], "--estimator", help="binning (default), binning-layer, adaptive, kde or exact (repeatable)."),
+    set_: List[str] = typer.Option([], "--set", help="Estimator parameter or option, key=value (repeatable): n_bins, lo, hi, range, sigma2, levels, every, seeds."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Estimate I(X;T) and I(T;Y) per seed, epoch and layer into <cell>.mi.h5 beside each run file."""
