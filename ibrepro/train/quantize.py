@@ -58,23 +58,30 @@ def quantization_range(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return jax.lax.stop_gradient(lo), jax.lax.stop_gradient(hi)
 
 
+def _levels(x: jax.Array, lo: jax.Array, hi: jax.Array, bits: int) -> jax.Array:
+    """The nearest of 2^bits equally spaced levels lo, ..., hi to each x in [lo, hi] (no gradient)."""
+    steps = 2.0**bits - 1.0
+    wide = hi > lo
+    scale = jnp.where(wide, (hi - lo) / steps, 1.0)
+    inverse = jnp.where(wide, steps / (hi - lo), 1.0)
+    return jax.lax.stop_gradient(lo + jnp.round((x - lo) * inverse) * scale)
+
+
 def quantize(x: jax.Array, lo: jax.Array, hi: jax.Array, bits: int) -> jax.Array:
     """Round x to the nearest of 2^bits equally spaced levels lo, ..., hi (clipped to [lo, hi]).
 
     The gradient is 1 where lo <= x <= hi and 0 outside (straight-through with clipping).
     A zero-width range maps everything to lo.
     """
-    steps = 2.0**bits - 1.0
-    scale = jnp.where(hi > lo, (hi - lo) / steps, 1.0)
     clipped = clip_window(x, lo, hi)
-    levels = jnp.round((clipped - lo) / scale)
-    return straight_through(clipped, lo + levels * scale)
+    return straight_through(clipped, _levels(clipped, lo, hi, bits))
 
 
 def quantize_batch(x: jax.Array, bits: int) -> jax.Array:
-    """x rounded to 2^bits levels over its own batch range (see `quantization_range`)."""
+    """x rounded to 2^bits levels over its own batch range (see `quantization_range`); every
+    value lies in the range, so nothing is clipped and the gradient is the identity."""
     lo, hi = quantization_range(x)
-    return quantize(x, lo, hi, bits)
+    return straight_through(x, _levels(x, lo, hi, bits))
 
 
 def sign(x: jax.Array) -> jax.Array:
