@@ -3,17 +3,16 @@
 import math
 from collections import Counter
 
-import h5py
 import numpy as np
 import pytest
 
 from conftest import tiny_config
+from test_analyze import write_run
 from ibrepro.analysis import estimators
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.analysis.estimators import exact
 from ibrepro.analysis.estimators.base import Block, Labels
 from ibrepro.errors import UserError
-from ibrepro.train.loop import train_cell
 
 
 def brute_force(rows: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -113,23 +112,7 @@ def test_levels_from_config():
 
 def test_float_run_is_refused_in_one_line(tmp_path):
     path = tmp_path / "float.h5"
-    train_cell("float", tiny_config("train.epochs=2", "log.snapshots=2"), path)
+    write_run(path)  # float tanh layers, no quantizer in the config
     with pytest.raises(UserError, match=r"^exact: layer \d is not discrete: a unit takes \d+ distinct values[^\n]*$"):
         analyze_path(path, ["exact"], progress=False)
     assert not (tmp_path / "float.mi.h5").exists()
-
-
-def test_quantized_run_analysed_exactly_equals_brute_force(tmp_path):
-    path = tmp_path / "q.h5"
-    train_cell("q", tiny_config("model.quantize_bits=4", "train.epochs=3", "log.snapshots=3"), path)
-    (mi_path,) = analyze_path(path, ["exact"], progress=False)
-    with h5py.File(mi_path) as f, h5py.File(path) as run:
-        group = f["exact"]
-        assert group.attrs["levels"] == "16,16,16"
-        y = run["data/y"][()]
-        for k in range(3):
-            acts = run[f"activations/{k}"][()]
-            s, e = 1, 2
-            want = brute_force(acts[s, e], y)
-            assert abs(group["ixt"][s, e, k] - want[0]) < 1e-12
-            assert abs(group["ity"][s, e, k] - want[1]) < 1e-12

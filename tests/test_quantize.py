@@ -1,11 +1,14 @@
 """Quantized and binary layers: levels, straight-through gradients, and tiny runs that learn."""
 
+import h5py
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from conftest import tiny_config
+from ibrepro.analysis.analyze import analyze_path
+from test_exact import brute_force
 from ibrepro.train import quantize as q
 from ibrepro.train.loop import train_cell
 from ibrepro.train.model import MLP
@@ -69,9 +72,15 @@ def test_quantized_model_layers_take_few_values(activation, bits):
                                   ('model.activation="sign"', "model.binary_weights=true", "model.hidden=[10, 6]",
                                    "train.epochs=100")])
 def test_tiny_quantized_and_binary_runs_learn(tmp_path, sets):
-    """Reached (seeds 0, 1): 8-bit tanh ~0.90, 4-bit ReLU ~0.87, sign + binary weights 0.85, 0.87."""
+    """Reached (seeds 0, 1): 8-bit tanh ~0.90, 4-bit ReLU ~0.87, sign + binary weights 0.85, 0.87.
+    The trained layers are then analysed exactly and checked against the brute-force count."""
     config = tiny_config("train.epochs=60", "train.batch_size=64", "log.snapshots=3", *sets)
     train_cell("cell", config, tmp_path / "cell.h5")
-    with open_run(tmp_path / "cell.h5") as f:
-        acc = f["metrics/test_acc"][()]
-    assert (acc[:, -1] > 0.8).all(), acc[:, -1]
+    (mi_path,) = analyze_path(tmp_path / "cell.h5", ["exact"], progress=False)
+    with open_run(tmp_path / "cell.h5") as f, h5py.File(mi_path) as est:
+        assert (f["metrics/test_acc"][:, -1] > 0.8).all(), f["metrics/test_acc"][:, -1]
+        y = f["data/y"][()]
+        for k in range(len(f["activations"])):
+            want = brute_force(f[f"activations/{k}"][1, 1], y)
+            assert abs(est["exact/ixt"][1, 1, k] - want[0]) < 1e-12
+            assert abs(est["exact/ity"][1, 1, k] - want[1]) < 1e-12
