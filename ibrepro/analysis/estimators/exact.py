@@ -1,17 +1,21 @@
-"""Exact information of discrete layers (quantized, binary): every distinct stored row a symbol.
+"""Exact information of discrete layers (quantized, binary): every distinct row a symbol.
 
 With X uniform over the N recorded inputs, I(X;T) = H(T) and I(T;Y) = H(T) − Σ_y p(y) H(T|Y=y),
-counted over whole rows, with no binning parameter: two inputs share a symbol exactly when
-the layer's stored rows are equal value for value (−0.0 = +0.0). For a quantized or binary
+counted over whole rows, with no binning parameter. A layer on its quantizer's grid (every
+value within GRID_TOLERANCE of a step of one of the grid's levels, the grid spanning the
+seed-epoch's range as `ibrepro.train.quantize` draws it) is read as its levels, so float
+rounding cannot split a level; any other layer by its values (−0.0 = +0.0), two inputs
+sharing a symbol exactly when their rows are equal value for value. For a quantized or binary
 network this is the exact mutual information (Lorenzen et al., ICLR 2022).
 
-Speed: one fused XLA kernel turns every row into a sort key (payload, label, row index): the
-payload is the row's levels on the quantizer's grid as one number when they fit (int32 or
-int64 keys), else a 64-bit hash of the row's bits. The keys of a seed-epoch are sorted once,
-which also gives the order, and `discrete.sorted_key_entropies` counts the runs, as for
-binning. Either payload is made exact: rows with equal payloads are then compared value by
-value, and a seed-epoch where two different rows share one is recounted from per-unit value
-ranks (`discrete.information_from_symbols`).
+Speed: one fused XLA kernel turns every row into a sort key and flags rows off the grid. On
+the grid, a key is the row's levels as one mixed-radix number and its label, exact, in int32
+or int64 when they fit; otherwise a 64-bit hash of the row's levels (or values), its label
+and its row index, so that sorting also gives the order. The keys of a seed-epoch are sorted
+once and `discrete.sorted_key_entropies` counts the runs, as for binning. Hashes are made
+exact: rows with equal hashes are compared level by level (value by value), and a
+seed-epoch where two different rows share a hash is recounted from per-unit ranks
+(`discrete.information_from_symbols`).
 
 Refusal: parameter `levels` bounds the distinct values a unit may take, per layer. By default
 it comes from the run's config (`config_defaults`): 2^b for every layer of a network trained
