@@ -9,6 +9,7 @@ import pytest
 from conftest import tiny_config
 from ibrepro.analysis.analyze import analyze_path
 from test_exact import brute_force
+from ibrepro.errors import UserError
 from ibrepro.train import quantize as q
 from ibrepro.train.loop import train_cell
 from ibrepro.train.model import MLP
@@ -84,3 +85,10 @@ def test_tiny_quantized_and_binary_runs_learn(tmp_path, sets):
             want = brute_force(f[f"activations/{k}"][1, 1], y)
             assert abs(est["exact/ixt"][1, 1, k] - want[0]) < 1e-12
             assert abs(est["exact/ity"][1, 1, k] - want[1]) < 1e-12
+
+
+@pytest.mark.parametrize("bad", ["model.quantize_bits=17", "model.quantize_bits=-1", "model.binary_weights=1",
+                                 'model.activation="signum"'])
+def test_bad_quantization_settings_are_user_errors(bad):
+    with pytest.raises(UserError):
+        tiny_config(bad)
