@@ -113,6 +113,6 @@ def test_levels_from_config():
 def test_float_run_is_refused_in_one_line(tmp_path):
     path = tmp_path / "float.h5"
     write_run(path)  # float tanh layers, no quantizer in the config
-    with pytest.raises(UserError, match=r"^exact: layer \d is not discrete: a unit takes \d+ distinct values[^\n]*$"):
+    with pytest.raises(UserError, match=r"^float.h5: exact: layer \d is not discrete: a unit takes \d+ distinct values[^\n]*$"):
         analyze_path(path, ["exact"], progress=False)
     assert not (tmp_path / "float.mi.h5").exists()

@@ -414,7 +414,10 @@ def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Val
                 buffers.give(raw)
 
         def store(future: Future) -> None:
-            spec, out = future.result()
+            try:
+                spec, out = future.result()
+            except UserError as exc:  # raised by an estimator (e.g. exact on a float layer): name the cell
+                raise UserError(f"{cell.path.name}: {exc}") from None
             for variant, (ixt, ity) in out.items():
                 results[variant][0][spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = ixt
                 results[variant][1][spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = ity
