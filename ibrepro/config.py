@@ -55,6 +55,8 @@ FIELDS: dict[str, Field] = {
     "model.activation": Field(str, "tanh", choices=tuple(ACTIVATIONS)),
     "model.init": Field(str, "truncated_normal", choices=INITS),
     "model.init_scale": Field(float, 1.0, _positive, "> 0"),
+    "model.quantize_bits": Field(int, 0, lambda v: 0 <= v <= 16, "0 (off) or 1..16"),
+    "model.binary_weights": Field(bool, False),
     "train.optimizer": Field(str, "adam", choices=("adam", "sgd")),
     "train.lr": Field(float, 4e-4, _positive, "> 0"),
     "train.momentum": Field(float, 0.0, lambda v: 0 <= v < 1, "in [0, 1)"),

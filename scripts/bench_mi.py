@@ -35,14 +35,18 @@ from ibrepro.analysis.estimators.kde import kde_information, kde_reference  # no
 
 
 def make_run_file(path: Path, seeds: int, epochs: int, n: int, widths: list[int], seed: int = 0,
-                  chunk_seeds: int = 1) -> None:
+                  chunk_seeds: int = 1, bits: int = 0) -> None:
     """A synthetic run file following DESIGN §7, activations chunked (chunk_seeds, 1, N, w)
-    (with chunk_seeds=1 the layout ibrepro.train.runfile writes for N*w <= 2**18)."""
+    (with chunk_seeds=1 the layout ibrepro.train.runfile writes for N*w <= 2**18).
+
+    With `bits`, every layer of every seed-epoch is rounded to 2^bits levels over its range
+    (0 included), as a network trained with model.quantize_bits = bits records it."""
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < 0.517).astype(np.int64)
     with h5py.File(path, "w") as f:
         f.attrs.update(schema="ibrepro-run/1", status="complete", ibrepro_version="bench",
-                       config=json.dumps({"name": "bench", "dataset": "tishby12"}))
+                       config=json.dumps({"name": "bench", "dataset": "tishby12", "model": {
+                           "hidden": widths[:-1], "activation": "tanh", "quantize_bits": bits}}))
         f["epochs"] = np.geomspace(1, 10 * epochs, epochs).astype(int) + np.arange(epochs)
         f["data/x"] = ((np.arange(n)[:, None] >> np.arange(11, -1, -1)) & 1).astype(np.float32)
         f["data/y"] = y
@@ -53,7 +57,16 @@ def make_run_file(path: Path, seeds: int, epochs: int, n: int, widths: list[int]
             for e in range(epochs):
                 gain = np.float32(0.3 + 6.0 * e / epochs)
                 shift = rng.standard_normal((seeds, 1, w), dtype=np.float32) * np.float32(0.1)
-                d[:, e] = np.tanh(base * gain + shift)
+                values = np.tanh(base * gain + shift)
+                d[:, e] = _quantized(values, bits) if bits else values
+
+
+def _quantized(values: np.ndarray, bits: int) -> np.ndarray:
+    """Each seed's (S, N, w) values rounded to 2^bits levels over [min(lo, 0), max(hi, 0)]."""
+    lo = np.minimum(values.min(axis=(1, 2), keepdims=True), 0)
+    hi = np.maximum(values.max(axis=(1, 2), keepdims=True), 0)
+    step = (hi - lo) / np.float32(2**bits - 1)
+    return (lo + np.round((values - lo) / step) * step).astype(np.float32)
 
 
 def bench_binning(args, tmp: Path) -> None:
@@ -139,13 +152,18 @@ def bench_kde(args) -> None:
               f"plain numpy {plain * 1e3:.0f} ms, ratio {plain / both:.1f}x; largest difference {gap:.1e} bits")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
+    """The synthetic paper cell's shape and the analysis threads, as options."""
     parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--n", type=int, default=4096)
     parser.add_argument("--widths", default="10,7,5,4,3,2")
     parser.add_argument("--workers", type=int, default=2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_cell_arguments(parser)
     parser.add_argument("--chunk-seeds", type=int, default=1, help="seeds per HDF5 chunk of the synthetic file")
     parser.add_argument("--plain-samples", type=int, default=200, help="layer-epochs timed for the plain loop")
     parser.add_argument("--kde-reps", type=int, default=4)

@@ -2,17 +2,21 @@
 # One experiment end to end: train -> analyze -> IB bound -> figures and report.
 # usage: scripts/reproduce.sh EXPERIMENT.toml [OUT_DIR]
 # Estimators: the paper's fixed binning on the 12-bit task, per-layer binning on MNIST (whose
-# layers need not stay in [-1, 1]); KDE bounds on every 4th logged epoch (σ² per dataset:
-# 1e-3 on the 12-bit task, 0.1 on MNIST, as Saxe et al.).
+# layers need not stay in [-1, 1]); exact MI when every cell is quantized or binary; KDE
+# bounds on every 4th logged epoch (σ² per dataset: 1e-3 on the 12-bit task, 0.1 on MNIST, as
+# Saxe et al.).
 # A stage that finished is skipped on a re-run (stamp OUT/<name>/.done-<stage>, newer than the
 # experiment file); training itself resumes interrupted cells. Stage times are printed at the end.
 set -euo pipefail
 exp=$1 out=${2:-runs}
 bin=$(dirname "$0")/../.venv/bin
-read -r name dataset < <("$bin/python" -c '
+read -r name dataset discrete < <("$bin/python" -c '
 import sys, tomllib
 c = tomllib.load(open(sys.argv[1], "rb"))
-print(c["name"], c["dataset"])' "$exp")
+m, s = c.get("model", {}), c.get("sweep", {})
+bits = s.get("model.quantize_bits", [m.get("quantize_bits", 0)])
+acts = s.get("model.activation", [m.get("activation", "tanh")])
+print(c["name"], c["dataset"], int(min(bits) > 0 or set(acts) == {"sign"}))' "$exp")
 cells="$out/$name"
 binning=binning
 [ "$dataset" = tishby12 ] || binning=binning-layer
@@ -33,6 +37,8 @@ stage() {  # stage NAME COMMAND...: run COMMAND unless NAME is done, and time it
 
 stage train "$bin/ibrepro" train "$exp" --out "$out"
 stage analyze-binning "$bin/ibrepro" analyze "$cells" --estimator "$binning"
+# quantized or binary networks (every cell): the exact estimator too, which the report then uses
+[ "$discrete" = 0 ] || stage analyze-exact "$bin/ibrepro" analyze "$cells" --estimator exact
 stage analyze-kde "$bin/ibrepro" analyze "$cells" --estimator kde --set every=4
 stage bound "$bin/ibrepro" bound "$cells"
 stage claims "$bin/ibrepro" claims "$cells"

@@ -196,7 +196,7 @@ def _settings(kind: str, attrs: dict) -> dict:
     `every`/`seeds` thinning when not at their defaults (provenance attrs left out)."""
     common = {p.name: p.default for p in COMMON_PARAMS}
     known = REGISTRY.get(kind)
-    names = ([p.name for p in known.params] + ["bound"] if known
+    names = ([p.name for p in known.params if p.in_name] + ["bound"] if known
              else [n for n in attrs if n not in PROVENANCE_ATTRS and n not in common and n != "estimator"])
     settings = {n: attrs[n] for n in names if n in attrs}
     settings.update({n: attrs[n] for n, default in common.items() if n in attrs and attrs[n] != default})

@@ -126,7 +126,7 @@ def iter_blocks(cell: Cell, run: h5py.File, seeds: np.ndarray, epoch_index: np.n
         for spec in blocks:
             out = np.empty((spec.s_hi - spec.s_lo, spec.e_hi - spec.e_lo, n, width), cell.dtype)
             _read(run, cell, spec, seeds, epoch_index, out)
-            yield Block(out.reshape(-1, n, width), np.repeat(seeds[spec.s_lo:spec.s_hi], out.shape[1]))
+            yield Block(out.reshape(-1, n, width), np.repeat(seeds[spec.s_lo:spec.s_hi], out.shape[1]), layer)
 
 
 def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Value], bar,
@@ -163,7 +163,10 @@ def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Val
                 buffers.give(raw)
 
         def store(future: Future) -> None:
-            spec, out = future.result()
+            try:
+                spec, out = future.result()
+            except UserError as exc:  # raised by an estimator (e.g. exact on a float layer): name the cell
+                raise UserError(f"{cell.path.name}: {exc}") from None
             for variant, (ixt, ity) in out.items():
                 results[variant][0][spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = ixt
                 results[variant][1][spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = ity
@@ -189,7 +192,7 @@ def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values
                     context: Any, spec: BlockSpec, batch: int | None, raw: np.ndarray):
     """Read one block into the byte buffer `raw` and estimate it: {variant: (ixt, ity) (bs, be)}.
 
-    With `batch`, the estimator sees that many seed-epochs: the block, then leftover buffer data.
+    With `batch`, the estimator sees that many seed-epochs: the block, then copies of its last one.
     """
     cell = plan.cell
     _, _, n, width = cell.shapes[spec.layer]
@@ -199,7 +202,9 @@ def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values
     count = batch or ns * ne
     seed_of = np.repeat(plan.seeds[spec.s_lo:spec.s_hi], ne)
     seed_of = np.concatenate([seed_of, np.full(count - ns * ne, seed_of[-1])])
-    block = Block(raw[: count * row].view(cell.dtype).reshape(count, n, width), seed_of)
+    acts = raw[: count * row].view(cell.dtype).reshape(count, n, width)
+    acts[ns * ne:] = acts[ns * ne - 1]  # filler: copies of the last seed-epoch (same layer, same data)
+    block = Block(acts, seed_of, spec.layer)
     out = estimator.estimate(block, plan.labels, values, context)
     return {v: (ixt[: ns * ne].reshape(ns, ne), ity[: ns * ne].reshape(ns, ne)) for v, (ixt, ity) in out.items()}
 

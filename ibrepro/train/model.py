@@ -8,6 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ibrepro.train import quantize as q
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
     "relu": jax.nn.relu,
@@ -19,6 +21,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "silu": jax.nn.silu,
     "gelu": jax.nn.gelu,
     "linear": lambda x: x,
+    "sign": q.sign,  # ±1, straight-through with a hard-tanh window (binary networks)
 }
 
 INITS = ("truncated_normal", "normal", "glorot_uniform")
@@ -47,6 +50,9 @@ class MLP(nn.Module):
     """Fully connected network returning every layer's output.
 
     The last entry is the softmax output; the others are the hidden activations.
+    `quantize_bits` > 0 rounds every layer's output (and some kernels) to 2^b levels, and
+    `binary_weights` uses ±1 kernels (see `ibrepro.train.quantize`); gradients pass straight
+    through, parameters stay float32.
     """
 
     hidden: Sequence[int]
@@ -54,16 +60,28 @@ class MLP(nn.Module):
     activation: str = "tanh"
     weight_init: str = "truncated_normal"
     init_scale: float = 1.0
+    quantize_bits: int = 0
+    binary_weights: bool = False
+
+    def _dense(self, width: int, is_output: bool) -> nn.Dense:
+        transform = q.weight_transform(self.quantize_bits, self.binary_weights, self.activation, is_output)
+        return nn.Dense(width, kernel_init=kernel_init(self.weight_init, self.init_scale),
+                        dot_general=None if transform is None else q.dot_general_with(transform))
+
+    def _quantized(self, x: jax.Array, hidden: bool) -> jax.Array:
+        """A layer's output rounded to 2^b levels (sign layers already have two)."""
+        if not self.quantize_bits or (hidden and self.activation == "sign"):
+            return x
+        return q.quantize_batch(x, self.quantize_bits)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[list[jax.Array], jax.Array]:
         """Return (layer outputs incl. softmax probabilities, output logits)."""
         act = ACTIVATIONS[self.activation]
-        w_init = kernel_init(self.weight_init, self.init_scale)
         layers = []
         for width in self.hidden:
-            x = act(nn.Dense(width, kernel_init=w_init)(x))
+            x = self._quantized(act(self._dense(width, is_output=False)(x)), hidden=True)
             layers.append(x)
-        logits = nn.Dense(self.n_classes, kernel_init=w_init)(x)
-        layers.append(jax.nn.softmax(logits))
+        logits = self._dense(self.n_classes, is_output=True)(x)
+        layers.append(self._quantized(jax.nn.softmax(logits), hidden=False))
         return layers, logits

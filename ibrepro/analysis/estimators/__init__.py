@@ -11,9 +11,10 @@ from ibrepro.errors import UserError
 from ibrepro.analysis.estimators.adaptive import ADAPTIVE
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param
 from ibrepro.analysis.estimators.binning import BINNING, BINNING_LAYER
+from ibrepro.analysis.estimators.exact import EXACT
 from ibrepro.analysis.estimators.kde import KDE
 
-REGISTRY: dict[str, Estimator] = {e.name: e for e in (BINNING, BINNING_LAYER, ADAPTIVE, KDE)}
+REGISTRY: dict[str, Estimator] = {e.name: e for e in (BINNING, BINNING_LAYER, ADAPTIVE, KDE, EXACT)}
 DEFAULT = "binning"
 
 

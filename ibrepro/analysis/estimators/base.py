@@ -25,7 +25,8 @@ class Param:
     """One estimator parameter: its type, default, allowed range and short tag.
 
     `low`/`high` are inclusive bounds for numbers (`low_open` makes the lower one strict);
-    `choices` lists the allowed strings; `tag` prefixes the value in group names.
+    `choices` lists the allowed strings; `tag` prefixes the value in group names, unless
+    `in_name` is False (a parameter that cannot change the estimate, only allow it).
     A default of None means the estimator fills it from the run's config.
     """
 
@@ -38,6 +39,7 @@ class Param:
     high: float | None = None
     low_open: bool = False
     choices: tuple[str, ...] = ()
+    in_name: bool = True
 
     def parse(self, text: str) -> Value:
         """Turn a `--set` string into a checked value (UserError when it is not one)."""
@@ -95,11 +97,13 @@ class Labels:
 class Block:
     """Activations of one layer for several seed-epochs: `acts` (B, N, width).
 
-    `seeds` (B,) gives the run file's seed index of each of the B matrices.
+    `seeds` (B,) gives the run file's seed index of each of the B matrices; `layer` is the
+    layer's position (0 = first hidden layer).
     """
 
     acts: np.ndarray
     seeds: np.ndarray
+    layer: int = 0
 
 
 # estimate(block, labels, params, context) -> {variant: (ixt (B,), ity (B,))}, bits
@@ -128,7 +132,8 @@ class Estimator:
       returns a context handed to every `estimate` call.
     - `batch_limit` caps how many seed-epochs one Block holds (for costly estimators).
     - `fixed_batch` asks for Blocks of one size per layer (a short last Block is filled up
-      with leftover finite data whose results are dropped), so compiled kernels see one shape.
+      with copies of its last seed-epoch whose results are dropped), so compiled kernels see
+      one shape.
     """
 
     name: str
@@ -165,7 +170,7 @@ class Estimator:
 
     def group_name(self, values: Mapping[str, Value], variant: str) -> str:
         """Group name from the estimator name, tagged parameter values and the variant."""
-        parts = [self.name] + [f"{p.tag}{format_value(values[p.name])}" for p in self.params]
+        parts = [self.name] + [f"{p.tag}{format_value(values[p.name])}" for p in self.params if p.in_name]
         if variant:
             parts.append(variant)
         return "_".join(parts)

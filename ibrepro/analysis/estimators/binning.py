@@ -140,7 +140,7 @@ _DEVICES = threading.local()
 _NEXT_DEVICE = itertools.count()
 
 
-def _thread_device() -> jax.Device:
+def thread_device() -> jax.Device:
     """A host device per calling thread, round robin, so worker threads use every core."""
     if not hasattr(_DEVICES, "device"):
         devices = jax.local_devices()
@@ -163,8 +163,8 @@ def uniform_information(acts: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_bins
     else:
         lo_cmp, hi_cmp = _round_up_f32(lo), _round_up_f32(hi)
     with jax.enable_x64(True):
-        out, near = _kernel(jax.device_put(acts, _thread_device(), may_alias=True), lo_cmp, hi_cmp, lo, hi,
-                            jax.device_put(labels.codes, _thread_device()),
+        out, near = _kernel(jax.device_put(acts, thread_device(), may_alias=True), lo_cmp, hi_cmp, lo, hi,
+                            jax.device_put(labels.codes, thread_device()),
                             n_bins=n_bins, cbits=cbits, layout=layout)
         out, near = np.array(out), np.asarray(near)
     _redo_near_edges(out, near, acts, lo, hi, n_bins, labels, layout)

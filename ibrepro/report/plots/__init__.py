@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from ibrepro.errors import UserError
 from ibrepro.report.plots import style
-from ibrepro.report.plots.compare import compare_figure
+from ibrepro.report.plots.compare import compare_figure, exact_binning_figure, exact_binning_pair
 from ibrepro.report.plots.curves import layer_curves_figure, learning_figure
 from ibrepro.report.plots.gradients import gradients_figure
 from ibrepro.report.plots.index import write_index
@@ -134,6 +134,11 @@ def _cell_figures(report: PlotReport, cell: CellResults, estimates: tuple[Estima
     if len(estimates) > 1:
         report.save(compare_figure(cell, estimates, per_seed), f"{name}_compare_estimators",
                     f"{cell.name}: information planes under {len(estimates)} estimator settings")
+    pair = exact_binning_pair(estimates)
+    if pair is not None:
+        report.save(exact_binning_figure(cell, *pair, per_seed), f"{name}_exact_vs_binning",
+                    f"{cell.name}: the exact information plane of the quantized run beside "
+                    f"{style.estimator_title(pair[1].estimator, pair[1].params)} of the same run")
 
 
 def _sweep_figures(report: PlotReport, directory: Path, cells: list[CellResults],

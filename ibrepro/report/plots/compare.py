@@ -1,9 +1,11 @@
-"""Estimator comparison: one cell's information planes under each estimator setting."""
+"""Estimator comparison: one cell's information planes under each estimator setting, and a
+quantized run's exact information beside its binning estimate."""
 
 from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from ibrepro.report.plots import style
 from ibrepro.report.plots.infoplane import infoplane_grid, plane_title
 from ibrepro.report.plots.load import CellResults, Estimate
 
@@ -13,3 +15,17 @@ def compare_figure(cell: CellResults, estimates: tuple[Estimate, ...], per_seed:
     panels = [(plane_title(est), cell, est) for est in estimates]
     return infoplane_grid(panels, f"{cell.name}: the same run under {len(estimates)} "
                           "estimator settings", per_seed=per_seed)
+
+
+def exact_binning_pair(estimates: tuple[Estimate, ...]) -> tuple[Estimate, Estimate] | None:
+    """The cell's `exact` group and a binning group (the paper's, else per-layer), if it has both."""
+    exact = next((e for e in estimates if e.estimator == "exact"), None)
+    binned = next((e for kind in ("binning", "binning-layer") for e in estimates if e.estimator == kind), None)
+    return (exact, binned) if exact is not None and binned is not None else None
+
+
+def exact_binning_figure(cell: Cell, exact: Estimate, binned: Estimate, per_seed: bool = False) -> Figure:
+    """A quantized (or binary) run's exact information plane beside its binning estimate."""
+    panels = [(f"exact (the network's own levels)\n{style.seed_summary(exact.ixt.shape[0])}", cell, exact),
+              (plane_title(binned), cell, binned)]
+    return infoplane_grid(panels, f"{cell.name}: exact MI vs binning, same run", per_seed=per_seed)
