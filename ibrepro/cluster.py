@@ -62,7 +62,7 @@ def connect(spec: str, config_file: Path | None = None) -> Iterator[Any]:
         return
     if spec.startswith("local:"):
         cluster = distributed.LocalCluster(n_workers=int(spec.partition(":")[2]), threads_per_worker=1,
-                                           processes=True, dashboard_address=None)
+                                           processes=True, dashboard_address=":0")
     else:
         import dask_jobqueue
 
