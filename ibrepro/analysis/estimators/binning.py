@@ -14,9 +14,7 @@ outer edges lo and hi, where saturated units sit.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
-import threading
 from collections.abc import Iterator, Mapping
 
 import jax
@@ -24,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
+from ibrepro.analysis.estimators.device import thread_device
 from ibrepro.analysis.estimators.discrete import class_bits, information_from_keys, pack_rows
 from ibrepro.errors import UserError
 
@@ -127,18 +126,6 @@ def _redo_near_edges(out, near, acts, lo, hi, n_bins, labels, layout) -> None:
                                    class_bits(labels), np.stack)
 
 
-_DEVICES = threading.local()
-_NEXT_DEVICE = itertools.count()
-
-
-def _thread_device() -> jax.Device:
-    """A host device per calling thread, round robin, so worker threads use every core."""
-    if not hasattr(_DEVICES, "device"):
-        devices = jax.local_devices()
-        _DEVICES.device = devices[next(_NEXT_DEVICE) % len(devices)]
-    return _DEVICES.device
-
-
 def uniform_information(acts: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_bins: int,
                         labels: Labels) -> tuple[np.ndarray, np.ndarray]:
     """(I(X;T), I(T;Y)) in bits for acts (B, N, w) binned on linspace(lo[b], hi[b], n_bins)."""
@@ -154,8 +141,8 @@ def uniform_information(acts: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_bins
     else:
         lo_cmp, hi_cmp = _round_up_f32(lo), _round_up_f32(hi)
     with jax.enable_x64(True):
-        out, near = _kernel(jax.device_put(acts, _thread_device(), may_alias=True), lo_cmp, hi_cmp, lo, hi,
-                            jax.device_put(labels.codes, _thread_device()),
+        out, near = _kernel(jax.device_put(acts, thread_device(), may_alias=True), lo_cmp, hi_cmp, lo, hi,
+                            jax.device_put(labels.codes, thread_device()),
                             n_bins=n_bins, cbits=cbits, layout=layout)
         out, near = np.array(out), np.asarray(near)
     _redo_near_edges(out, near, acts, lo, hi, n_bins, labels, layout)
