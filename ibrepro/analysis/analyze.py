@@ -75,6 +75,7 @@ class Cell:
     shapes: tuple[tuple[int, ...], ...]  # per layer (S, E_stored, N, width)
     chunks: tuple[tuple[int, ...] | None, ...]
     dtype: np.dtype
+    inputs: np.ndarray | None = None  # data/x (N, d): the recorded inputs
 
     @property
     def n_seeds(self) -> int:
@@ -209,6 +210,7 @@ def read_cell(path: Path) -> Cell:
             n_epochs = complete_epochs(run)
             epochs = run["epochs"][:n_epochs]
             y = run["data/y"][()]
+            x = run["data/x"][()] if "data/x" in run else None
             names = tuple(sorted(run["activations"], key=_layer_order))
             layers = [run["activations"][k] for k in names]
             shapes = tuple(d.shape for d in layers)
@@ -226,7 +228,8 @@ def read_cell(path: Path) -> Cell:
         raise UserError(f"{path} has no complete snapshot yet")
     if dtype.kind != "f":
         dtype = np.dtype(np.float64)
-    return Cell(path, config, status, np.asarray(epochs), Labels.from_labels(y), names, shapes, chunks, dtype)
+    return Cell(path, config, status, np.asarray(epochs), Labels.from_labels(y), names, shapes, chunks, dtype,
+                inputs=x)
 
 
 def _layer_order(name: str) -> tuple[int, str]:
@@ -450,7 +453,7 @@ def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values
     count = batch or ns * ne
     seed_of = np.repeat(plan.seeds[spec.s_lo:spec.s_hi], ne)
     seed_of = np.concatenate([seed_of, np.full(count - ns * ne, seed_of[-1])])
-    block = Block(raw[: count * row].view(cell.dtype).reshape(count, n, width), seed_of)
+    block = Block(raw[: count * row].view(cell.dtype).reshape(count, n, width), seed_of, cell.inputs)
     out = estimator.estimate(block, cell.labels, values, context)
     return {v: (ixt[: ns * ne].reshape(ns, ne), ity[: ns * ne].reshape(ns, ne)) for v, (ixt, ity) in out.items()}
 

@@ -95,11 +95,13 @@ class Labels:
 class Block:
     """Activations of one layer for several seed-epochs: `acts` (B, N, width).
 
-    `seeds` (B,) gives the run file's seed index of each of the B matrices.
+    `seeds` (B,) gives the run file's seed index of each of the B matrices; `inputs` (N, d),
+    when given, are the recorded inputs X (`data/x`), for estimators that use X itself.
     """
 
     acts: np.ndarray
     seeds: np.ndarray
+    inputs: np.ndarray | None = None
 
 
 # estimate(block, labels, params, context) -> {variant: (ixt (B,), ity (B,))}, bits
