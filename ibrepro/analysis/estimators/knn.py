@@ -129,16 +129,17 @@ def _kth_in_groups(mine, grouped, lowest, allowed, k: int):
     """Per row, the k-th smallest distance to the points of its allowed groups.
 
     mine (w, R) are the rows, grouped (groups, w, GROUP) all points by group, `lowest`
-    (R, groups) each row's smallest distance into each group. The k groups with the smallest
+    (R, groups) each row's smallest distance into each group. The k groups (or all, if
+    fewer) with the smallest
     minima hold the k smallest distances (a group outside them has a minimum no lower than
     theirs, so each of them holds a distance at most that small): only their points are
     measured again.
     """
-    score, pick = jax.lax.top_k(jnp.where(allowed, -lowest, -jnp.inf), k)  # (R, k)
+    score, pick = jax.lax.top_k(jnp.where(allowed, -lowest, -jnp.inf), min(k, lowest.shape[1]))
     width, rows = mine.shape
     # whole-row gathers ("clip": indices are in range) stay a single fast copy on CPU
-    chosen = jnp.take(grouped, pick.reshape(-1), axis=0, mode="clip").reshape(rows, k, width, GROUP)
-    candidates = _max_norm(mine[:, :, None, None], jnp.moveaxis(chosen, 2, 0))  # (R, k, GROUP)
+    chosen = jnp.take(grouped, pick.reshape(-1), axis=0, mode="clip").reshape(rows, -1, width, GROUP)
+    candidates = _max_norm(mine[:, :, None, None], jnp.moveaxis(chosen, 2, 0))  # (R, picked, GROUP)
     candidates = jnp.where(jnp.isfinite(score)[:, :, None], candidates, jnp.inf).reshape(rows, -1)
     # the largest of the k smallest (not column k - 1 of top_k: XLA then sorts whole rows)
     return -jax.lax.top_k(-candidates, k)[0].min(axis=1)

@@ -160,6 +160,14 @@ def _kernel(t, x, y, sigma, sigma_x, alpha, *, nn, nn_x):
     return (s_x + s[:, :, 0] - s[:, :, 1]).mean(axis=1), (s_y + s[:, :, 0] - s[:, :, 2]).mean(axis=1)
 
 
+def gram_entropy(points: np.ndarray, sigma: str, alpha: float) -> float:
+    """S_α in bits of the trace-normalised Gaussian Gram matrix of points (n, d)."""
+    nn, fixed = parse_sigma(sigma)
+    with jax.enable_x64(True):
+        gram = _gram(jnp.asarray(points, jnp.float64), nn, fixed)
+        return float(entropy(jnp.linalg.eigvalsh(gram / len(points)), alpha))
+
+
 def renyi_information(acts: np.ndarray, inputs: np.ndarray, labels: Labels, alpha: float, sigma: str,
                       sigma_x: str, batch: int, n_batches: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(I_α(X;T), I_α(T;Y)) in bits per seed-epoch for activations (B, N, w)."""
