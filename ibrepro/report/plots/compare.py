@@ -9,7 +9,11 @@ from ibrepro.report.plots.load import Cell, Estimate
 
 
 def compare_figure(cell: Cell, estimates: tuple[Estimate, ...], per_seed: bool = False) -> Figure:
-    """The cell's information plane for each estimator group, side by side."""
+    """The cell's information plane for each estimator group, side by side.
+
+    Each panel keeps its own axes: estimators measure on different scales (kNN's I(X;T) is a
+    differential entropy that can be negative; Rényi's depends on its kernel width).
+    """
     panels = [(plane_title(est), cell, est) for est in estimates]
     return infoplane_grid(panels, f"{cell.name}: the same run under {len(estimates)} "
-                          "estimator settings", per_seed=per_seed)
+                          "estimator settings (each panel on its own axes)", per_seed=per_seed, shared=False)
