@@ -29,8 +29,9 @@ entries are 0 or 1 (well separated clusters). α → 1 gives the von Neumann (Sh
 entropy; α = 1 itself is excluded (the formula divides by 1 − α).
 
 Speed: one compiled function per block builds every seed-epoch's Gram matrices for all
-minibatches and takes their eigenvalues with one batched `eigvalsh` on JAX's default device,
-in float64. S_α(X) and S_α(Y) do not depend on the seed-epoch and are computed once per block.
+minibatches and takes their eigenvalues with `eigvalsh` on JAX's default device, in float64:
+batched on an accelerator, one matrix at a time on CPU (see `_eigenvalues`). S_α(X) and
+S_α(Y) do not depend on the seed-epoch and are computed once per block.
 """
 
 from __future__ import annotations
@@ -146,15 +147,28 @@ def _gram(z, nn: int, sigma):
     return jnp.exp(-dist2 / (2.0 * sigma * sigma))
 
 
-@partial(jax.jit, static_argnames=("nn", "nn_x"))
-def _kernel(t, x, y, sigma, sigma_x, alpha, *, nn, nn_x):
+def _eigenvalues(matrices, batched: bool):
+    """eigvalsh of symmetric matrices (..., n, n): batched, or one matrix at a time.
+
+    jaxlib's CPU kernel spreads a batch over XLA's thread pool and waits in a pool thread;
+    with several analysis workers running at once on a 2-core host every pool thread ended up
+    waiting and the process hung (jaxlib 0.10). One matrix per call does not use the pool.
+    """
+    if batched:
+        return jnp.linalg.eigvalsh(matrices)
+    n = matrices.shape[-1]
+    return jax.lax.map(jnp.linalg.eigvalsh, matrices.reshape(-1, n, n)).reshape(matrices.shape[:-1])
+
+
+@partial(jax.jit, static_argnames=("nn", "nn_x", "batched"))
+def _kernel(t, x, y, sigma, sigma_x, alpha, *, nn, nn_x, batched):
     """(I_α(X;T), I_α(T;Y)) per seed-epoch for minibatches t (B, J, n, w), x (J, n, d), y (J, n)."""
     n = t.shape[-2]
     k_t = _gram(t, nn, sigma)  # (B, J, n, n); every Gram has trace n
     k_x = _gram(x, nn_x, sigma_x)[None]
     k_y = (y[:, :, None] == y[:, None, :]).astype(t.dtype)[None]
-    fixed = jnp.linalg.eigvalsh(jnp.stack([k_x[0], k_y[0]]) / n)  # (2, J, n)
-    varying = jnp.linalg.eigvalsh(jnp.stack([k_t, k_x * k_t, k_y * k_t], axis=2) / n)  # (B, J, 3, n)
+    fixed = _eigenvalues(jnp.stack([k_x[0], k_y[0]]) / n, batched)  # (2, J, n)
+    varying = _eigenvalues(jnp.stack([k_t, k_x * k_t, k_y * k_t], axis=2) / n, batched)  # (B, J, 3, n)
     s_x, s_y = entropy(fixed, alpha)
     s = entropy(varying, alpha)
     return (s_x + s[:, :, 0] - s[:, :, 1]).mean(axis=1), (s_y + s[:, :, 0] - s[:, :, 2]).mean(axis=1)
@@ -182,7 +196,8 @@ def renyi_information(acts: np.ndarray, inputs: np.ndarray, labels: Labels, alph
         put = partial(jax.device_put, device=device)
         ixt, ity = _kernel(put(acts[:, rows].astype(np.float64)),
                            put(inputs.reshape(len(inputs), -1)[rows].astype(np.float64)),
-                           put(labels.codes[rows]), fixed, fixed_x, alpha, nn=nn, nn_x=nn_x)
+                           put(labels.codes[rows]), fixed, fixed_x, alpha, nn=nn, nn_x=nn_x,
+                           batched=device.platform != "cpu")
         return np.asarray(ixt), np.asarray(ity)
 
 

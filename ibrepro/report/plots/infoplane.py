@@ -6,6 +6,8 @@ epoch on a log colour scale; thin grey lines join the layers at a few epochs.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
@@ -56,10 +58,9 @@ def draw_infoplane(
     _tag_layers(ax, ixt, ity)
     if bound is not None:
         ax.plot(bound.ixt, bound.ity, color="black", lw=1.0, zorder=4, label="IB bound")
-    h_x = np.log2(n_inputs)
     ax.axhline(label_entropy, color=style.REFERENCE_COLOUR, lw=0.6, ls="--", zorder=0)
-    ax.text(0.01 * h_x, label_entropy, "H(Y)", va="bottom", ha="left", fontsize=6.5,
-            color=style.REFERENCE_COLOUR)
+    ax.text(0.01, label_entropy, "H(Y)", va="bottom", ha="left", fontsize=6.5,
+            color=style.REFERENCE_COLOUR, transform=ax.get_yaxis_transform())
     (x_lo, x_hi), (y_lo, y_hi) = limits or plane_limits(estimate, n_inputs, label_entropy)
     ax.set_xlim(x_lo, x_hi)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
@@ -72,15 +73,18 @@ Limits = tuple[tuple[float, float], tuple[float, float]]  # (x_lo, x_hi), (y_lo,
 
 
 def plane_limits(estimate: Estimate, n_inputs: int, label_entropy: float) -> Limits:
-    """Axis limits: x from 0 to log2 N and y from 0 to H(Y), each widened (with a margin) to
-    take in every seed's finite values, for estimators whose values leave those ranges."""
+    """Axis limits: x from 0 to H(X) (log2 N, or log2 of a minibatch) and y from 0 to H(Y),
+    each widened (with a margin) to take in every seed's finite values, for estimators whose
+    values leave those ranges."""
 
     def span(values: np.ndarray, hi: float, pad: float) -> tuple[float, float]:
         finite = values[np.isfinite(values)]
         lo, top = min(0.0, float(finite.min(initial=0.0))), max(hi, float(finite.max(initial=0.0)))
         return (lo - pad * (top - lo) if lo < 0 else 0.0), top + pad * (top - lo)
 
-    return span(estimate.ixt, np.log2(n_inputs), 0.02), span(estimate.ity, label_entropy, 0.1)
+    # H(X) over the inputs the estimate sees: all N, or one minibatch (matrix-based Rényi)
+    h_x = np.log2(min(n_inputs, int(estimate.params.get("batch", n_inputs))))
+    return span(estimate.ixt, h_x, 0.02), span(estimate.ity, label_entropy, 0.1)
 
 
 def union_limits(limits: list[Limits]) -> Limits:
@@ -113,10 +117,12 @@ def colour_bar(fig: Figure, norm: LogNorm, axes) -> None:
     fig.colorbar(style.epoch_mappable(norm), ax=axes, label="epoch", fraction=0.05, pad=0.02)
 
 
-def plane_title(estimate: Estimate) -> str:
-    """Estimator, parameters and seed count, for a panel title."""
+def plane_title(estimate: Estimate, width: int = 44) -> str:
+    """Estimator, parameters (wrapped at `width` characters) and seed count, for a panel title."""
     seeds = style.seed_summary(estimate.ixt.shape[0])
-    return f"{style.estimator_title(estimate.estimator, estimate.params)}\n{seeds}"
+    what = textwrap.fill(style.estimator_title(estimate.estimator, estimate.params), width,
+                         break_long_words=False, break_on_hyphens=False)
+    return f"{what}\n{seeds}"
 
 
 @style.styled
