@@ -221,7 +221,8 @@ def test_group_names_record_the_settings():
     knn = estimators.get("knn")
     assert knn.group_name(knn.resolve({}, {}), "") == "knn_k3_jit1e-05"
     renyi = estimators.get("renyi")
-    assert renyi.group_name(renyi.resolve({}, {}), "") == "renyi_a1.01_snn10_sxnn10_b100_nb10_seed0"
+    assert renyi.group_name(renyi.resolve({}, {}), "") == \
+        "renyi_a1.01_snn10_sxnn10_b100_nb10_seed0"
 
 
 # ---- through analyze and the comparison figure -------------------------------------------------
