@@ -51,10 +51,19 @@ def compile_cache_dir() -> Path:
     return base / "ibrepro" / "jax"
 
 
+def one_blas_thread() -> None:
+    """One OpenBLAS thread per process unless the user chose otherwise. Analysis runs its own
+    worker threads; OpenBLAS's threads on small matrices (the Rényi estimator's 100 x 100
+    eigenvalue problems, LAPACK under JAX's CPU eigvalsh) made them 10-20x slower on a shared
+    2-core machine (measured). Takes effect only if numpy and scipy are not loaded yet."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def configure() -> None:
-    """Host devices plus the persistent compilation cache (compiling costs seconds per
-    function on small CPUs; a cached program loads in milliseconds)."""
+    """Host devices, one BLAS thread, and the persistent compilation cache (compiling costs
+    seconds per function on small CPUs; a cached program loads in milliseconds)."""
     use_all_cores()
+    one_blas_thread()
     import jax
 
     jax.config.update("jax_compilation_cache_dir", str(compile_cache_dir()))

@@ -4,7 +4,8 @@
 # Estimators: the paper's fixed binning on the 12-bit task, per-layer binning on MNIST (whose
 # layers need not stay in [-1, 1]); exact MI when every cell is quantized or binary; KDE
 # bounds on every 4th logged epoch (σ² per dataset: 1e-3 on the 12-bit task, 0.1 on MNIST, as
-# Saxe et al.).
+# Saxe et al.); for experiments named *-estimators also kNN and matrix-based Rényi on every
+# 4th logged epoch (the estimator comparison).
 # A stage that finished is skipped on a re-run (stamp OUT/<name>/.done-<stage>, newer than the
 # experiment file); training itself resumes interrupted cells. Stage times are printed at the end.
 set -euo pipefail
@@ -40,6 +41,9 @@ stage analyze-binning "$bin/ibrepro" analyze "$cells" --estimator "$binning"
 # quantized or binary networks (every cell): the exact estimator too, which the report then uses
 [ "$discrete" = 0 ] || stage analyze-exact "$bin/ibrepro" analyze "$cells" --estimator exact
 stage analyze-kde "$bin/ibrepro" analyze "$cells" --estimator kde --set every=4
+case $name in
+*-estimators) stage analyze-knn-renyi "$bin/ibrepro" analyze "$cells" --estimator knn --estimator renyi --set every=4 ;;
+esac
 stage bound "$bin/ibrepro" bound "$cells"
 stage claims "$bin/ibrepro" claims "$cells"
 stage report "$bin/ibrepro" report "$cells"

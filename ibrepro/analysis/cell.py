@@ -34,7 +34,8 @@ class Cell:
     status: str  # "running" | "complete" | ...
     run_id: str
     epochs: np.ndarray  # (E,) logged epoch numbers of the complete snapshots
-    y: np.ndarray  # (N,) labels of the evaluation inputs
+    x: np.ndarray  # (N, d) the evaluation inputs
+    y: np.ndarray  # (N,) their labels
     layers: tuple[str, ...]  # layer names in layer order (the last is the softmax output)
     shapes: tuple[tuple[int, ...], ...]  # per layer (S, E_stored, N, width)
     chunks: tuple[tuple[int, ...] | None, ...]  # per layer, HDF5 chunk shape of stored activations
@@ -96,6 +97,7 @@ def read_cell(path: Path) -> Cell:
             run_id = str(run.attrs.get("run_id", ""))
             n_epochs = complete_epochs(run)
             epochs = np.asarray(run["epochs"][:n_epochs])
+            x = run["data/x"][()]
             y = run["data/y"][()]
             layers = _layers(run)
         except (KeyError, OSError, ValueError, TypeError) as exc:
@@ -109,7 +111,7 @@ def read_cell(path: Path) -> Cell:
     if bad or y.ndim != 1:
         raise UserError(f"{path}: layers of shapes {shapes} do not match {y.shape[0]} labels and {n_epochs} epochs")
     dtype = next(iter(layers.values()))[2] if layers else np.dtype(np.float32)
-    return Cell(path, config, status, run_id, epochs, np.asarray(y), names, shapes,
+    return Cell(path, config, status, run_id, epochs, np.asarray(x), np.asarray(y), names, shapes,
                 tuple(chunks for _, chunks, _ in layers.values()),
                 dtype if dtype.kind == "f" else np.dtype(np.float64))
 

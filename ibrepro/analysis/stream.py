@@ -126,7 +126,8 @@ def iter_blocks(cell: Cell, run: h5py.File, seeds: np.ndarray, epoch_index: np.n
         for spec in blocks:
             out = np.empty((spec.s_hi - spec.s_lo, spec.e_hi - spec.e_lo, n, width), cell.dtype)
             _read(run, cell, spec, seeds, epoch_index, out)
-            yield Block(out.reshape(-1, n, width), np.repeat(seeds[spec.s_lo:spec.s_hi], out.shape[1]), layer)
+            yield Block(out.reshape(-1, n, width), np.repeat(seeds[spec.s_lo:spec.s_hi], out.shape[1]), layer,
+                        cell.x)
 
 
 def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Value], bar,
@@ -204,7 +205,7 @@ def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values
     seed_of = np.concatenate([seed_of, np.full(count - ns * ne, seed_of[-1])])
     acts = raw[: count * row].view(cell.dtype).reshape(count, n, width)
     acts[ns * ne:] = acts[ns * ne - 1]  # filler: copies of the last seed-epoch (same layer, same data)
-    block = Block(acts, seed_of, spec.layer)
+    block = Block(acts, seed_of, spec.layer, cell.x)
     out = estimator.estimate(block, plan.labels, values, context)
     return {v: (ixt[: ns * ne].reshape(ns, ne), ity[: ns * ne].reshape(ns, ne)) for v, (ixt, ity) in out.items()}
 

@@ -13,8 +13,10 @@ from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param
 from ibrepro.analysis.estimators.binning import BINNING, BINNING_LAYER
 from ibrepro.analysis.estimators.exact import EXACT
 from ibrepro.analysis.estimators.kde import KDE
+from ibrepro.analysis.estimators.knn import KNN
+from ibrepro.analysis.estimators.renyi import RENYI
 
-REGISTRY: dict[str, Estimator] = {e.name: e for e in (BINNING, BINNING_LAYER, ADAPTIVE, KDE, EXACT)}
+REGISTRY: dict[str, Estimator] = {e.name: e for e in (BINNING, BINNING_LAYER, ADAPTIVE, KDE, EXACT, KNN, RENYI)}
 DEFAULT = "binning"
 
 

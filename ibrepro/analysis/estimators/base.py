@@ -98,12 +98,14 @@ class Block:
     """Activations of one layer for several seed-epochs: `acts` (B, N, width).
 
     `seeds` (B,) gives the run file's seed index of each of the B matrices; `layer` is the
-    layer's position (0 = first hidden layer).
+    layer's position (0 = first hidden layer); `inputs` (N, d), when given, are the recorded
+    inputs X (`data/x`), for estimators that use X itself.
     """
 
     acts: np.ndarray
     seeds: np.ndarray
     layer: int = 0
+    inputs: np.ndarray | None = None
 
 
 # estimate(block, labels, params, context) -> {variant: (ixt (B,), ity (B,))}, bits

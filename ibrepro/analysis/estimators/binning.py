@@ -14,9 +14,7 @@ outer edges lo and hi, where saturated units sit.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
-import threading
 from collections.abc import Iterator, Mapping
 
 import jax
@@ -24,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
+from ibrepro.analysis.estimators.device import thread_device
 from ibrepro.analysis.estimators.discrete import class_bits, information_from_keys, pack_rows, plugin_reference
 from ibrepro.errors import UserError
 
@@ -134,18 +133,6 @@ def _redo_near_edges(out, near, acts, lo, hi, n_bins, labels, layout) -> None:
             columns = [exact[:, j] for j in range(w)]
             out[r, i] = pack_words(columns, labels.codes[i].astype(np.int32), layout, n_bins + 1,
                                    class_bits(labels), np.stack)
-
-
-_DEVICES = threading.local()
-_NEXT_DEVICE = itertools.count()
-
-
-def thread_device() -> jax.Device:
-    """A host device per calling thread, round robin, so worker threads use every core."""
-    if not hasattr(_DEVICES, "device"):
-        devices = jax.local_devices()
-        _DEVICES.device = devices[next(_NEXT_DEVICE) % len(devices)]
-    return _DEVICES.device
 
 
 def uniform_information(acts: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_bins: int,

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
-from ibrepro.analysis.estimators.binning import thread_device
+from ibrepro.analysis.estimators.device import thread_device
 from ibrepro.analysis.estimators.discrete import class_bits, information_from_symbols, sorted_key_entropies
 from ibrepro.errors import UserError
 

@@ -11,10 +11,14 @@ from ibrepro.report.plots.load import CellResults, Estimate
 
 
 def compare_figure(cell: CellResults, estimates: tuple[Estimate, ...], per_seed: bool = False) -> Figure:
-    """The cell's information plane for each estimator group, side by side."""
+    """The cell's information plane for each estimator group, side by side.
+
+    Each panel keeps its own axes: estimators measure on different scales (kNN's I(X;T) is a
+    differential entropy that can be negative; Rényi's depends on its kernel width).
+    """
     panels = [(plane_title(est), cell, est) for est in estimates]
     return infoplane_grid(panels, f"{cell.name}: the same run under {len(estimates)} "
-                          "estimator settings", per_seed=per_seed)
+                          "estimator settings (each panel on its own axes)", per_seed=per_seed, shared=False)
 
 
 def exact_binning_pair(estimates: tuple[Estimate, ...]) -> tuple[Estimate, Estimate] | None:
@@ -24,7 +28,7 @@ def exact_binning_pair(estimates: tuple[Estimate, ...]) -> tuple[Estimate, Estim
     return (exact, binned) if exact is not None and binned is not None else None
 
 
-def exact_binning_figure(cell: Cell, exact: Estimate, binned: Estimate, per_seed: bool = False) -> Figure:
+def exact_binning_figure(cell: CellResults, exact: Estimate, binned: Estimate, per_seed: bool = False) -> Figure:
     """A quantized (or binary) run's exact information plane beside its binning estimate."""
     panels = [(f"exact (the network's own levels)\n{style.seed_summary(exact.ixt.shape[0])}", cell, exact),
               (plane_title(binned), cell, binned)]

@@ -46,7 +46,8 @@ def layer_curves_figure(cell: CellResults, estimate: Estimate) -> Figure:
     for ax, name, ref in ((ax_x, "I(X;T)", "H(X)"), (ax_y, "I(T;Y)", "H(Y)")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{name} (bits)")
-        ax.set_ylim(bottom=0)
+        low = ax.dataLim.y0  # below 0 only for estimators that can go there (kNN's differential I(X;T))
+        ax.set_ylim(bottom=min(0.0, low - 0.05 * ax.dataLim.height) if np.isfinite(low) else 0.0)
         ax.set_title(f"{name} per layer (dashed: {ref})")
     handles, _ = ax_x.get_legend_handles_labels()
     fig.legend(handles=handles, loc="outside lower center", ncols=min(n_layers, 7))

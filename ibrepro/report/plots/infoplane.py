@@ -6,6 +6,8 @@ epoch on a log colour scale; thin grey lines join the layers at a few epochs.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
@@ -36,9 +38,10 @@ def draw_infoplane(
     norm: LogNorm,
     per_seed: bool = False,
     bound: IBBound | None = None,
-    y_max: float | None = None,
+    limits: Limits | None = None,
 ) -> None:
-    """Draw one estimate's information plane on `ax` (axes in bits, I(X;T) up to log2 N)."""
+    """Draw one estimate's information plane on `ax` (axes in bits, I(X;T) up to log2 N, or
+    wider for estimates outside [0, log2 N], such as kNN differential entropies)."""
     ixt = summary(estimate.ixt).center  # (E, L)
     ity = summary(estimate.ity).center
     n_layers = ixt.shape[1]
@@ -55,21 +58,38 @@ def draw_infoplane(
     _tag_layers(ax, ixt, ity)
     if bound is not None:
         ax.plot(bound.ixt, bound.ity, color="black", lw=1.0, zorder=4, label="IB bound")
-    h_x = np.log2(n_inputs)
     ax.axhline(label_entropy, color=style.REFERENCE_COLOUR, lw=0.6, ls="--", zorder=0)
-    ax.text(0.01 * h_x, label_entropy, "H(Y)", va="bottom", ha="left", fontsize=6.5,
-            color=style.REFERENCE_COLOUR)
-    ax.set_xlim(0, 1.02 * h_x)
+    ax.text(0.01, label_entropy, "H(Y)", va="bottom", ha="left", fontsize=6.5,
+            color=style.REFERENCE_COLOUR, transform=ax.get_yaxis_transform())
+    (x_lo, x_hi), (y_lo, y_hi) = limits or plane_limits(estimate, n_inputs, label_entropy)
+    ax.set_xlim(x_lo, x_hi)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
-    ax.set_ylim(0, y_max if y_max is not None else infoplane_y_max(estimate, label_entropy))
+    ax.set_ylim(y_lo, y_hi)
     ax.set_xlabel("I(X;T) (bits)")
     ax.set_ylabel("I(T;Y) (bits)")
 
 
-def infoplane_y_max(estimate: Estimate, label_entropy: float) -> float:
-    """Upper y limit: H(Y) or the largest I(T;Y) of any seed, with a margin."""
-    finite = estimate.ity[np.isfinite(estimate.ity)]
-    return 1.1 * max(label_entropy, float(finite.max(initial=0.0)))
+Limits = tuple[tuple[float, float], tuple[float, float]]  # (x_lo, x_hi), (y_lo, y_hi)
+
+
+def plane_limits(estimate: Estimate, n_inputs: int, label_entropy: float) -> Limits:
+    """Axis limits: x from 0 to H(X) (log2 N, or log2 of a minibatch) and y from 0 to H(Y),
+    each widened (with a margin) to take in every seed's finite values, for estimators whose
+    values leave those ranges."""
+
+    def span(values: np.ndarray, hi: float, pad: float) -> tuple[float, float]:
+        finite = values[np.isfinite(values)]
+        lo, top = min(0.0, float(finite.min(initial=0.0))), max(hi, float(finite.max(initial=0.0)))
+        return (lo - pad * (top - lo) if lo < 0 else 0.0), top + pad * (top - lo)
+
+    # H(X) over the inputs the estimate sees: all N, or one minibatch (matrix-based Rényi)
+    h_x = np.log2(min(n_inputs, int(estimate.params.get("batch", n_inputs))))
+    return span(estimate.ixt, h_x, 0.02), span(estimate.ity, label_entropy, 0.1)
+
+
+def union_limits(limits: list[Limits]) -> Limits:
+    """The smallest limits holding all of `limits`."""
+    return tuple((min(lim[a][0] for lim in limits), max(lim[a][1] for lim in limits)) for a in (0, 1))
 
 
 def _tag_layers(ax: Axes, ixt: np.ndarray, ity: np.ndarray) -> None:
@@ -97,10 +117,12 @@ def colour_bar(fig: Figure, norm: LogNorm, axes) -> None:
     fig.colorbar(style.epoch_mappable(norm), ax=axes, label="epoch", fraction=0.05, pad=0.02)
 
 
-def plane_title(estimate: Estimate) -> str:
-    """Estimator, parameters and seed count, for a panel title."""
+def plane_title(estimate: Estimate, width: int = 44) -> str:
+    """Estimator, parameters (wrapped at `width` characters) and seed count, for a panel title."""
     seeds = style.seed_summary(estimate.ixt.shape[0])
-    return f"{style.estimator_title(estimate.estimator, estimate.params)}\n{seeds}"
+    what = textwrap.fill(style.estimator_title(estimate.estimator, estimate.params), width,
+                         break_long_words=False, break_on_hyphens=False)
+    return f"{what}\n{seeds}"
 
 
 @style.styled
@@ -122,8 +144,9 @@ def infoplane_figure(cell: CellResults, estimate: Estimate, per_seed: bool = Fal
 
 @style.styled
 def infoplane_grid(panels: list[tuple[str, CellResults, Estimate | None]], title: str,
-                   per_seed: bool = False) -> Figure:
-    """Information planes side by side (up to 3 per row) with shared axes and colour bar.
+                   per_seed: bool = False, shared: bool = True) -> Figure:
+    """Information planes side by side (up to 3 per row) with a shared colour bar, and shared
+    axes unless `shared` is False (estimators on different scales).
 
     Each panel is (title, cell, estimate); a None estimate leaves a 'not analysed' panel.
     """
@@ -131,18 +154,19 @@ def infoplane_grid(panels: list[tuple[str, CellResults, Estimate | None]], title
     ncols = 2 if len(panels) == 4 else min(len(panels), 3)
     nrows = -(-len(panels) // ncols)
     fig = style.new_figure(min(2.3 * ncols + 0.7, style.FULL_WIDTH + 0.5), 2.3 * nrows + 0.5)
-    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
+    axes = fig.subplots(nrows, ncols, sharex=shared, sharey=shared, squeeze=False).ravel()
     norm = style.epoch_norm(np.concatenate([est.epochs for _, est in drawn]))
-    y_max = max(infoplane_y_max(est, cell.label_entropy) for cell, est in drawn)
+    common = union_limits([plane_limits(est, cell.n_inputs, cell.label_entropy) for cell, est in drawn])
     for i, (ax, (panel_title, cell, est)) in enumerate(zip(axes, panels)):
         if est is None:
             ax.text(0.5, 0.5, "not analysed", transform=ax.transAxes, ha="center")
         else:
             draw_infoplane(ax, est, n_inputs=cell.n_inputs, label_entropy=cell.label_entropy,
-                           norm=norm, per_seed=per_seed, bound=cell.ib_bound, y_max=y_max)
+                           norm=norm, per_seed=per_seed, bound=cell.ib_bound,
+                           limits=common if shared else None)
         ax.set_title(panel_title)
-        ax.set_ylabel("I(T;Y) (bits)" if i % ncols == 0 else "")
-        if i + ncols < len(panels):  # a panel below shows the x axis
+        ax.set_ylabel("I(T;Y) (bits)" if i % ncols == 0 or not shared else "")
+        if shared and i + ncols < len(panels):  # a panel below shows the x axis
             ax.set_xlabel("")
         else:
             ax.set_xlabel("I(X;T) (bits)")
