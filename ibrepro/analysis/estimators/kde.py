@@ -80,14 +80,16 @@ def _kernel_sums(t, weight, soft, first, second, same_class, sigma2, *, block):
         pair_weight = take(weight, i)[:, None] * take(weight, j)[None, :]
         lower = jnp.exp(dist * (-1.0 / (8.0 * sigma2))) * pair_weight
         square = lower * lower
-        both = jnp.stack([square * square, lower])  # exp(-D / 2σ²) = exp(-D / 8σ²) ** 4: one exp per pair
-        rows, cols = both.sum(2), both.sum(1)
+        upper = square * square  # exp(-D / 2σ²) = exp(-D / 8σ²) ** 4: one exp per pair
+        rows = jnp.stack([upper.sum(1), lower.sum(1)])
+        cols = jnp.stack([upper.sum(0), lower.sum(0)])
         if soft.shape[1] == 0:
             own = same_class[pair].astype(t.dtype)
             rows, cols = jnp.stack([rows, own * rows]), jnp.stack([cols, own * cols])
         else:
-            rows = jnp.concatenate([rows[None], jnp.einsum("bij,jc->cbi", both, take(soft, j))])
-            cols = jnp.concatenate([cols[None], jnp.einsum("bij,ic->cbj", both, take(soft, i))])
+            pi, pj = take(soft, i), take(soft, j)  # (block, C)
+            rows = jnp.concatenate([rows[None], jnp.stack([(upper @ pj).T, (lower @ pj).T], axis=1)])
+            cols = jnp.concatenate([cols[None], jnp.stack([pi.T @ upper, pi.T @ lower], axis=1)])
         cols = jnp.where(i == j, 0.0, cols)
 
         def add(acc, at, sums):
