@@ -86,7 +86,7 @@ def train(
 def analyze(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
     estimator: List[str] = typer.Option([], "--estimator", help="binning (default), binning-layer, adaptive or kde (repeatable)."),
-    set_: List[str] = typer.Option([], "--set", help="Estimator parameter or option, key=value (repeatable): n_bins, lo, hi, range, sigma2, every, seeds."),
+    set_: List[str] = typer.Option([], "--set", help="Estimator parameter or option, key=value (repeatable): n_bins, lo, hi, range, sigma2, every, seeds, labels (drawn, or soft: I(T;Y) from p(y|x))."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     cluster: Optional[str] = typer.Option(None, "--cluster", help=CLUSTER_HELP),
     cluster_config: Optional[Path] = typer.Option(None, "--cluster-config", help=CLUSTER_CONFIG_HELP),
