@@ -193,9 +193,9 @@ def _read_bound(group: h5py.Group) -> IBBound | None:
 
 def _settings(kind: str, attrs: dict) -> dict:
     """The attrs that define an estimate: the estimator's parameters, the KDE bound, and
-    `every`/`seeds` thinning when not at their defaults (provenance attrs and `labels`,
-    which every group carries on its own, left out)."""
-    common = {p.name: p.default for p in COMMON_PARAMS if p.name != "labels"}
+    the options `every`/`seeds` (thinning) and `labels` (soft) when not at their defaults
+    (provenance attrs left out)."""
+    common = {p.name: p.default for p in COMMON_PARAMS}
     known = REGISTRY.get(kind)
     names = ([p.name for p in known.params] + ["bound"] if known
              else [n for n in attrs if n not in PROVENANCE_ATTRS and n not in common and n != "estimator"])

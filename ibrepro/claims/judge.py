@@ -120,7 +120,7 @@ def _bound_gap(cell: CellResults, group: Group, groups: list[Group]) -> tuple[np
     gamma = cell.config.get("data", {}).get("gamma", 0) if cell.config["dataset"] == "tishby12" else 0
     if group.labels != "soft" and gamma != 0:
         twin = next((g.name for g in groups if g.labels == "soft" and g.estimator == group.estimator
-                     and g.params == group.params), None)
+                     and {**g.params, "labels": "drawn"} == {**group.params, "labels": "drawn"}), None)
         where = (f"see its soft-label group {twin}" if twin else
                  f"run `ibrepro analyze {cell.path} --estimator {group.estimator} --set labels=soft`")
         return None, (f"noisy labels (gamma = {gamma:g}): the IB bound is compared with soft-label "

@@ -178,7 +178,7 @@ def _numbers(values) -> list[float]:
 
 
 def _title(group: dict) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in group["params"].items())
+    params = ", ".join(f"{k}={v}" for k, v in group["params"].items() if k != "labels")
     return f"{group['estimator']}" + (f" ({params})" if params else "") + f", {group['labels']} labels"
 
 
