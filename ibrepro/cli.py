@@ -88,8 +88,8 @@ def train(
 @app.command()
 def analyze(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
-    estimator: List[str] = typer.Option([], "--estimator", help="binning (default), binning-layer, adaptive, kde or exact (repeatable)."),
-    set_: List[str] = typer.Option([], "--set", help="Estimator parameter or option, key=value (repeatable): n_bins, lo, hi, range, sigma2, levels, every, seeds."),
+    estimator: List[str] = typer.Option([], "--estimator", help="binning (default), binning-layer, adaptive, kde, exact, knn or renyi (repeatable)."),
+    set_: List[str] = typer.Option([], "--set", help="Estimator parameter or option, key=value (repeatable): n_bins, lo, hi, range, sigma2, levels, k, alpha, every, seeds, labels (drawn, or soft: I(T;Y) from p(y|x))."),
     progress: bool = PROGRESS_OPTION,
     cluster: Optional[str] = CLUSTER_OPTION,
     cluster_config: Optional[Path] = CLUSTER_CONFIG_OPTION,

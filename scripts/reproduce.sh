@@ -6,18 +6,21 @@
 # bounds on every 4th logged epoch (σ² per dataset: 1e-3 on the 12-bit task, 0.1 on MNIST, as
 # Saxe et al.); for experiments named *-estimators also kNN and matrix-based Rényi on every
 # 4th logged epoch (the estimator comparison).
+# An experiment with noisy labels (data.gamma > 0 in any cell) gets binning and KDE again with
+# soft labels (I(T;Y) from p(y|x)), the estimates its IB-bound claim is judged on.
 # A stage that finished is skipped on a re-run (stamp OUT/<name>/.done-<stage>, newer than the
 # experiment file); training itself resumes interrupted cells. Stage times are printed at the end.
 set -euo pipefail
 exp=$1 out=${2:-runs}
 bin=$(dirname "$0")/../.venv/bin
-read -r name dataset discrete < <("$bin/python" -c '
+read -r name dataset discrete noisy < <("$bin/python" -c '
 import sys, tomllib
 c = tomllib.load(open(sys.argv[1], "rb"))
 m, s = c.get("model", {}), c.get("sweep", {})
 bits = s.get("model.quantize_bits", [m.get("quantize_bits", 0)])
 acts = s.get("model.activation", [m.get("activation", "tanh")])
-print(c["name"], c["dataset"], int(min(bits) > 0 or set(acts) == {"sign"}))' "$exp")
+gammas = [c.get("data", {}).get("gamma", 0), *s.get("data.gamma", [])]
+print(c["name"], c["dataset"], int(min(bits) > 0 or set(acts) == {"sign"}), int(any(g > 0 for g in gammas)))' "$exp")
 cells="$out/$name"
 binning=binning
 [ "$dataset" = tishby12 ] || binning=binning-layer
@@ -44,6 +47,10 @@ stage analyze-kde "$bin/ibrepro" analyze "$cells" --estimator kde --set every=4
 case $name in
 *-estimators) stage analyze-knn-renyi "$bin/ibrepro" analyze "$cells" --estimator knn --estimator renyi --set every=4 ;;
 esac
+if [ "$noisy" = 1 ]; then
+    stage analyze-binning-soft "$bin/ibrepro" analyze "$cells" --estimator "$binning" --set labels=soft
+    stage analyze-kde-soft "$bin/ibrepro" analyze "$cells" --estimator kde --set every=4 --set labels=soft
+fi
 stage bound "$bin/ibrepro" bound "$cells"
 stage claims "$bin/ibrepro" claims "$cells"
 stage report "$bin/ibrepro" report "$cells"

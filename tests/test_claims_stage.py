@@ -19,12 +19,12 @@ from ibrepro.analysis.estimators import Block, Labels
 from ibrepro.claims import claimsfile
 from ibrepro.claims.judge import claims_path
 from ibrepro.claims.rules import Rules
-from ibrepro.claims.selfconsistency import layer_measures, partition_of, soft_information
+from ibrepro.analysis.estimators.discrete import soft_information
+from ibrepro.claims.selfconsistency import partition_of, symbols
+from ibrepro.data.tishby12 import tishby12_p_y1
 from ibrepro.claims.verdicts import NOT_APPLICABLE, WORDS
 from ibrepro.cli import app
 from ibrepro.ib.bound import bound_path
-from ibrepro.ib.curve import ib_point
-from ibrepro.ib.selfconsistency import symbols_to_encoder
 from ibrepro.train.loop import train_cell
 
 CLAIM_NAMES = ["i", "ii", "iii", "iv", "v"]
@@ -32,48 +32,55 @@ CLAIM_NAMES = ["i", "ii", "iii", "iv", "v"]
 
 @pytest.fixture(scope="module")
 def noisy(tmp_path_factory):
-    """A tiny cell with noisy labels (gamma = 1), trained full batch, with binning and KDE
-    estimates and its IB bound."""
+    """A tiny cell with noisy labels (gamma = 1), trained full batch, with binning estimates
+    (drawn and soft labels), soft-label KDE estimates and its IB bound."""
     path = tmp_path_factory.mktemp("claims") / "cell.h5"
     train_cell("cell", tiny_config("data.gamma=1", "train.batch_size=0", "train.epochs=20",
                                    "log.snapshots=8"), path)
     analyze_path(path, ["binning"], progress=False)
-    analyze_path(path, ["kde"], {"every": "4"}, progress=False)
+    analyze_path(path, ["binning"], {"labels": "soft"}, progress=False)
+    analyze_path(path, ["kde"], {"every": "4", "labels": "soft"}, progress=False)
     bound_path(path)
     return path
 
 
 def test_claims_file_schema_and_soft_labels(noisy):
+    with h5py.File(noisy, "r") as run:  # the run file keeps p(y=1|x) of its noisy labels
+        np.testing.assert_array_equal(run["data/p_y1"][()], tishby12_p_y1(1.0, 7.6))
     (written,) = claims_path(noisy, rules=Rules(noise_z=2.5))
     assert written == noisy.with_name("cell.claims.json")
     doc = json.loads(written.read_text())  # plain JSON: no NaN or Infinity tokens
     assert doc["schema"] == "ibrepro-claims/1" and doc["run"] == "cell.h5"
     assert doc["rules"]["noise_z"] == 2.5
-    assert sorted(g["estimator"] for g in doc["groups"].values()) == ["binning", "kde", "kde"]
+    assert {name: g["labels"] for name, g in doc["groups"].items()} == {
+        "binning_n30_lo-1_hi1": "drawn", "binning_n30_lo-1_hi1_soft": "soft",
+        "kde_var0.001_upper_soft_every4": "soft", "kde_var0.001_lower_soft_every4": "soft"}
     for group in doc["groups"].values():
         assert sorted(group["claims"]) == CLAIM_NAMES
         for claim in group["claims"].values():
             assert claim["verdict"] in WORDS and "thresholds" in claim["rule"]
-    binning = doc["groups"]["binning_n30_lo-1_hi1"]
-    assert binning["partition"] == "its own partition (binning)"
-    # soft-label I(T;Y) of a real encoder can never lie above the IB bound
-    gaps = [row["gap_to_bound"] for row in binning["layers"]]
+    # claim iii is judged on the soft-label groups only, and the drawn group says where
+    drawn, soft = doc["groups"]["binning_n30_lo-1_hi1"], doc["groups"]["binning_n30_lo-1_hi1_soft"]
+    assert drawn["claims"]["iii"]["verdict"] == NOT_APPLICABLE
+    assert drawn["claims"]["iii"]["reason"].endswith("see its soft-label group binning_n30_lo-1_hi1_soft")
+    assert "gap_to_bound" not in drawn["layers"][0]
+    assert soft["partition"] == "its own partition (binning)"
+    assert soft["claims"]["iii"]["verdict"] != NOT_APPLICABLE
+    # soft-label I(T;Y) of a real encoder never lies above the IB bound, nor above I(X;Y);
+    # the one draw of labels carries more than p(y|x) allows
+    with h5py.File(noisy.with_name("cell.mi.h5"), "r") as f:
+        i_xy = f["ib-bound"].attrs["i_xy"]
+        soft_ity = f["binning_n30_lo-1_hi1_soft"]["ity"][:, -1, -1]
+        drawn_ity = f["binning_n30_lo-1_hi1"]["ity"][:, -1, -1]
+    assert np.all(soft_ity <= i_xy + 1e-9) and np.all(drawn_ity > soft_ity)
+    gaps = [row["gap_to_bound"] for row in soft["layers"]]
     assert all(claimsfile.number(g[0]) >= -1e-6 for g in gaps)
-    assert binning["claims"]["iii"]["verdict"] != NOT_APPLICABLE
-    kde = next(g for name, g in doc["groups"].items() if name.startswith("kde"))
-    assert kde["claims"]["iii"]["verdict"] == NOT_APPLICABLE
-    assert "noisy labels" in kde["claims"]["iii"]["reason"]
+    kde = doc["groups"]["kde_var0.001_upper_soft_every4"]
+    assert kde["claims"]["iii"]["verdict"] != NOT_APPLICABLE
     assert "binning group's partition" in kde["partition"]
-
-
-def test_soft_information_matches_the_dense_ib_point():
-    rng = np.random.default_rng(4)
-    p_x = rng.dirichlet(np.ones(30))
-    p_y1 = rng.uniform(size=30)
-    p_y = np.stack([1 - p_y1, p_y1], axis=1)
-    clusters = rng.integers(0, 6, 30)
-    want = ib_point(p_x, p_y, symbols_to_encoder(clusters))
-    assert soft_information(clusters, p_x, p_y) == pytest.approx(want, abs=1e-12)
+    missing = claimsfile.read(claims_path(noisy, ("binning_n30_lo-1_hi1",))[0])
+    assert missing["groups"]["binning_n30_lo-1_hi1"]["claims"]["iii"]["reason"].endswith(
+        f"run `ibrepro analyze {noisy} --estimator binning --set labels=soft`")
 
 
 def test_a_diverged_run_makes_every_claim_not_applicable(noisy, tmp_path):
@@ -95,7 +102,7 @@ def test_cli_claims_and_its_errors(noisy, tmp_path):
                                  "--rule", "compression_share=0.7"])
     assert result.exit_code == 0, result.output
     doc = claimsfile.read(claimsfile.claims_path(noisy))
-    assert list(doc["groups"]) == ["binning_n30_lo-1_hi1"]
+    assert list(doc["groups"]) == ["binning_n30_lo-1_hi1", "binning_n30_lo-1_hi1_soft"]
     assert doc["rules"]["compression_share"] == 0.7
     assert "0.7" in doc["groups"]["binning_n30_lo-1_hi1"]["claims"]["i"]["rule"]["text"]
     for args in (["claims", str(tmp_path / "missing.h5")],
@@ -131,19 +138,19 @@ def test_full_batch_makes_claim_ii_not_applicable(noisy):
     ("binning", {}), ("binning-layer", {}), ("binning-layer", {"range": "global"}),
     ("adaptive", {"n_bins": 8})])
 def test_partition_reproduces_the_estimators_own_information(name, params):
-    """With deterministic labels the soft-label numbers on a group's partition are the
-    group's own estimates."""
+    """Self-consistency runs on each group's own partition: the estimator's soft-label numbers
+    are those of the partition's clusters."""
     rng = np.random.default_rng(6)
     acts = np.tanh(rng.normal(size=(3, 500, 3)) * 1.5).astype(np.float32)
     y = rng.integers(0, 3, 500)
+    p_y = rng.dirichlet(np.ones(3), 500)
     est = estimators.get(name)
     values = est.resolve(params, {"dataset": "tishby12"})
     block = Block(acts, np.arange(3))
     context = est.prepare(iter([block]), values) if est.prepare else None
-    ixt, ity = est.estimate(block, Labels.from_labels(y), values, context)[""]
-    spans = None if context is None else np.array([context[s] for s in range(3)])
-    p_y = np.eye(3)[y]
+    ixt, ity = est.estimate(block, Labels.from_labels(y, p_y), values, context)[""]
     partition = partition_of(name, dict(values), None)
-    got = layer_measures([acts], partition, np.full(500, 1 / 500), p_y, spans)
-    np.testing.assert_allclose(got.soft_ixt[:, 0], ixt, atol=1e-9)
-    np.testing.assert_allclose(got.soft_ity[:, 0], ity, atol=1e-9)
+    clusters = np.stack([symbols(partition, acts[s], None if context is None else context[s]) for s in range(3)])
+    got = soft_information(clusters, p_y)
+    np.testing.assert_allclose(got[0], ixt, atol=1e-12)
+    np.testing.assert_allclose(got[1], ity, atol=1e-12)

@@ -6,7 +6,8 @@ activations through each chosen estimator setting (`stream.run_estimator`) and w
 group per setting (DESIGN §7) through `estimatesfile.write_groups`, which replaces the file
 atomically. The run file is only ever read. Non-default thinning (`every`, `seeds`) is part
 of the group name (`..._every10`, `..._seeds0-9,12`), so a quick thinned run never replaces
-a full one.
+a full one; so is `labels=soft` (`..._soft`, attr `labels` = "soft": I(T;Y) from p(y|x)), so
+soft-label groups sit beside the drawn-label ones.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ibrepro.analysis.estimators.base import Estimator, Value
 from ibrepro.analysis.request import CellPlan, compact_seeds, pairs_to_settings, parse_request, plan_cell
 from ibrepro.analysis.stream import default_workers, run_estimator
 from ibrepro.analysis.cell import find_cells, read_cell
+from ibrepro.data.labels import is_deterministic
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,9 @@ def analyze_path(path: str | Path, estimator_names: Sequence[str] | None = None,
                 state = "still training" if cell.status == "running" else f"status {cell.status!r}"
                 say(f"{cell.path.name}: {state}; analysing its {len(cell.epochs)} complete snapshots "
                     f"(up to epoch {int(cell.epochs[-1])})")
+            if plan.labels.soft is not None and is_deterministic(plan.labels.soft):
+                say(f"{cell.path.name}: labels are deterministic (p(y|x) is one-hot), so its "
+                    "soft-label estimates equal the drawn-label ones")
             for estimator, values in plan.settings:
                 results = run_estimator(plan, estimator, values, bar, workers)
                 write_groups(cell.estimates_path, estimate_groups(plan, estimator, values, results))
@@ -78,7 +83,7 @@ def estimate_groups(plan: CellPlan, estimator: Estimator, values: Mapping[str, V
     groups = {}
     for variant, (ixt, ity) in results.items():
         attrs = {"estimator": estimator.name, **values, "every": plan.every, "seeds": seeds,
-                 "labels": "drawn", "run_status": cell.status, "source": cell.path.name,
+                 "labels": "drawn" if plan.labels.soft is None else "soft", "run_status": cell.status, "source": cell.path.name,
                  "run_id": cell.run_id, "ibrepro_version": ibrepro.__version__}
         if variant:
             attrs["bound"] = variant

@@ -40,6 +40,7 @@ class Cell:
     shapes: tuple[tuple[int, ...], ...]  # per layer (S, E_stored, N, width)
     chunks: tuple[tuple[int, ...] | None, ...]  # per layer, HDF5 chunk shape of stored activations
     dtype: np.dtype  # of the stored activations
+    p_y1: np.ndarray | None = None  # (N,) p(y=1|x) of noisy labels (data/p_y1), when stored
 
     @property
     def name(self) -> str:
@@ -99,6 +100,7 @@ def read_cell(path: Path) -> Cell:
             epochs = np.asarray(run["epochs"][:n_epochs])
             x = run["data/x"][()]
             y = run["data/y"][()]
+            p_y1 = run["data/p_y1"][()] if "data/p_y1" in run else None
             layers = _layers(run)
         except (KeyError, OSError, ValueError, TypeError) as exc:
             raise UserError(f"{path} is not a usable run file ({exc.__class__.__name__}: {exc})") from None
@@ -108,12 +110,12 @@ def read_cell(path: Path) -> Cell:
     shapes = tuple(shape for shape, _, _ in layers.values())
     bad = [s for s in shapes if len(s) != 4 or s[0] != shapes[0][0] or s[0] < 1 or s[2] != y.shape[0]
            or s[1] < n_epochs]
-    if bad or y.ndim != 1:
+    if bad or y.ndim != 1 or (p_y1 is not None and p_y1.shape != y.shape):
         raise UserError(f"{path}: layers of shapes {shapes} do not match {y.shape[0]} labels and {n_epochs} epochs")
     dtype = next(iter(layers.values()))[2] if layers else np.dtype(np.float32)
     return Cell(path, config, status, run_id, epochs, np.asarray(x), np.asarray(y), names, shapes,
                 tuple(chunks for _, chunks, _ in layers.values()),
-                dtype if dtype.kind == "f" else np.dtype(np.float64))
+                dtype if dtype.kind == "f" else np.dtype(np.float64), p_y1)
 
 
 def _layers(run) -> dict[str, tuple[tuple[int, ...], tuple[int, ...] | None, np.dtype]]:

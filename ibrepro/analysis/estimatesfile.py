@@ -193,7 +193,8 @@ def _read_bound(group: h5py.Group) -> IBBound | None:
 
 def _settings(kind: str, attrs: dict) -> dict:
     """The attrs that define an estimate: the estimator's parameters, the KDE bound, and
-    `every`/`seeds` thinning when not at their defaults (provenance attrs left out)."""
+    the options `every`/`seeds` (thinning) and `labels` (soft) when not at their defaults
+    (provenance attrs left out)."""
     common = {p.name: p.default for p in COMMON_PARAMS}
     known = REGISTRY.get(kind)
     names = ([p.name for p in known.params if p.in_name] + ["bound"] if known

@@ -1,8 +1,11 @@
 """What one `ibrepro analyze` call asks for: estimators, their settings, seeds and epochs.
 
-Besides the estimator parameters, `--set` takes two thinning options shared by all
-estimators: `every=K` (every K-th logged epoch from the first, and always the last) and
-`seeds=SPEC` (`all`, or e.g. `0-9,12`). Everything is checked before any work starts.
+Besides the estimator parameters, `--set` takes options shared by all estimators: two for
+thinning, `every=K` (every K-th logged epoch from the first, and always the last) and
+`seeds=SPEC` (`all`, or e.g. `0-9,12`), and `labels=drawn|soft`: I(T;Y) from the recorded
+draw of labels, or from p(y|x) (noisy tishby12 labels, `data.gamma > 0`; on runs with
+deterministic labels p(y|x) is one-hot and soft equals drawn). Everything is checked before
+any work starts.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ import numpy as np
 
 from ibrepro.analysis import estimators
 from ibrepro.analysis.estimators.base import Estimator, Labels, Param, Value
+from ibrepro.data.labels import label_distribution
 from ibrepro.errors import UserError
 from ibrepro.analysis.cell import Cell
 
 COMMON_PARAMS = (
     Param("every", int, 1, "every", "analyse every K-th logged epoch (the first, every K-th, and the last)", low=1),
     Param("seeds", str, "all", "seeds", "seeds to analyse: all, or indices and ranges like 0-9,12"),
+    Param("labels", str, "drawn", "labels", "I(T;Y) from the drawn labels, or soft: from p(y|x) "
+          "(noisy labels, data.gamma > 0)", choices=("drawn", "soft")),
 )
 
 
@@ -31,6 +37,7 @@ class Request:
     given: dict[str, dict[str, Value]]  # estimator name -> parameters set by the user
     every: int
     seeds: str
+    soft: bool  # soft-label I(T;Y), from p(y|x)
 
 
 def pairs_to_settings(items: Sequence[str]) -> dict[str, str]:
@@ -62,7 +69,13 @@ def parse_request(names: Sequence[str], settings: Mapping[str, str]) -> Request:
             given[e.name][key] = e.param_index[key].parse(text)
     seeds = str(values["seeds"])
     parse_seeds(seeds, None)
-    return Request(chosen, given, int(values["every"]), seeds)
+    soft = values["labels"] == "soft"
+    hard_only = [e.name for e in chosen if soft and not e.soft_labels]
+    if hard_only:
+        able = ", ".join(n for n, e in estimators.REGISTRY.items() if e.soft_labels)
+        raise UserError(f"estimator(s) {', '.join(hard_only)} cannot use soft labels (labels=soft); "
+                        f"those that can: {able}")
+    return Request(chosen, given, int(values["every"]), seeds, soft)
 
 
 def parse_seeds(spec: str, n_seeds: int | None) -> np.ndarray:
@@ -116,8 +129,9 @@ class CellPlan:
 
     @property
     def suffix(self) -> str:
-        """Group-name suffix for non-default thinning."""
-        suffix = f"_every{self.every}" if self.every > 1 else ""
+        """Group-name suffix for soft labels and non-default thinning."""
+        suffix = "_soft" if self.labels.soft is not None else ""
+        suffix += f"_every{self.every}" if self.every > 1 else ""
         if len(self.seeds) != self.cell.n_seeds:
             suffix += "_seeds" + compact_seeds(self.seeds)
         return suffix
@@ -129,5 +143,6 @@ def plan_cell(cell: Cell, request: Request) -> CellPlan:
         raise UserError(f"{cell.path} has no complete snapshot yet")
     seeds = parse_seeds(request.seeds, cell.n_seeds)
     settings = tuple((e, e.resolve(request.given[e.name], cell.config)) for e in request.chosen)
-    return CellPlan(cell, Labels.from_labels(cell.y), seeds, epoch_positions(len(cell.epochs), request.every),
+    soft = label_distribution(cell.config, cell.y, cell.p_y1) if request.soft else None
+    return CellPlan(cell, Labels.from_labels(cell.y, soft), seeds, epoch_positions(len(cell.epochs), request.every),
                     request.every, settings)

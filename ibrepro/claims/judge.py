@@ -3,7 +3,8 @@
 `claims.json` (DESIGN §7).
 
 Per estimate group: claims i (compression), ii (onset at the drift->diffusion transition),
-iii (IB bound and self-consistency, on the group's own partition, soft labels) and v (late
+iii (IB bound, on soft-label groups when labels are noisy, and self-consistency on the group's
+own partition) and v (late
 fall of I(T;Y) with little data), each with its measured numbers (95 % bootstrap intervals over
 seeds), rule, thresholds, verdict and reason, and a per-layer table. A run whose training did
 not fit (final train accuracy near chance, or a diverged loss) gets "not applicable" throughout.
@@ -22,7 +23,7 @@ from ibrepro.analysis.cell import estimates_path, find_cells
 from ibrepro.claims import claimsfile, phases, rules as claim_rules
 from ibrepro.claims.inputs import Group, final_activations, global_ranges, load_groups
 from ibrepro.claims.rules import Rules
-from ibrepro.claims.selfconsistency import LayerMeasures, layer_measures, partition_of
+from ibrepro.claims.selfconsistency import layer_measures, partition_of
 from ibrepro.claims.verdicts import NOT_APPLICABLE, interval, training_fit
 from ibrepro.ib.bound import data_distribution
 from ibrepro.report.plots.load import CellResults
@@ -66,15 +67,15 @@ def judge_cell(cell: CellResults, groups: list[Group], rules: Rules, depth_sweep
                     if group.params.get("range") == "global" else None)
             measures = layer_measures([a[group.seeds] for a in acts], partition, p_x,
                                       p_y_given_x, span)
-        claims = _group_claims(cell, group, rules, drift, why_no_drift, measures,
-                               partition.own, depth_sweep)
+        bound_gap = _bound_gap(cell, group, groups)
+        claims = _group_claims(cell, group, rules, drift, why_no_drift, measures, bound_gap, depth_sweep)
         if fit:
             claims = {c: {**v, "verdict": NOT_APPLICABLE, "reason": fit} for c, v in claims.items()}
         out_groups[group.name] = {
             "estimator": group.estimator, "params": group.params, "labels": group.labels,
             "seeds": group.seeds, "partition": partition.description,
             "claims": claims,
-            "layers": _layer_table(group, n_hidden, drift, measures, cell, rules),
+            "layers": _layer_table(group, n_hidden, drift, measures, bound_gap[0], cell, rules),
         }
     return {
         "schema": claimsfile.SCHEMA, "run": cell.path.name, "run_id": _run_id(cell.path),
@@ -88,11 +89,11 @@ def judge_cell(cell: CellResults, groups: list[Group], rules: Rules, depth_sweep
 
 
 def _group_claims(cell, group: Group, rules: Rules, drift, why_no_drift, measures,
-                  own_partition: bool, depth_sweep: bool) -> dict:
+                  bound_gap: tuple[np.ndarray | None, str], depth_sweep: bool) -> dict:
     n_hidden = len(cell.config["model"]["hidden"])
     ixt_hidden = group.ixt[:, :, :n_hidden]
     drift_g = None if drift is None else drift[group.seeds][:, :n_hidden]
-    gap, why_gap = _bound_gap(cell, group, measures, own_partition)
+    gap, why_gap = bound_gap
     residual = None if measures is None else measures.residual
     deep = phases.deep_layers(n_hidden)
     claims = {
@@ -109,24 +110,27 @@ def _group_claims(cell, group: Group, rules: Rules, drift, why_no_drift, measure
     return out
 
 
-def _bound_gap(cell: CellResults, group: Group, measures: LayerMeasures | None,
-               own_partition: bool) -> tuple[np.ndarray | None, str]:
-    """IB bound at the final I(X;T) minus the final I(T;Y) (S, L), soft labels; or why not."""
+def _bound_gap(cell: CellResults, group: Group, groups: list[Group]) -> tuple[np.ndarray | None, str]:
+    """IB bound at the final I(X;T) minus the final I(T;Y) (S, L), soft labels; or why not.
+
+    With noisy labels only soft-label groups (`analyze --set labels=soft`) are compared with
+    the bound, which is computed from p(y|x): one draw of labels carries more information."""
     if cell.ib_bound is None:
         return None, f"no IB bound: run `ibrepro bound {cell.path}`"
     gamma = cell.config.get("data", {}).get("gamma", 0) if cell.config["dataset"] == "tishby12" else 0
-    if group.labels == "soft" or gamma == 0:
-        ixt, ity = group.ixt[:, -1], group.ity[:, -1]
-    elif own_partition and measures is not None:
-        ixt, ity = measures.soft_ixt, measures.soft_ity
-    else:
-        return None, (f"noisy labels (gamma = {gamma:g}): the bound needs soft-label I(T;Y), and "
-                      "this group holds drawn-label estimates without a partition (or stored "
-                      "activations) to recompute it")
+    if group.labels != "soft" and gamma != 0:
+        twin = next((g.name for g in groups if g.labels == "soft" and g.estimator == group.estimator
+                     and {**g.params, "labels": "drawn"} == {**group.params, "labels": "drawn"}), None)
+        where = (f"see its soft-label group {twin}" if twin else
+                 f"run `ibrepro analyze {cell.path} --estimator {group.estimator} --set labels=soft`")
+        return None, (f"noisy labels (gamma = {gamma:g}): the IB bound is compared with soft-label "
+                      f"I(T;Y) (from p(y|x)), and this group holds drawn-label estimates; {where}")
+    ixt, ity = group.ixt[:, -1], group.ity[:, -1]
     return np.interp(ixt, cell.ib_bound.ixt, cell.ib_bound.ity) - ity, ""
 
 
-def _layer_table(group: Group, n_hidden: int, drift, measures, cell: CellResults, rules: Rules) -> list[dict]:
+def _layer_table(group: Group, n_hidden: int, drift, measures, gap: np.ndarray | None,
+                 cell: CellResults, rules: Rules) -> list[dict]:
     """Per layer: the numbers behind the claims, each [value, lo, hi] over seeds."""
     epochs, n_layers = group.epochs, group.ixt.shape[2]
     compress = phases.fall(epochs, group.ixt, rules.min_fall_bits, rules.noise_z)
@@ -134,7 +138,6 @@ def _layer_table(group: Group, n_hidden: int, drift, measures, cell: CellResults
     share = phases.compression_share(epochs, group.ixt, rules.min_fall_bits, rules.noise_z)
     late = phases.fall(epochs, group.ity, rules.late_drop_bits, rules.noise_z)
     ceiling = phases.at_ceiling(group.ixt, np.log2(cell.n_inputs), rules.ceiling_bits)
-    gap, _ = _bound_gap(cell, group, measures, True)
     deep = phases.deep_layers(n_hidden)
     rows = []
     for k in range(n_layers):

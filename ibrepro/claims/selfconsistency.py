@@ -4,12 +4,10 @@ Each layer's activations are discretised the way the estimate group did (`partit
 fixed bins with its `n_bins`, `lo`, `hi`; per-layer (or per-seed global) ranges; equal-mass
 bins; every distinct row for `exact`. Groups without a partition (KDE and other continuous
 estimators) use the cell's binning group, or the paper's binning when there is none, and say
-so. From the hard encoder p(t|x) and the data's p(x), p(y|x) (`ib.bound.data_distribution`):
-
-- the soft-label information: I(X;T) = H(T) and I(T;Y) with p(y|t) the mean of p(y|x) over
-  the inputs in cell t (with deterministic labels the same as the drawn-label estimate);
-- the IB self-consistency (`ib.curve.self_consistency`): best beta and residual in bits.
-Inputs with the same cluster and the same p(y|x) are merged first (exact, and smaller).
+so. From the hard encoder p(t|x) and the data's p(x), p(y|x) (`ib.bound.data_distribution`),
+the IB self-consistency (`ib.selfconsistency.self_consistency`): best beta and residual in
+bits. Inputs with the same cluster and the same p(y|x) are merged first (exact, and smaller).
+(Soft-label I(T;Y) itself is the estimators' business: `analyze --set labels=soft`.)
 """
 
 from __future__ import annotations
@@ -41,8 +39,6 @@ class Partition:
 class LayerMeasures:
     """Per seed and layer (S, L) at the last logged epoch."""
 
-    soft_ixt: np.ndarray
-    soft_ity: np.ndarray
     beta: np.ndarray
     residual: np.ndarray
 
@@ -82,12 +78,12 @@ def symbols(partition: Partition, acts: np.ndarray, global_range: tuple[float, f
 
 def layer_measures(acts: list[np.ndarray], partition: Partition, p_x: np.ndarray,
                    p_y_given_x: np.ndarray, global_ranges: np.ndarray | None = None) -> LayerMeasures:
-    """Soft-label information and self-consistency of every seed and layer.
+    """Self-consistency of every seed and layer.
 
     `acts` holds one (S, N, w) array per layer (the last logged epoch); `global_ranges` (S, 2)
     the per-seed range over all layers and epochs for binning-layer with range=global."""
     shape = (acts[0].shape[0], len(acts))
-    out = {name: np.full(shape, np.nan) for name in ("ixt", "ity", "beta", "residual")}
+    out = {name: np.full(shape, np.nan) for name in ("beta", "residual")}
     _, row = np.unique(p_y_given_x, axis=0, return_inverse=True)
     row = row.ravel()
     for s, k in np.ndindex(shape):
@@ -97,25 +93,8 @@ def layer_measures(acts: list[np.ndarray], partition: Partition, p_x: np.ndarray
         merged = merged.ravel()
         weights = np.bincount(merged, weights=p_x)
         p_y = p_y_given_x[_first_of(merged, pairs.shape[0])]
-        out["ixt"][s, k], out["ity"][s, k] = soft_information(pairs[:, 0], weights, p_y)
         out["beta"][s, k], out["residual"][s, k] = self_consistency(weights, p_y, pairs[:, 0], BETAS)
-    return LayerMeasures(out["ixt"], out["ity"], out["beta"], out["residual"])
-
-
-def soft_information(clusters: np.ndarray, p_x: np.ndarray, p_y_given_x: np.ndarray) -> tuple[float, float]:
-    """(I(X;T), I(T;Y)) in bits of a hard encoder: inputs (weights p_x) in `clusters`, with
-    I(T;Y) from p(y|t) = the p_x-weighted mean of p(y|x) over the cluster."""
-    p_t = np.bincount(clusters, weights=p_x)
-    p_ty = np.stack([np.bincount(clusters, weights=p_x * p_y_given_x[:, y], minlength=p_t.size)
-                     for y in range(p_y_given_x.shape[1])], axis=1)
-    p_y = p_ty.sum(axis=0)
-    h_t = _entropy(p_t)
-    return h_t, max(0.0, h_t + _entropy(p_y) - _entropy(p_ty.ravel()))
-
-
-def _entropy(p: np.ndarray) -> float:
-    p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
+    return LayerMeasures(out["beta"], out["residual"])
 
 
 def _first_of(groups: np.ndarray, n_groups: int) -> np.ndarray:

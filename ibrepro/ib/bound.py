@@ -25,7 +25,8 @@ import numpy as np
 
 import ibrepro
 from ibrepro.analysis.estimatesfile import check_writable, write_groups
-from ibrepro.data.tishby12 import N_PATTERNS, tishby12_p_y1
+from ibrepro.data.labels import label_distribution
+from ibrepro.data.tishby12 import N_PATTERNS
 from ibrepro.errors import UserError
 from ibrepro.ib.curve import IBCurve, ib_curve
 from ibrepro.analysis.cell import estimates_path, find_cells
@@ -43,14 +44,9 @@ def data_distribution(config: dict, y_eval: np.ndarray) -> tuple[np.ndarray, np.
     """
     y_eval = np.asarray(y_eval)
     n = y_eval.shape[0]
-    if config["dataset"] == "tishby12":
-        if n != N_PATTERNS:
-            raise UserError(f"a tishby12 run file must hold all {N_PATTERNS} inputs, this one has {n}")
-        p_y1 = tishby12_p_y1(config["data"]["gamma"], config["data"]["theta"])
-        p_y_given_x = np.stack([1.0 - p_y1, p_y1], axis=1)
-    else:
-        p_y_given_x = np.zeros((n, int(y_eval.max()) + 1))
-        p_y_given_x[np.arange(n), y_eval] = 1.0
+    if config["dataset"] == "tishby12" and n != N_PATTERNS:
+        raise UserError(f"a tishby12 run file must hold all {N_PATTERNS} inputs, this one has {n}")
+    p_y_given_x = label_distribution(config, y_eval)
     return np.full(n, 1.0 / n), p_y_given_x
 
 

@@ -91,7 +91,7 @@ def cell_section(doc: dict, figures: list[tuple[str, str]], figures_rel: str) ->
                           for c in CLAIMS]))
         out.append(Table(("layer", *[title for _, title in LAYER_COLUMNS]),
                          [_layer_row(row) for row in group["layers"]]))
-        out.append(Para(f"Self-consistency (SC) and soft-label information on {group['partition']}, "
+        out.append(Para(f"Self-consistency (SC) on {group['partition']}, "
                         "at the last logged epoch. Intervals: 95 % bootstrap over seeds; epochs "
                         "and β as geometric means." + _labels_note(doc["config"])))
     if figures:
@@ -166,7 +166,8 @@ def _labels_note(config: dict) -> str:
     gamma = config.get("data", {}).get("gamma", 0) if config["dataset"] == "tishby12" else 0
     if gamma:
         return (f" Labels are drawn from p(y|x) = σ(γ(f(x) − θ)), γ = {gamma:g}: the gap to the "
-                "IB bound uses soft-label I(T;Y) (from p(y|x)), never the one draw of labels.")
+                "IB bound is measured on soft-label groups only (I(T;Y) from p(y|x), "
+                "`analyze --set labels=soft`), never on the one draw of labels.")
     return (" The labels are deterministic, so the IB bound is min(I(X;T), H(Y)), and a hard "
             "encoder with label-pure clusters has SC residual H(T) − H(Y): zero only for a layer "
             "that keeps exactly the label.")
@@ -177,7 +178,7 @@ def _numbers(values) -> list[float]:
 
 
 def _title(group: dict) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in group["params"].items())
+    params = ", ".join(f"{k}={v}" for k, v in group["params"].items() if k != "labels")
     return f"{group['estimator']}" + (f" ({params})" if params else "") + f", {group['labels']} labels"
 
 

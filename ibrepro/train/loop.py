@@ -17,6 +17,7 @@ import optax
 from ibrepro import __version__
 from ibrepro import config as cfg
 from ibrepro.data import CellArrays, prepare
+from ibrepro.data.labels import noisy_p_y1
 from ibrepro.errors import UserError
 from ibrepro.train import checkpoint
 from ibrepro.train.engine import SeedData, SharedData, ShardedTrainer, Trainer, device_count_for, param_layers
@@ -133,7 +134,8 @@ def train_cell(name: str, config: dict, path: Path, force: bool = False,
         if status is None:
             checkpoint.remove(checkpoint_path(path))
             RunWriter.create(path, config, __version__, provenance(),
-                             {"x": arrays.x_eval, "y": arrays.y_eval, "train_mask": arrays.train_mask},
+                             {"x": arrays.x_eval, "y": arrays.y_eval, "train_mask": arrays.train_mask,
+                              "p_y1": noisy_p_y1(config)},
                              schedule, _param_shapes(state.params), layer_widths(config, arrays.n_classes),
                              config["log"]["activations"], storage_dtype(config), devices)
         writer = RunWriter(path)

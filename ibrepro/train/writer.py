@@ -75,7 +75,7 @@ class RunWriter:
                store_activations: bool, dtype: str, device_count: int) -> None:
         """Make the whole run file at `path` (which must not exist) atomically.
 
-        `data`: {"x", "y", "train_mask"}; `param_shapes[k]`: {leaf: shape without
+        `data`: {"x", "y", "train_mask"} and, for noisy labels, "p_y1"; `param_shapes[k]`: {leaf: shape without
         the seed axis} of layer k, whose flax name is stored as the group's `module` attr.
         """
         tmp = path.with_name(path.name + ".creating")
@@ -93,6 +93,8 @@ class RunWriter:
                 h.create_dataset("data/x", data=data["x"], compression="gzip", compression_opts=4, shuffle=True)
                 h.create_dataset("data/y", data=data["y"].astype("int32"))
                 h.create_dataset("data/train_mask", data=data["train_mask"], compression="gzip")
+                if data.get("p_y1") is not None:
+                    h.create_dataset("data/p_y1", data=np.asarray(data["p_y1"], "float64"))
                 arrays = {}
                 for k, leaves in enumerate(param_shapes):
                     group = h.create_group(f"params/{k}")

@@ -51,5 +51,6 @@ ADAPTIVE = Estimator(
     params=(Param("n_bins", int, 30, "n", "bins per unit, each holding about N / n_bins values",
                   low=1, high=10**6),),
     estimate=_estimate,
+    soft_labels=True,
     help="equal-mass bins per unit at each epoch (Chelombiev et al.)",
 )

@@ -67,16 +67,27 @@ class Param:
 
 @dataclass(frozen=True)
 class Labels:
-    """The class labels of the N evaluation inputs, as codes 0..C-1."""
+    """The class labels of the N evaluation inputs, as codes 0..C-1.
+
+    `soft`, when set, is p(y|x) (N, C) over the same classes, and asks for soft-label
+    I(T;Y) (from p(y|x), not from the one draw in `codes`). Estimators that support it say so
+    (`Estimator.soft_labels`); the drawn `codes` stay available to all.
+    """
 
     codes: np.ndarray
     counts: np.ndarray
+    soft: np.ndarray | None = None
 
     @classmethod
-    def from_labels(cls, y: np.ndarray) -> Labels:
-        """Labels from any integer label vector (codes are ranks of the distinct values)."""
+    def from_labels(cls, y: np.ndarray, soft: np.ndarray | None = None) -> Labels:
+        """Labels from any integer label vector (codes are ranks of the distinct values),
+        with p(y|x) (N, C) for soft labels when given."""
         _, codes, counts = np.unique(np.asarray(y), return_inverse=True, return_counts=True)
-        return cls(codes=codes.astype(np.int64).ravel(), counts=counts.astype(np.int64))
+        if soft is not None:
+            soft = np.asarray(soft, np.float64)
+            if soft.ndim != 2 or soft.shape[0] != codes.size:
+                raise ValueError(f"p(y|x) of shape {soft.shape} does not match {codes.size} labels")
+        return cls(codes=codes.astype(np.int64).ravel(), counts=counts.astype(np.int64), soft=soft)
 
     @property
     def n(self) -> int:
@@ -88,8 +99,9 @@ class Labels:
 
     @property
     def entropy(self) -> float:
-        """H(Y) in bits, with each input weighted 1/N."""
-        p = self.counts / self.n
+        """H(Y) in bits, with each input weighted 1/N (p(y) the mean of p(y|x) when soft)."""
+        p = self.counts / self.n if self.soft is None else self.soft.mean(axis=0)
+        p = p[p > 0]
         return float(-(p * np.log2(p)).sum())
 
 
@@ -136,6 +148,8 @@ class Estimator:
     - `fixed_batch` asks for Blocks of one size per layer (a short last Block is filled up
       with copies of its last seed-epoch whose results are dropped), so compiled kernels see
       one shape.
+    - `soft_labels` says that `estimate` honours `Labels.soft` (soft-label I(T;Y)); analyze
+      refuses soft labels for estimators without it.
     """
 
     name: str
@@ -148,6 +162,7 @@ class Estimator:
     prepare: PrepareFn | None = None
     batch_limit: int | None = None
     fixed_batch: bool = False
+    soft_labels: bool = False
     param_index: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -218,6 +218,7 @@ BINNING = Estimator(
     estimate=_fixed,
     check=_check_fixed,
     fixed_batch=True,
+    soft_labels=True,
     help="equal-width bins on a fixed range [lo, hi] for every layer (Shwartz-Ziv & Tishby)",
 )
 
@@ -231,5 +232,6 @@ BINNING_LAYER = Estimator(
     estimate=_per_layer,
     prepare=_global_ranges,
     fixed_batch=True,
+    soft_labels=True,
     help="equal-width bins over each layer's own range (Lorenzen et al.) or a global range (Saxe et al.)",
 )

@@ -84,9 +84,7 @@ def _sum_clogc(starts: np.ndarray) -> np.ndarray:
     if 2 * n_runs <= starts.size:
         at = np.flatnonzero(starts)
         lengths = np.diff(at, append=starts.size)
-        first = np.zeros(b, np.intp)
-        np.cumsum(np.count_nonzero(starts, axis=1)[:-1], out=first[1:])
-        return np.add.reduceat(table[lengths], first)
+        return np.add.reduceat(table[lengths], _row_firsts(starts))
     # Mostly singletons (which add 0): walk the repeated positions instead.
     repeats = np.flatnonzero(~starts)
     if repeats.size == 0:
@@ -99,30 +97,76 @@ def _sum_clogc(starts: np.ndarray) -> np.ndarray:
     return np.bincount(repeats[run_at] // n, weights=table[lengths], minlength=b)
 
 
-def sorted_key_entropies(keys: np.ndarray, cbits: int) -> tuple[np.ndarray, np.ndarray]:
-    """H(T̂) and H(T̂,Y) in bits per row of sorted keys (B, N) built by `pack_rows`."""
+def _run_starts(keys: np.ndarray, cbits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T̂ run starts, (T̂,Y) run starts) (B, N) of sorted keys built by `pack_rows`."""
     b, n = keys.shape
     # keys are >= 0, so neighbours differ above the label bits exactly when their xor >= 2**cbits
     change = np.bitwise_xor(keys[:, 1:], keys[:, :-1])
     joint = np.empty((b, n), bool)
     joint[:, 0] = True
     np.not_equal(change, 0, out=joint[:, 1:])
-    if cbits:
-        marginal = np.empty((b, n), bool)
-        marginal[:, 0] = True
-        np.greater_equal(change, 1 << cbits, out=marginal[:, 1:])
-    else:
-        marginal = joint
+    if not cbits:
+        return joint, joint
+    marginal = np.empty((b, n), bool)
+    marginal[:, 0] = True
+    np.greater_equal(change, 1 << cbits, out=marginal[:, 1:])
+    return marginal, joint
+
+
+def sorted_key_entropies(keys: np.ndarray, cbits: int) -> tuple[np.ndarray, np.ndarray]:
+    """H(T̂) and H(T̂,Y) in bits per row of sorted keys (B, N) built by `pack_rows`."""
+    n = keys.shape[1]
+    marginal, joint = _run_starts(keys, cbits)
     h_joint = math.log2(n) - _sum_clogc(joint) / n
     h_marginal = h_joint if marginal is joint else math.log2(n) - _sum_clogc(marginal) / n
     return h_marginal, h_joint
 
 
 def information_from_keys(keys: np.ndarray, labels: Labels) -> tuple[np.ndarray, np.ndarray]:
-    """(I(X;T̂), I(T̂;Y)) in bits per row of keys (B, N) from `pack_rows`; sorts in place."""
+    """(I(X;T̂), I(T̂;Y)) in bits per row of keys (B, N) from `pack_rows`; sorts in place.
+
+    With soft labels (`labels.soft`), I(T̂;Y) comes from p(y|x) (`soft_information`).
+    """
+    if labels.soft is not None:
+        return soft_information(keys, labels.soft, class_bits(labels))
     keys.sort(axis=1)
     h_t, h_ty = sorted_key_entropies(keys, class_bits(labels))
     return h_t, h_t + labels.entropy - h_ty
+
+
+def soft_information(keys: np.ndarray, p_y_given_x: np.ndarray, cbits: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(I(X;T̂), I(T̂;Y)) in bits per row of keys (B, N), X uniform, labels soft: p(y|x) (N, C).
+
+    Inputs whose keys agree above the lowest `cbits` bits share a cell t (keys from
+    `pack_rows`, or plain cluster indices with cbits = 0). p(y|t) is the mean of p(y|x) over
+    the cell, so I(T̂;Y) = H(Y) − Σ_t p(t) H(Y|t) with p(y) the mean of p(y|x). Per cell,
+    N p(t) H(Y|t) = s log2 s − Σ_y s_y log2 s_y, s_y the cell's sum of p(y|x), s = Σ_y s_y.
+    """
+    b, n = keys.shape
+    order = np.argsort(keys, axis=1)
+    starts, _ = _run_starts(np.take_along_axis(keys, order, axis=1), cbits)
+    at = np.flatnonzero(starts)
+    h_t = math.log2(n) - np.add.reduceat(_clogc_table(n)[np.diff(at, append=starts.size)],
+                                          _row_firsts(starts)) / n
+    sums = np.stack([np.add.reduceat(column[order].ravel(), at) for column in np.asarray(p_y_given_x, np.float64).T],
+                    axis=1)
+    per_cell = _xlog2x(sums.sum(axis=1)) - _xlog2x(sums).sum(axis=1)
+    h_y_given_t = np.bincount(at // n, weights=per_cell, minlength=b) / n
+    p_y = np.mean(p_y_given_x, axis=0)
+    return h_t, -_xlog2x(p_y).sum() - h_y_given_t
+
+
+def _row_firsts(starts: np.ndarray) -> np.ndarray:
+    """Index, among all run starts of `starts` (B, N) in flat order, of each row's first."""
+    first = np.zeros(starts.shape[0], np.intp)
+    np.cumsum(np.count_nonzero(starts, axis=1)[:-1], out=first[1:])
+    return first
+
+
+def _xlog2x(values: np.ndarray) -> np.ndarray:
+    """x log2 x elementwise, 0 at x = 0."""
+    values = np.asarray(values, np.float64)
+    return values * np.log2(np.where(values > 0, values, 1.0))
 
 
 def plugin_reference(symbols: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -141,6 +185,25 @@ def plugin_reference(symbols: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
     h_t = entropy(symbols)
     return h_t, h_t - sum((y == c).mean() * entropy(symbols[y == c]) for c in np.unique(y))
+
+
+def soft_plugin_reference(symbols: np.ndarray, p_y_given_x: np.ndarray) -> tuple[float, float]:
+    """(I(X;T̂), I(T̂;Y)) in bits for one layer-epoch with soft labels p(y|x) (N, C).
+
+    The readable version of `soft_information`, which the tests compare it against: inputs
+    are grouped by their row of `symbols`; p(y|t) is the mean of p(y|x) over a group;
+    I(T̂;Y) = H(mean p(y|x)) − Σ_t p(t) H(p(y|t)).
+    """
+    def entropy(p: np.ndarray) -> float:
+        p = p[p > 0]
+        return float(-(p * np.log2(p)).sum())
+
+    p_y_given_x = np.asarray(p_y_given_x, np.float64)
+    _, cell, counts = np.unique(np.asarray(symbols), axis=0, return_inverse=True, return_counts=True)
+    cell = cell.ravel()
+    p_t = counts / len(cell)
+    h_y_given_t = sum(p_t[t] * entropy(p_y_given_x[cell == t].mean(axis=0)) for t in range(len(counts)))
+    return entropy(p_t), entropy(p_y_given_x.mean(axis=0)) - h_y_given_t
 
 
 def information_from_symbols(symbols: np.ndarray, radix: int, labels: Labels) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,9 @@
 With D_ij = ‖t_i − t_j‖², the upper bound is I(X;T) = −(1/N) Σ_i log2[(1/N) Σ_j exp(−D_ij / 2σ²)];
 the lower bound is the same with 8σ² in place of 2σ². I(T;Y) = Ĥ(T) − Σ_y p(y) Ĥ(T|Y=y) with
 the same bound within each class, which per input i reads log2[(S_i^y / N_y) / (S_i / N)]
-averaged over i, where S_i sums the kernel over all j and S_i^y over j of i's class.
+averaged over i, where S_i sums the kernel over all j and S_i^y over j of i's class. With soft
+labels p(y|x), the class-conditional mixtures weight input j by p(y|x_j): S_i^y sums
+p(y|x_j) K_ij, N_y becomes N p(y), and each i averages its terms over p(y|x_i).
 
 Speed: inputs are grouped by class and cut into blocks of `block` rows (each class padded to
 whole blocks with zero-weight rows), so a block pair is either same-class or not; one XLA
@@ -43,12 +45,12 @@ class _Tiling:
     block: int
 
 
-def _tiling(labels: Labels) -> _Tiling:
-    block = int(min(128, 2 ** math.ceil(math.log2(max(2, labels.counts.max())))))  # 128: tiles stay in L2
-    slot = np.empty(labels.n, np.int64)
+def _tiling(codes: np.ndarray, counts: np.ndarray) -> _Tiling:
+    block = int(min(128, 2 ** math.ceil(math.log2(max(2, counts.max())))))  # 128: tiles stay in L2
+    slot = np.empty(codes.size, np.int64)
     block_class, start = [], 0
-    for c, count in enumerate(labels.counts.tolist()):
-        slot[labels.codes == c] = start + np.arange(count)
+    for c, count in enumerate(counts.tolist()):
+        slot[codes == c] = start + np.arange(count)
         n_blocks = -(-count // block)
         block_class += [c] * n_blocks
         start += n_blocks * block
@@ -60,8 +62,10 @@ def _tiling(labels: Labels) -> _Tiling:
 
 
 @partial(jax.jit, static_argnames=("block",))
-def _kernel_sums(t, weight, first, second, same_class, sigma2, *, block):
-    """Kernel sums (2 [all, own class], 2 [upper, lower], rows) for padded rows t (rows, w)."""
+def _kernel_sums(t, weight, soft, first, second, same_class, sigma2, *, block):
+    """Kernel sums for padded rows t (rows, w), per [upper, lower] bound and row:
+    (2 [all, own class], 2, rows); or with soft labels p(y|x) `soft` (rows, C), C > 0,
+    (1 + C [all, then each class's p(y|x_j)-weighted sum], 2, rows)."""
     t = t - (t * weight[:, None]).sum(0) / weight.sum()
     sq = (t * t).sum(1)
 
@@ -77,51 +81,85 @@ def _kernel_sums(t, weight, first, second, same_class, sigma2, *, block):
         lower = jnp.exp(dist * (-1.0 / (8.0 * sigma2))) * pair_weight
         square = lower * lower
         upper = square * square  # exp(-D / 2σ²) = exp(-D / 8σ²) ** 4: one exp per pair
-        own = same_class[pair].astype(t.dtype)
         rows = jnp.stack([upper.sum(1), lower.sum(1)])
-        cols = jnp.where(i == j, 0.0, jnp.stack([upper.sum(0), lower.sum(0)]))
+        cols = jnp.stack([upper.sum(0), lower.sum(0)])
+        if soft.shape[1] == 0:
+            own = same_class[pair].astype(t.dtype)
+            rows, cols = jnp.stack([rows, own * rows]), jnp.stack([cols, own * cols])
+        else:
+            pi, pj = take(soft, i), take(soft, j)  # (block, C)
+            rows = jnp.concatenate([rows[None], jnp.stack([(upper @ pj).T, (lower @ pj).T], axis=1)])
+            cols = jnp.concatenate([cols[None], jnp.stack([pi.T @ upper, pi.T @ lower], axis=1)])
+        cols = jnp.where(i == j, 0.0, cols)
 
         def add(acc, at, sums):
             part = jax.lax.dynamic_slice_in_dim(acc, at, block, axis=2)
-            return jax.lax.dynamic_update_slice_in_dim(acc, part + jnp.stack([sums, own * sums]), at, axis=2)
+            return jax.lax.dynamic_update_slice_in_dim(acc, part + sums, at, axis=2)
 
         return add(add(acc, i, rows), j, cols)
 
-    acc = jnp.zeros((2, 2, t.shape[0]), t.dtype)
+    acc = jnp.zeros((1 + max(1, soft.shape[1]), 2, t.shape[0]), t.dtype)
     return jax.lax.fori_loop(0, first.shape[0], tile, acc)
 
 
 def kde_information(acts: np.ndarray, labels: Labels, sigma2: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{bound: (I(X;T), I(T;Y))} in bits per seed-epoch for activations (B, N, w)."""
-    tiling = _tiling(labels)
-    n = labels.n
-    class_size = labels.counts[labels.codes]
+    """{bound: (I(X;T), I(T;Y))} in bits per seed-epoch for activations (B, N, w).
+
+    With soft labels (`labels.soft`, p(y|x)) the class-conditional mixtures weight each input
+    by p(y|x) instead of by class membership (see `kde_reference`).
+    """
+    n, soft = labels.n, labels.soft
+    if soft is None:
+        tiling = _tiling(labels.codes, labels.counts)
+        mix = np.zeros((tiling.weight.shape[0], 0))
+    else:
+        tiling = _tiling(np.zeros(n, np.int64), np.array([n]))
+        mix = np.zeros((tiling.weight.shape[0], soft.shape[1]))
+        mix[tiling.slot] = soft
     out = np.empty((len(BOUNDS), 2, acts.shape[0]))
     with jax.enable_x64(True):
         for b in range(acts.shape[0]):
             padded = np.zeros((tiling.weight.shape[0], acts.shape[2]))
             padded[tiling.slot] = acts[b]
-            sums = np.asarray(_kernel_sums(padded, tiling.weight, tiling.first, tiling.second,
-                                           tiling.same_class, sigma2, block=tiling.block))
-            every, own = sums[0][:, tiling.slot], sums[1][:, tiling.slot]
-            out[:, 0, b] = -np.log2(every / n).mean(axis=1)
-            out[:, 1, b] = np.log2((own / class_size) / (every / n)).mean(axis=1)
+            sums = np.asarray(_kernel_sums(padded, tiling.weight, mix, tiling.first, tiling.second,
+                                           tiling.same_class, sigma2, block=tiling.block))[:, :, tiling.slot]
+            out[:, 0, b] = -np.log2(sums[0] / n).mean(axis=1)
+            if soft is None:
+                out[:, 1, b] = np.log2((sums[1] / labels.counts[labels.codes]) / (sums[0] / n)).mean(axis=1)
+            else:
+                out[:, 1, b] = _soft_label_information(sums[0], sums[1:], soft)
     return {bound: (out[k, 0], out[k, 1]) for k, bound in enumerate(BOUNDS)}
 
 
-def kde_reference(t: np.ndarray, y: np.ndarray, sigma2: float) -> dict[str, tuple[float, float]]:
+def _soft_label_information(every: np.ndarray, by_class: np.ndarray, p_y_given_x: np.ndarray) -> np.ndarray:
+    """I(T;Y) per bound from kernel sums `every` (2, N) and p(y|x_j)-weighted `by_class` (C, 2, N):
+    mean_i Σ_y p(y|x_i) log2[(by_class_y,i / (N p(y))) / (every_i / N)]."""
+    n = p_y_given_x.shape[0]
+    weight = p_y_given_x.T[:, None, :]  # (C, 1, N)
+    mass = n * p_y_given_x.mean(axis=0)[:, None, None]
+    # where p(y|x_i) > 0, by_class_y,i >= p(y|x_i) K_ii > 0
+    ratio = np.where(weight > 0, (by_class / np.where(mass > 0, mass, 1.0)) / (every / n), 1.0)
+    return (weight * np.log2(ratio)).sum(axis=0).mean(axis=1)
+
+
+def kde_reference(t: np.ndarray, y: np.ndarray, sigma2: float,
+                  p_y_given_x: np.ndarray | None = None) -> dict[str, tuple[float, float]]:
     """{bound: (I(X;T), I(T;Y))} in bits for one layer-epoch t (N, w), by plain pairwise numpy.
 
     The readable version of `kde_information`, which the tests compare it against. With
-    kernel K_ij = exp(−‖t_i − t_j‖² / cσ²), c = 2 for the upper bound and 8 for the lower:
-    I(X;T) = −mean_i log2[(1/N) Σ_j K_ij] and
-    I(T;Y) = mean_i log2[((1/N_y) Σ_{j in i's class y} K_ij) / ((1/N) Σ_j K_ij)].
-    Rows are taken 1000 at a time, so memory stays O(1000 · N).
+    kernel K_ij = exp(−‖t_i − t_j‖² / cσ²), c = 2 for the upper bound and 8 for the lower,
+    and p(y|x) one-hot of the labels y unless `p_y_given_x` (N, C) is given (soft labels):
+    I(X;T) = −mean_i log2[(1/N) Σ_j K_ij] and I(T;Y) = mean_i Σ_y p(y|x_i) log2[
+    ((1/(N p(y))) Σ_j p(y|x_j) K_ij) / ((1/N) Σ_j K_ij)], p(y) = mean_i p(y|x_i); with hard
+    labels the inner sum runs over i's class. Rows are taken 1000 at a time (memory O(1000 · N)).
     """
-    t, y = np.asarray(t, np.float64), np.asarray(y)
+    t = np.asarray(t, np.float64)
     n = len(t)
-    _, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
-    class_size = counts[codes]
+    if p_y_given_x is None:
+        _, codes = np.unique(np.asarray(y), return_inverse=True)
+        p_y_given_x = np.eye(codes.max() + 1)[codes.ravel()]
+    p = np.asarray(p_y_given_x, np.float64)
+    p_y = p.mean(axis=0)
     sq = (t * t).sum(1)
     out = {}
     for bound, factor in zip(BOUNDS, (2.0, 8.0)):
@@ -131,9 +169,11 @@ def kde_reference(t: np.ndarray, y: np.ndarray, sigma2: float) -> dict[str, tupl
             dist = np.maximum(sq[rows, None] + sq[None, :] - 2 * t[rows] @ t.T, 0)  # ‖t_i − t_j‖²
             kernel = np.exp(-dist / (factor * sigma2))
             every[rows] = kernel.sum(1)
-            own[rows] = (kernel * (y[rows, None] == y[None, :])).sum(1)
-        out[bound] = (float(-np.log2(every / n).mean()),
-                      float(np.log2((own / class_size) / (every / n)).mean()))
+            per_class = (kernel @ p) / (n * p_y)  # (rows, C)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                terms = p[rows] * np.log2(per_class / (every[rows, None] / n))
+            own[rows] = np.where(p[rows] > 0, terms, 0.0).sum(1)
+        out[bound] = (float(-np.log2(every / n).mean()), float(own.mean()))
     return out
 
 
@@ -154,5 +194,6 @@ KDE = Estimator(
     variants=BOUNDS,
     config_defaults=_config_defaults,
     batch_limit=8,
+    soft_labels=True,
     help="upper and lower pairwise-distance (KDE) bounds for T plus Gaussian noise (Kolchinsky & Tracey, Saxe et al.)",
 )

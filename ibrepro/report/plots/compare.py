@@ -6,7 +6,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from ibrepro.report.plots import style
-from ibrepro.report.plots.infoplane import infoplane_grid, plane_title
+from ibrepro.report.plots.infoplane import GRID_TITLE_CHARS, infoplane_grid, plane_title
 from ibrepro.report.plots.load import CellResults, Estimate
 
 
@@ -16,7 +16,7 @@ def compare_figure(cell: CellResults, estimates: tuple[Estimate, ...], per_seed:
     Each panel keeps its own axes: estimators measure on different scales (kNN's I(X;T) is a
     differential entropy that can be negative; Rényi's depends on its kernel width).
     """
-    panels = [(plane_title(est), cell, est) for est in estimates]
+    panels = [(plane_title(est, width=GRID_TITLE_CHARS), cell, est) for est in estimates]
     return infoplane_grid(panels, f"{cell.name}: the same run under {len(estimates)} "
                           "estimator settings (each panel on its own axes)", per_seed=per_seed, shared=False)
 

@@ -19,6 +19,9 @@ from ibrepro.claims.phases import summary
 from ibrepro.report.plots import style
 from ibrepro.report.plots.load import CellResults, Estimate, IBBound
 
+TITLE_CHARS = 48  # of a title line over a one-column information plane
+GRID_TITLE_CHARS = 32  # over one panel of `infoplane_grid`
+
 N_JOINED_EPOCHS = 6
 
 
@@ -117,12 +120,12 @@ def colour_bar(fig: Figure, norm: LogNorm, axes) -> None:
     fig.colorbar(style.epoch_mappable(norm), ax=axes, label="epoch", fraction=0.05, pad=0.02)
 
 
-def plane_title(estimate: Estimate, width: int = 44) -> str:
-    """Estimator, parameters (wrapped at `width` characters) and seed count, for a panel title."""
+def plane_title(estimate: Estimate, prefix: str = "", width: int = TITLE_CHARS) -> str:
+    """Estimator, parameters and seed count, for a panel title (lines of at most `width`
+    characters where the words allow)."""
     seeds = style.seed_summary(estimate.ixt.shape[0])
-    what = textwrap.fill(style.estimator_title(estimate.estimator, estimate.params), width,
-                         break_long_words=False, break_on_hyphens=False)
-    return f"{what}\n{seeds}"
+    what = prefix + style.estimator_title(estimate.estimator, estimate.params)
+    return f"{textwrap.fill(what, width, break_long_words=False)}\n{seeds}"
 
 
 @style.styled
@@ -138,7 +141,7 @@ def infoplane_figure(cell: CellResults, estimate: Estimate, per_seed: bool = Fal
     elif cell.ib_bound is not None:
         fig.legend(loc="outside lower center")
     colour_bar(fig, norm, ax)
-    ax.set_title(f"{cell.name}: {plane_title(estimate)}")
+    ax.set_title(plane_title(estimate, f"{cell.name}: "))
     return fig
 
 
