@@ -55,6 +55,8 @@ FIELDS: dict[str, Field] = {
     "model.activation": Field(str, "tanh", choices=tuple(ACTIVATIONS)),
     "model.init": Field(str, "truncated_normal", choices=INITS),
     "model.init_scale": Field(float, 1.0, _positive, "> 0"),
+    "model.noise_std": Field(float, 0.0, _non_negative, ">= 0 (0 = no noise)"),
+    "model.dropout": Field(float, 0.0, lambda v: 0 <= v < 1, "in [0, 1)"),
     "train.optimizer": Field(str, "adam", choices=("adam", "sgd")),
     "train.lr": Field(float, 4e-4, _positive, "> 0"),
     "train.momentum": Field(float, 0.0, lambda v: 0 <= v < 1, "in [0, 1)"),

@@ -65,7 +65,8 @@ def _trainer(model: str, train: str, n_classes: int, n_train: int, metric_rows: 
     model, train = json.loads(model), json.loads(train)
     batch = train["batch_size"]
     mlp = MLP(hidden=tuple(model["hidden"]), n_classes=n_classes, activation=model["activation"],
-              weight_init=model["init"], init_scale=model["init_scale"])
+              weight_init=model["init"], init_scale=model["init_scale"],
+              noise_std=model["noise_std"], dropout=model["dropout"])
     return Trainer(model=mlp, optimizer=make_optimizer(train),
                    batch_size=n_train if batch == 0 else min(batch, n_train), n_train=n_train,
                    train_metric_rows=min(n_train, metric_rows), pool_is_eval=pool_is_eval,

@@ -1,4 +1,11 @@
-"""The Flax MLP: hidden layers with one activation, a softmax output, the paper's init."""
+"""The Flax MLP: hidden layers with one activation, a softmax output, the paper's init.
+
+Optional perturbations of the hidden layers (flax-style, keys passed in `rngs`):
+`noise_std` > 0 adds N(0, noise_std² I) to every hidden layer's output, in training and in
+evaluation (Goldfeld et al. 2019; rng stream "noise"); `dropout` > 0 drops hidden units in
+training only (rng stream "dropout"). The returned layer outputs are always the noiseless
+S_l = act(W T_{l-1} + b), computed from the (noisy) layer below.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "swish": jax.nn.swish,
     "silu": jax.nn.silu,
     "gelu": jax.nn.gelu,
+    "hard_tanh": jax.nn.hard_tanh,
     "linear": lambda x: x,
 }
 
@@ -54,16 +62,37 @@ class MLP(nn.Module):
     activation: str = "tanh"
     weight_init: str = "truncated_normal"
     init_scale: float = 1.0
+    noise_std: float = 0.0
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> tuple[list[jax.Array], jax.Array]:
-        """Return (layer outputs incl. softmax probabilities, output logits)."""
+    def __call__(self, x: jax.Array, train: bool = False) -> tuple[list[jax.Array], jax.Array]:
+        """Return (layer outputs incl. softmax probabilities, output logits).
+
+        Needs `rngs=perturbation_rngs(key)` when the model has noise, or dropout and `train`.
+        """
         act = ACTIVATIONS[self.activation]
         w_init = kernel_init(self.weight_init, self.init_scale)
         layers = []
         for width in self.hidden:
             x = act(nn.Dense(width, kernel_init=w_init)(x))
             layers.append(x)
+            x = self.perturb(x, train)
         logits = nn.Dense(self.n_classes, kernel_init=w_init)(x)
         layers.append(jax.nn.softmax(logits))
         return layers, logits
+
+    def perturb(self, x: jax.Array, train: bool) -> jax.Array:
+        """A hidden layer's output as the next layer sees it: plus noise, then dropout."""
+        if self.noise_std > 0:
+            x = x + self.noise_std * jax.random.normal(self.make_rng("noise"), x.shape, x.dtype)
+        if train and self.dropout > 0:
+            keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.dropout, x.shape)
+            x = jnp.where(keep, x / (1.0 - self.dropout), 0.0)
+        return x
+
+
+def perturbation_rngs(key: jax.Array) -> dict[str, jax.Array]:
+    """The rng streams of `MLP.perturb` from one key (independent noise and dropout draws)."""
+    noise, dropout = jax.random.split(key)
+    return {"noise": noise, "dropout": dropout}
