@@ -123,14 +123,14 @@ def estimate_groups(plan: CellPlan, estimator: Estimator, values: Mapping[str, V
                     results: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, tuple[dict, dict]]:
     """{group name: (datasets, attrs)} for one estimator setting's results (DESIGN §7)."""
     groups = {}
-    for variant, (ixt, ity) in results.items():
+    for variant, arrays in results.items():
         seeds = "all" if len(plan.seeds) == plan.cell.n_seeds else _compact(plan.seeds)
         attrs = {"estimator": estimator.name, **values, "every": plan.every, "seeds": seeds,
                  "run_status": plan.cell.status, "source": plan.cell.path.name,
                  "ibrepro_version": ibrepro.__version__}
         if variant:
             attrs["bound"] = variant
-        datasets = {"ixt": ixt, "ity": ity, "epochs": plan.cell.epochs[plan.epoch_index], "seeds": plan.seeds}
+        datasets = {**arrays, "epochs": plan.cell.epochs[plan.epoch_index], "seeds": plan.seeds}
         groups[estimator.group_name(values, variant) + plan.suffix] = (datasets, attrs)
     return groups
 
@@ -374,26 +374,30 @@ def iter_blocks(cell: Cell, run: h5py.File, seeds: np.ndarray, epoch_index: np.n
         for spec in blocks:
             out = np.empty((spec.s_hi - spec.s_lo, spec.e_hi - spec.e_lo, n, width), cell.dtype)
             _read(run, cell, spec, seeds, epoch_index, out)
-            yield Block(out.reshape(-1, n, width), np.repeat(seeds[spec.s_lo:spec.s_hi], out.shape[1]))
+            yield Block(out.reshape(-1, n, width), np.repeat(seeds[spec.s_lo:spec.s_hi], out.shape[1]),
+                        np.tile(epoch_index[spec.e_lo:spec.e_hi], out.shape[0]), layer)
 
 
 # ---- running ------------------------------------------------------------------------------
 
 
 def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Value], bar,
-                  workers: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{variant: (ixt, ity)} arrays (S_sel, E_sel, L) in bits for one cell and estimator setting.
+                  workers: int) -> dict[str, dict[str, np.ndarray]]:
+    """{variant: {"ixt": .., "ity": .., extras..}} arrays (S_sel, E_sel, L) in bits for one cell
+    and estimator setting.
 
     Blocks are read and estimated on `workers` threads (h5py reads are serialised, estimator
     kernels release the GIL), with at most workers + 1 blocks in memory.
     """
     cell = plan.cell
     shape = (len(plan.seeds), len(plan.epoch_index), len(cell.shapes))
-    results = {v: (np.full(shape, np.nan), np.full(shape, np.nan)) for v in estimator.variants}
+    results: dict[str, dict[str, np.ndarray]] = {v: {} for v in estimator.variants}
     label = f"{cell.path.stem} · {estimator.name}"
     with open_run(cell.path) as run:
         context = None
-        if estimator.prepare is not None:
+        if estimator.from_run is not None:
+            context = estimator.from_run(run, values)
+        elif estimator.prepare is not None:
             task = bar.add_task(f"{label} (ranges)", total=None) if bar else None
             context = estimator.prepare(iter_blocks(cell, run, plan.seeds, np.arange(len(cell.epochs))), values)
             if bar:
@@ -415,9 +419,10 @@ def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Val
 
         def store(future: Future) -> None:
             spec, out = future.result()
-            for variant, (ixt, ity) in out.items():
-                results[variant][0][spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = ixt
-                results[variant][1][spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = ity
+            for variant, arrays in out.items():
+                for name, part in arrays.items():
+                    target = results[variant].setdefault(name, np.full(shape, np.nan))
+                    target[spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = part
             if bar:
                 bar.advance(task, (spec.s_hi - spec.s_lo) * (spec.e_hi - spec.e_lo))
 
@@ -449,10 +454,19 @@ def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values
     _read(run, cell, spec, plan.seeds, plan.epoch_index, raw[: ns * ne * row].view(cell.dtype).reshape(ns, ne, n, width))
     count = batch or ns * ne
     seed_of = np.repeat(plan.seeds[spec.s_lo:spec.s_hi], ne)
+    epoch_of = np.tile(plan.epoch_index[spec.e_lo:spec.e_hi], ns)
     seed_of = np.concatenate([seed_of, np.full(count - ns * ne, seed_of[-1])])
-    block = Block(raw[: count * row].view(cell.dtype).reshape(count, n, width), seed_of)
+    epoch_of = np.concatenate([epoch_of, np.full(count - ns * ne, epoch_of[-1])])
+    block = Block(raw[: count * row].view(cell.dtype).reshape(count, n, width), seed_of, epoch_of, spec.layer)
     out = estimator.estimate(block, cell.labels, values, context)
-    return {v: (ixt[: ns * ne].reshape(ns, ne), ity[: ns * ne].reshape(ns, ne)) for v, (ixt, ity) in out.items()}
+    return {v: _named_results(result, ns, ne) for v, result in out.items()}
+
+
+def _named_results(result: tuple, ns: int, ne: int) -> dict[str, np.ndarray]:
+    """{"ixt", "ity", extras..} as (ns, ne) from an estimate's (ixt, ity[, extras]) per seed-epoch."""
+    ixt, ity, *more = result
+    named = {"ixt": ixt, "ity": ity, **(more[0] if more else {})}
+    return {name: np.asarray(a)[: ns * ne].reshape(ns, ne) for name, a in named.items()}
 
 
 def _default_workers() -> int:

@@ -12,8 +12,9 @@ from ibrepro.analysis.estimators.adaptive import ADAPTIVE
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param
 from ibrepro.analysis.estimators.binning import BINNING, BINNING_LAYER
 from ibrepro.analysis.estimators.kde import KDE
+from ibrepro.analysis.estimators.noisy import NOISY
 
-REGISTRY: dict[str, Estimator] = {e.name: e for e in (BINNING, BINNING_LAYER, ADAPTIVE, KDE)}
+REGISTRY: dict[str, Estimator] = {e.name: e for e in (BINNING, BINNING_LAYER, ADAPTIVE, KDE, NOISY)}
 DEFAULT = "binning"
 
 
