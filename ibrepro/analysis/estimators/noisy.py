@@ -170,7 +170,7 @@ NOISY = Estimator(
               "model.noise_std; a run trained without noise needs it set: analysis-time noise)",
               low=0.0, low_open=True),
         Param("n_samples", int, 512, "n", "Monte Carlo draws per layer-epoch", low=2),
-        Param("n_passes", int, 8, "pass", "noisy passes of every input for layers past the first", low=1),
+        Param("n_passes", int, 4, "pass", "noisy passes of every input for layers past the first", low=1),
         Param("rng", int, 0, "rng", "seed of the draws (fixed: the same draws at every epoch)", low=0),
     ),
     estimate=_estimate,
