@@ -3,7 +3,8 @@
 # usage: scripts/reproduce.sh EXPERIMENT.toml [OUT_DIR]
 # Estimators: the paper's fixed binning on the 12-bit task, per-layer binning on MNIST (whose
 # layers need not stay in [-1, 1]); KDE bounds on every 4th logged epoch (σ² per dataset:
-# 1e-3 on the 12-bit task, 0.1 on MNIST, as Saxe et al.).
+# 1e-3 on the 12-bit task, 0.1 on MNIST, as Saxe et al.). An experiment file asks for more with
+# comment lines `# reproduce: analyze --estimator NAME [--set key=value ...]`, run after these.
 set -euo pipefail
 exp=$1 out=${2:-runs}
 bin=$(dirname "$0")/../.venv/bin
@@ -17,6 +18,9 @@ binning=binning
 "$bin/ibrepro" train "$exp" --out "$out"
 "$bin/ibrepro" analyze "$cells" --estimator "$binning"
 "$bin/ibrepro" analyze "$cells" --estimator kde --set every=4
+sed -n 's/^# reproduce: analyze //p' "$exp" | while read -r -a extra; do
+  "$bin/ibrepro" analyze "$cells" "${extra[@]}"
+done
 "$bin/ibrepro" bound "$cells"
 "$bin/ibrepro" report "$cells"
 echo "figures: $cells/figures/index.html   report: $cells/report.html"

@@ -154,3 +154,16 @@ def test_noise_free_run_and_zero_beta_are_refused(tmp_path):
         an.analyze_path(path, ["noisy"], ["beta=0"], progress=False)
     an.analyze_path(path, ["noisy"], ["beta=0.05", "n_samples=16"], progress=False)  # analysis-time noise
     assert an.estimates_path(path).exists()
+
+
+def test_clustering_ratio_against_all_pairs():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 30)
+    acts = rng.normal(size=(30, 4)) + 3 * y[:, None]  # classes apart: ratio well below 1
+    d2 = ((acts[:, None] - acts[None]) ** 2).sum(-1)
+    same = y[:, None] == y[None, :]
+    expected = math.sqrt(d2[same].mean() / d2[~same].mean())
+    from ibrepro.analysis.estimators.noisy import class_clustering
+    assert class_clustering(acts, Labels.from_labels(y)) == pytest.approx(expected, rel=1e-12)
+    assert expected < 0.6
+    assert math.isnan(class_clustering(np.zeros((30, 4)), Labels.from_labels(y)))

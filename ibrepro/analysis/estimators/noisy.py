@@ -18,6 +18,11 @@ exactly (d/2) log(2πeβ²), and components that do not overlap give log N with 
 error. Densities use one max-shifted exp per (draw, component) pair in float64 (the small
 β of noise-injected nets would lose the distances to float32 rounding).
 
+Beside the estimates, `clustering` (Goldfeld et al.'s explanation of compression: the layer's
+representations cluster) is the RMS distance between the recorded outputs S_l of same-class
+inputs over the RMS distance between those of different classes (exact, from class means and
+variances): it falls as each class gathers into tight clusters.
+
 The draws (and the noisy passes) depend only on the `rng` parameter, the run's seed index and
 the layer: the same at every epoch (common random numbers, so curves over epochs are smooth).
 """
@@ -140,10 +145,26 @@ def sample_information(centres: np.ndarray, labels: Labels, beta: float, n_sampl
             rx.std(ddof=1) / root if n_samples > 1 else math.inf, ry.std(ddof=1) / root if n_samples > 1 else math.inf)
 
 
+def class_clustering(acts: np.ndarray, labels: Labels) -> float:
+    """RMS distance of same-class pairs over RMS distance of different-class pairs (NaN for
+    one class or when all rows coincide); `acts` (N, w)."""
+    acts = np.asarray(acts, np.float64)
+    n = labels.counts.astype(np.float64)
+    means = np.stack([acts[labels.codes == c].mean(0) for c in range(labels.n_classes)])
+    spread = np.array([((acts[labels.codes == c] - means[c]) ** 2).sum(1).mean() for c in range(labels.n_classes)])
+    pair = n[:, None] * n[None, :]
+    apart = spread[:, None] + spread[None, :] + ((means[:, None] - means[None]) ** 2).sum(-1)
+    other = ~np.eye(labels.n_classes, dtype=bool)
+    within = (n**2 * 2 * spread).sum() / (n**2).sum()
+    between = (pair * apart)[other].sum() / pair[other].sum() if other.any() else 0.0
+    return math.sqrt(within / between) if between > 0 else math.nan
+
+
 def _estimate(block: Block, labels: Labels, params: Mapping[str, Value], context: Network | None):
     beta, n_samples, n_passes = float(params["beta"]), int(params["n_samples"]), int(params["n_passes"])
     layer = block.layer or 0
     out = np.full((4, block.acts.shape[0]), np.nan)
+    clustering = np.array([class_clustering(a, labels) for a in block.acts])
     for b, seed in enumerate(block.seeds.tolist()):
         key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(int(params["rng"])), seed), layer)
         pass_key, draw_key = jax.random.split(key)
@@ -155,7 +176,7 @@ def _estimate(block: Block, labels: Labels, params: Mapping[str, Value], context
             centres = np.asarray(propagate(context.model, context.params_at(seed, int(block.epochs[b])),
                                            context.x, pass_key, layer=layer, n_passes=n_passes))
         out[:, b] = sample_information(centres, labels, beta, n_samples, draw_key)
-    return {"": (out[0], out[1], {"ixt_se": out[2], "ity_se": out[3]})}
+    return {"": (out[0], out[1], {"ixt_se": out[2], "ity_se": out[3], "clustering": clustering})}
 
 
 def _config_defaults(config: Mapping[str, Any]) -> dict[str, Value]:
@@ -178,5 +199,6 @@ NOISY = Estimator(
     from_run=network_from_run,
     batch_limit=8,
     help="Goldfeld et al.'s sample propagation for networks with Gaussian noise in every layer "
-         "(I(X;T) of T = S + Z, with Monte Carlo standard errors ixt_se, ity_se)",
+         "(I(X;T) of T = S + Z, with Monte Carlo standard errors ixt_se, ity_se, and the "
+         "class clustering ratio of the representations)",
 )

@@ -6,7 +6,7 @@ read into plain arrays once and the files are closed; activations are never load
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -27,7 +27,8 @@ PROVENANCE_ATTRS = ("ibrepro_version", "run_status", "source")  # not estimator 
 
 @dataclass(frozen=True)
 class Estimate:
-    """One estimator setting's results: `ixt`, `ity` (S, E, L) in bits at `epochs` (E,)."""
+    """One estimator setting's results: `ixt`, `ity` (S, E, L) in bits at `epochs` (E,), and
+    any further (S, E, L) datasets of the group in `extras` (e.g. noisy's `ixt_se`, `clustering`)."""
 
     group: str
     estimator: str
@@ -35,6 +36,7 @@ class Estimate:
     epochs: np.ndarray
     ixt: np.ndarray
     ity: np.ndarray
+    extras: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -170,9 +172,11 @@ def _read_estimates(path: Path, notes: list[str]) -> tuple[tuple[Estimate, ...],
             if not (np.isfinite(ixt) & np.isfinite(ity)).any():
                 notes.append(f"{path.name}: group {name!r} has no finite estimates (left out)")
                 continue
+            extras = {key: np.asarray(group[key], float)[:, : epochs.size] for key in group
+                      if key not in ("ixt", "ity", "epochs", "seeds") and group[key].shape == group["ixt"].shape}
             estimates.append(Estimate(group=name, estimator=str(kind),
                                       params=_settings(str(kind), attrs), epochs=epochs,
-                                      ixt=ixt, ity=ity))
+                                      ixt=ixt, ity=ity, extras=extras))
     return tuple(estimates), bound
 
 
