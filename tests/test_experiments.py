@@ -49,6 +49,9 @@ def test_experiment_runs_end_to_end_at_tiny_scale(tmp_path, name):
         cli("report", cells)
         assert (cells / "report.html").is_file()
         assert list((cells / "figures").glob("*_clustering_noisy_*.png"))
+        report = (cells / "report.md").read_text()
+        # Goldfeld et al.'s values beside the measured ones, one row per hidden layer (2 here)
+        assert "| noise_std-0.1 | 1 | 7.76 | " in report and "| noise_std-0.1 | 2 | 7.90 | " in report
     (run,) = [p for p in cells.glob("*.h5") if not p.name.endswith(".mi.h5")]
     with h5py.File(run, "r") as f:
         assert json.loads(f.attrs["config"])[key.split(".")[0]][key.split(".")[1]] == values[-1]

@@ -35,6 +35,7 @@ from ibrepro import config as cfg
 from ibrepro.analysis.analyze import estimates_path, find_cells
 from ibrepro.ib.bound import data_distribution
 from ibrepro.report.document import Heading, Image, Para, Table, to_html, to_markdown
+from ibrepro.report.literature import literature_section
 from ibrepro.errors import UserError
 from ibrepro.analysis.estimators.binning import uniform_edges
 from ibrepro.ib.curve import self_consistency, symbols_to_encoder
@@ -323,6 +324,7 @@ def _document(path: Path, estimator: str | None, findings: list[Findings],
         " in each `<cell>.mi.h5`. "
         "Seeds are summarised as mean ± std, epochs as geometric mean ×/÷ spread factor "
         "(in brackets: how many seeds, or seed-layers, have a value)."))
+    doc += literature_section(str(findings[0].cell.config.get("name", "")), [f.cell for f in findings])
     if experiment:
         doc.append(Heading(2, "Verdicts"))
         doc.append(Table(("cell", *[f"claim {c}" for c in CLAIMS]),
