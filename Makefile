@@ -6,10 +6,13 @@ OUT ?= runs
 # Where the MNIST-format IDX files are when there is no network (the shared copy, if present).
 export IBREPRO_DATA_DIR ?= $(wildcard $(CURDIR)/../shared/data/mnist)
 EXPERIMENTS := $(wildcard experiments/*.toml)
+# the paper's own experiments: the 12-bit sweeps and the MNIST CPU presets (not the critiques)
+PAPER_EXPERIMENTS := experiments/tishby12_datasize.toml experiments/tishby12_depth.toml \
+	experiments/mnist_depth.toml experiments/mnist_datasize.toml experiments/mnist_activation.toml
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: install install-locked lock test reproduce reproduce-all bench clean
+.PHONY: install install-locked lock test reproduce reproduce-all reproduce-paper bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,9 +44,14 @@ reproduce: $(STAMP)
 
 # prints estimated time and disk per experiment first; refuses when the disk is too small
 # (IGNORE_DISK=1 to start anyway); finished stages are skipped on a re-run
+# reproduce-all: every experiment file; reproduce-paper: the paper's own experiments only
 reproduce-all: $(STAMP)
 	$(BIN)/python scripts/plan_reproduce.py $(OUT) $(EXPERIMENTS) $(if $(IGNORE_DISK),--ignore-disk)
 	for exp in $(EXPERIMENTS); do scripts/reproduce.sh $$exp $(OUT) || exit 1; done
+
+reproduce-paper: $(STAMP)
+	$(BIN)/python scripts/plan_reproduce.py $(OUT) $(PAPER_EXPERIMENTS) $(if $(IGNORE_DISK),--ignore-disk)
+	for exp in $(PAPER_EXPERIMENTS); do scripts/reproduce.sh $$exp $(OUT) || exit 1; done
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_train.py

@@ -57,6 +57,8 @@ FIELDS: dict[str, Field] = {
     "model.init_scale": Field(float, 1.0, _positive, "> 0"),
     "model.quantize_bits": Field(int, 0, lambda v: 0 <= v <= 16, "0 (off) or 1..16"),
     "model.binary_weights": Field(bool, False),
+    "model.noise_std": Field(float, 0.0, _non_negative, ">= 0 (0 = no noise)"),
+    "model.dropout": Field(float, 0.0, lambda v: 0 <= v < 1, "in [0, 1)"),
     "train.optimizer": Field(str, "adam", choices=("adam", "sgd")),
     "train.lr": Field(float, 4e-4, _positive, "> 0"),
     "train.momentum": Field(float, 0.0, lambda v: 0 <= v < 1, "in [0, 1)"),
@@ -191,7 +193,7 @@ def cells(config: dict) -> list[tuple[str, dict]]:
     """Expand the sweep into (cell name, cell config) pairs; one cell named "cell" without one."""
     sweep = config["sweep"]
     if not sweep:
-        return [("cell", config)]
+        return [("cell", _checked_cell(config))]
     keys = list(sweep)
     out = []
     for values in itertools.product(*(sweep[k] for k in keys)):
@@ -199,8 +201,17 @@ def cells(config: dict) -> list[tuple[str, dict]]:
         for key, value in zip(keys, values):
             _set(cell, key, value)
         name = "_".join(f"{key.rsplit('.', 1)[1]}-{_label(value)}" for key, value in zip(keys, values))
-        out.append((name, cell))
+        out.append((name, _checked_cell(cell)))
     return out
+
+
+def _checked_cell(cell: dict) -> dict:
+    """A cell's config after the checks that involve several keys (UserError otherwise)."""
+    if cell["model"]["noise_std"] > 0 and not cell["log"]["activations"]:
+        raise UserError("model.noise_std > 0 needs log.activations = true: a noise-injected layer's "
+                        "recorded values depend on the noise drawn when they were recorded, so they "
+                        "cannot be recomputed from parameters")
+    return cell
 
 
 def get(config: dict, dotted: str) -> Any:

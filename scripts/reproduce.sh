@@ -8,6 +8,8 @@
 # 4th logged epoch (the estimator comparison).
 # An experiment with noisy labels (data.gamma > 0 in any cell) gets binning and KDE again with
 # soft labels (I(T;Y) from p(y|x)), the estimates its IB-bound claim is judged on.
+# An experiment file asks for more with comment lines
+# `# reproduce: analyze --estimator NAME [--set key=value ...]`, run after these.
 # A stage that finished is skipped on a re-run (stamp OUT/<name>/.done-<stage>, newer than the
 # experiment file); training itself resumes interrupted cells. Stage times are printed at the end.
 set -euo pipefail
@@ -51,6 +53,11 @@ if [ "$noisy" = 1 ]; then
     stage analyze-binning-soft "$bin/ibrepro" analyze "$cells" --estimator "$binning" --set labels=soft
     stage analyze-kde-soft "$bin/ibrepro" analyze "$cells" --estimator kde --set every=4 --set labels=soft
 fi
+extra=0
+while read -r -a args; do
+    extra=$((extra + 1))
+    stage "analyze-extra-$extra" "$bin/ibrepro" analyze "$cells" "${args[@]}"
+done < <(sed -n 's/^# reproduce: analyze //p' "$exp")
 stage bound "$bin/ibrepro" bound "$cells"
 stage claims "$bin/ibrepro" claims "$cells"
 stage report "$bin/ibrepro" report "$cells"

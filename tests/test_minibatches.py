@@ -58,7 +58,8 @@ def test_gradient_statistics_weight_the_partial_minibatch():
     params, opt_state = state.params, state.opt_state
     grads, shares = [], []
     for rows_b, weight_b in zip(*trainer.minibatches(key, seed.train_idx)):
-        g = jax.grad(trainer._loss)(params, shared.x_pool[rows_b], shared.y_pool[rows_b], weight_b)
+        g = jax.grad(trainer._loss)(params, shared.x_pool[rows_b], shared.y_pool[rows_b], weight_b,
+                                   jax.random.PRNGKey(0))  # the key draws noise or dropout: none here
         updates, opt_state = trainer.optimizer.update(g, opt_state, params)
         params = optax.apply_updates(params, updates)
         grads.append([np.asarray(k, np.float64) for k in kernels(g)])

@@ -91,7 +91,7 @@ def test_gradient_statistics_full_batch(tmp_path):
         state = trainer.init_state(keys[s], 12)
         rows = arrays.train_idx[s]
         grads = jax.grad(trainer._loss)(state.params, arrays.x_pool[rows], arrays.y_pool[rows],
-                                        jnp.ones(len(rows)))
+                                        jnp.ones(len(rows)), keys[s])  # no noise: any key
         expected = [float(jnp.linalg.norm(g)) for g in kernels(grads)]
         assert np.allclose(mean[s], expected, rtol=1e-4)
         assert np.allclose(std[s], 0, atol=1e-6 * max(expected))
@@ -100,8 +100,9 @@ def test_gradient_statistics_full_batch(tmp_path):
         assert np.allclose(wnorm[s], [float(jnp.linalg.norm(w)) for w in kernels(params)], rtol=1e-5)
 
 
-def test_interrupted_run_resumes_identically(tmp_path):
-    config = tiny_config("train.epochs=40", "log.snapshots=15", "log.checkpoint_seconds=1e-9")
+@pytest.mark.parametrize("perturb", [[], ["model.noise_std=0.05", "model.dropout=0.2"]])
+def test_interrupted_run_resumes_identically(tmp_path, perturb):
+    config = tiny_config("train.epochs=40", "log.snapshots=15", "log.checkpoint_seconds=1e-9", *perturb)
     whole = tmp_path / "whole.h5"
     train_cell("cell", config, whole)
 

@@ -76,18 +76,18 @@ def analyze_path(path: str | Path, estimator_names: Sequence[str] | None = None,
 
 
 def estimate_groups(plan: CellPlan, estimator: Estimator, values: Mapping[str, Value],
-                    results: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, tuple[dict, dict]]:
+                    results: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, tuple[dict, dict]]:
     """{group name: (datasets, attrs)} for one estimator setting's results (DESIGN §7)."""
     cell = plan.cell
     seeds = "all" if len(plan.seeds) == cell.n_seeds else compact_seeds(plan.seeds)
     groups = {}
-    for variant, (ixt, ity) in results.items():
+    for variant, arrays in results.items():
         attrs = {"estimator": estimator.name, **values, "every": plan.every, "seeds": seeds,
                  "labels": "drawn" if plan.labels.soft is None else "soft", "run_status": cell.status, "source": cell.path.name,
                  "run_id": cell.run_id, "ibrepro_version": ibrepro.__version__}
         if variant:
             attrs["bound"] = variant
-        datasets = {"ixt": ixt, "ity": ity, "epochs": cell.epochs[plan.epoch_index], "seeds": plan.seeds}
+        datasets = {**arrays, "epochs": cell.epochs[plan.epoch_index], "seeds": plan.seeds}
         groups[estimator.group_name(values, variant) + plan.suffix] = (datasets, attrs)
     return groups
 

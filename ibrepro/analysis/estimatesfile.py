@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,8 @@ Groups = Mapping[str, tuple[Mapping[str, np.ndarray], Mapping[str, Any]]]
 
 @dataclass(frozen=True)
 class Estimate:
-    """One estimator setting's results: `ixt`, `ity` (S, E, L) in bits at `epochs` (E,)."""
+    """One estimator setting's results: `ixt`, `ity` (S, E, L) in bits at `epochs` (E,), and
+    any further (S, E, L) datasets of the group in `extras`."""
 
     group: str
     estimator: str
@@ -50,6 +51,7 @@ class Estimate:
     seeds: np.ndarray | None
     ixt: np.ndarray
     ity: np.ndarray
+    extras: dict = field(default_factory=dict)  # further (S, E, L) datasets, e.g. noisy's `ixt_se`
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,10 @@ def _read_estimate(name: str, group: h5py.Group, attrs: dict) -> tuple[Estimate 
     if not (np.isfinite(ixt) & np.isfinite(ity)).any():
         return None, "has no finite estimates"
     seeds = np.asarray(group["seeds"][:]) if "seeds" in group else None
+    extras = {key: np.asarray(group[key], float)[:, : epochs.size] for key in group
+              if key not in ("ixt", "ity", "epochs", "seeds") and group[key].shape == group["ixt"].shape}
     return Estimate(group=name, estimator=str(kind), params=_settings(str(kind), attrs), attrs=attrs,
-                    epochs=epochs, seeds=seeds, ixt=ixt, ity=ity), ""
+                    epochs=epochs, seeds=seeds, ixt=ixt, ity=ity, extras=extras), ""
 
 
 def _read_bound(group: h5py.Group) -> IBBound | None:

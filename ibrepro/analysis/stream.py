@@ -127,23 +127,26 @@ def iter_blocks(cell: Cell, run: h5py.File, seeds: np.ndarray, epoch_index: np.n
             out = np.empty((spec.s_hi - spec.s_lo, spec.e_hi - spec.e_lo, n, width), cell.dtype)
             _read(run, cell, spec, seeds, epoch_index, out)
             yield Block(out.reshape(-1, n, width), np.repeat(seeds[spec.s_lo:spec.s_hi], out.shape[1]), layer,
-                        cell.x)
+                        cell.x, np.tile(epoch_index[spec.e_lo:spec.e_hi], out.shape[0]))
 
 
 def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Value], bar,
-                  workers: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{variant: (ixt, ity)} arrays (S_sel, E_sel, L) in bits for one cell and estimator setting.
+                  workers: int) -> dict[str, dict[str, np.ndarray]]:
+    """{variant: {"ixt": .., "ity": .., extras..}} arrays (S_sel, E_sel, L) in bits for one cell
+    and estimator setting.
 
     Blocks are read and estimated on `workers` threads (h5py reads are serialised, estimator
     kernels release the GIL), with at most workers + 1 blocks in memory.
     """
     cell = plan.cell
     shape = (len(plan.seeds), len(plan.epoch_index), len(cell.shapes))
-    results = {v: (np.full(shape, np.nan), np.full(shape, np.nan)) for v in estimator.variants}
+    results: dict[str, dict[str, np.ndarray]] = {v: {} for v in estimator.variants}
     label = f"{cell.path.stem} · {estimator.name}"
     with open_run(cell.path) as run:
         context = None
-        if estimator.prepare is not None:
+        if estimator.from_run is not None:
+            context = estimator.from_run(run, values)
+        elif estimator.prepare is not None:
             task = bar.add_task(f"{label} (ranges)", total=None) if bar else None
             context = estimator.prepare(iter_blocks(cell, run, plan.seeds, np.arange(len(cell.epochs))), values)
             if bar:
@@ -168,9 +171,10 @@ def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Val
                 spec, out = future.result()
             except UserError as exc:  # raised by an estimator (e.g. exact on a float layer): name the cell
                 raise UserError(f"{cell.path.name}: {exc}") from None
-            for variant, (ixt, ity) in out.items():
-                results[variant][0][spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = ixt
-                results[variant][1][spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = ity
+            for variant, arrays in out.items():
+                for name, part in arrays.items():
+                    target = results[variant].setdefault(name, np.full(shape, np.nan))
+                    target[spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = part
             if bar:
                 bar.advance(task, (spec.s_hi - spec.s_lo) * (spec.e_hi - spec.e_lo))
 
@@ -191,7 +195,7 @@ def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Val
 
 def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values: Mapping[str, Value],
                     context: Any, spec: BlockSpec, batch: int | None, raw: np.ndarray):
-    """Read one block into the byte buffer `raw` and estimate it: {variant: (ixt, ity) (bs, be)}.
+    """Read one block into the byte buffer `raw` and estimate it: {variant: {name: (bs, be)}}.
 
     With `batch`, the estimator sees that many seed-epochs: the block, then copies of its last one.
     """
@@ -202,12 +206,21 @@ def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values
     _read(run, cell, spec, plan.seeds, plan.epoch_index, raw[: ns * ne * row].view(cell.dtype).reshape(ns, ne, n, width))
     count = batch or ns * ne
     seed_of = np.repeat(plan.seeds[spec.s_lo:spec.s_hi], ne)
+    epoch_of = np.tile(plan.epoch_index[spec.e_lo:spec.e_hi], ns)
     seed_of = np.concatenate([seed_of, np.full(count - ns * ne, seed_of[-1])])
+    epoch_of = np.concatenate([epoch_of, np.full(count - ns * ne, epoch_of[-1])])
     acts = raw[: count * row].view(cell.dtype).reshape(count, n, width)
     acts[ns * ne:] = acts[ns * ne - 1]  # filler: copies of the last seed-epoch (same layer, same data)
-    block = Block(acts, seed_of, spec.layer, cell.x)
+    block = Block(acts, seed_of, spec.layer, cell.x, epoch_of)
     out = estimator.estimate(block, plan.labels, values, context)
-    return {v: (ixt[: ns * ne].reshape(ns, ne), ity[: ns * ne].reshape(ns, ne)) for v, (ixt, ity) in out.items()}
+    return {v: _named_results(result, ns, ne) for v, result in out.items()}
+
+
+def _named_results(result: tuple, ns: int, ne: int) -> dict[str, np.ndarray]:
+    """{"ixt", "ity", extras..} as (ns, ne) from an estimate's (ixt, ity[, extras]) per seed-epoch."""
+    ixt, ity, *more = result
+    named = {"ixt": ixt, "ity": ity, **(more[0] if more else {})}
+    return {name: np.asarray(a)[: ns * ne].reshape(ns, ne) for name, a in named.items()}
 
 
 def default_workers() -> int:

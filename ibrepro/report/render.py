@@ -18,6 +18,7 @@ from ibrepro.claims.judge import claims_path, sources
 from ibrepro.claims.rules import Rules
 from ibrepro.errors import UserError
 from ibrepro.report import sections
+from ibrepro.report.literature import literature_section
 from ibrepro.report.document import Heading, Image, Para, to_html, to_markdown
 from ibrepro.report.plots import draw_figures, style
 from ibrepro.report.plots.load import load_cell
@@ -80,6 +81,7 @@ def write_report(path: str | Path, estimator: str | None = None, out: str | Path
         "its threshold, otherwise it is inconclusive.")]
     doc += sections.verdict_matrix(documents, experiment)
     doc += sections.depth_section(experiment)
+    doc += literature_section(str(cells[0].config.get("name", "")), cells)
     by_cell = _assign_figures(captions, [d["cell"] for d in documents])
     for document in documents:
         figures = [(png, captions[png]) for png in by_cell.get(document["cell"], [])]

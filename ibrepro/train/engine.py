@@ -6,7 +6,10 @@ run inside `lax.scan`, epochs inside a `lax.fori_loop` with traced bounds, so ad
 one logged epoch to the next is one compiled call whatever the gap.
 
 Per-seed randomness is a pure function of (seed key, epoch): the minibatch order of epoch e
-is drawn from `fold_in(key, e)`, so a resumed run repeats an uninterrupted one exactly.
+is drawn from `fold_in(key, e)`, and the hidden-layer noise and dropout of its minibatch step j
+from `fold_in(fold_in(key, e), j + 1)`, so a resumed run repeats an uninterrupted one exactly.
+The noise of the evaluation pass (noise-injected models) is one fixed draw per seed,
+`fold_in(key, EVAL_STREAM)`, the same at every logged epoch.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ibrepro.train.model import MLP
+from ibrepro.train.model import MLP, perturbation_rngs
 from ibrepro.train.shuffle import permutation
 
 Params = Any
+EVAL_STREAM = 2**32 - 1  # folded into a seed's key for the evaluation pass's noise (no epoch reaches it)
 
 
 class TrainState(NamedTuple):
@@ -95,12 +99,12 @@ class Trainer:
 
     def init_state(self, key: jax.Array, n_inputs: int) -> TrainState:
         """Initial state of one seed."""
-        params = self.model.init(key, jnp.zeros((1, n_inputs)))["params"]
+        params = self.model.init({"params": key, **perturbation_rngs(key)}, jnp.zeros((1, n_inputs)))["params"]
         n_weights = len(kernels(params))
         return TrainState(params, self.optimizer.init(params), jnp.full((3, n_weights), jnp.nan))
 
-    def _loss(self, params: Params, x: jax.Array, y: jax.Array, weight: jax.Array) -> jax.Array:
-        _, logits = self.model.apply({"params": params}, x)
+    def _loss(self, params: Params, x: jax.Array, y: jax.Array, weight: jax.Array, key: jax.Array) -> jax.Array:
+        _, logits = self.model.apply({"params": params}, x, train=True, rngs=perturbation_rngs(key))
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
         return jnp.sum(losses * weight) / jnp.sum(weight)
 
@@ -124,8 +128,10 @@ class Trainer:
 
         def step(carry, batch):
             params, opt_state, ref, d_sum, d_sq = carry
-            rows_b, weight_b, first = batch
-            grads = jax.grad(self._loss)(params, shared.x_pool[rows_b], shared.y_pool[rows_b], weight_b)
+            rows_b, weight_b, j = batch
+            grads = jax.grad(self._loss)(params, shared.x_pool[rows_b], shared.y_pool[rows_b], weight_b,
+                                         jax.random.fold_in(key, j + 1))
+            first = j == 0
             updates, opt_state = self.optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
             if with_stats:  # minibatch b weighs n_b / n_train (DESIGN §5)
@@ -138,9 +144,8 @@ class Trainer:
             return (params, opt_state, ref, d_sum, d_sq), None
 
         zeros = [jnp.zeros_like(k) for k in kernels(state.params)] if with_stats else []
-        first = jnp.arange(self.n_steps) == 0
         (params, opt_state, ref, d_sum, d_sq), _ = jax.lax.scan(
-            step, (state.params, state.opt_state, zeros, zeros, zeros), (rows, weights, first)
+            step, (state.params, state.opt_state, zeros, zeros, zeros), (rows, weights, jnp.arange(self.n_steps))
         )
         if not with_stats:
             return TrainState(params, opt_state, state.grad_stats)
@@ -167,13 +172,14 @@ class Trainer:
     def evaluate(self, params: Params, shared: SharedData, seed: SeedData) -> tuple[list[jax.Array], jax.Array]:
         """One seed's layer outputs on the eval inputs (as `layer_dtype`), and its metrics
         (train_loss, test_loss, train_acc, test_acc)."""
-        layers, logits = self.model.apply({"params": params}, shared.x_eval)
+        rngs = perturbation_rngs(jax.random.fold_in(seed.key, EVAL_STREAM))
+        layers, logits = self.model.apply({"params": params}, shared.x_eval, rngs=rngs)
         test_loss, test_acc = _loss_acc(logits, shared.y_eval, seed.test_weight)
         if self.pool_is_eval:
             train_loss, train_acc = _loss_acc(logits, shared.y_eval, 1.0 - seed.test_weight)
         else:
             rows = seed.train_idx[: self.train_metric_rows]
-            _, train_logits = self.model.apply({"params": params}, shared.x_pool[rows])
+            _, train_logits = self.model.apply({"params": params}, shared.x_pool[rows], rngs=rngs)
             train_loss, train_acc = _loss_acc(train_logits, shared.y_pool[rows], jnp.ones(rows.shape[0]))
         layers = [layer.astype(self.layer_dtype) for layer in layers]
         return layers, jnp.stack([train_loss, test_loss, train_acc, test_acc])

@@ -91,7 +91,8 @@ def make_model(config: dict, n_classes: int) -> MLP:
     model = config["model"]
     return MLP(hidden=tuple(model["hidden"]), n_classes=n_classes, activation=model["activation"],
                weight_init=model["init"], init_scale=model["init_scale"],
-               quantize_bits=model["quantize_bits"], binary_weights=model["binary_weights"])
+               quantize_bits=model["quantize_bits"], binary_weights=model["binary_weights"],
+               noise_std=model["noise_std"], dropout=model["dropout"])
 
 
 CELL_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")

@@ -1,4 +1,11 @@
-"""The Flax MLP: hidden layers with one activation, a softmax output, the paper's init."""
+"""The Flax MLP: hidden layers with one activation, a softmax output, the paper's init.
+
+Optional perturbations of the hidden layers (flax-style, keys passed in `rngs`):
+`noise_std` > 0 adds N(0, noise_std² I) to every hidden layer's output, in training and in
+evaluation (Goldfeld et al. 2019; rng stream "noise"); `dropout` > 0 drops hidden units in
+training only (rng stream "dropout"). The returned layer outputs are always the noiseless
+S_l = act(W T_{l-1} + b), computed from the (noisy) layer below.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "swish": jax.nn.swish,
     "silu": jax.nn.silu,
     "gelu": jax.nn.gelu,
+    "hard_tanh": jax.nn.hard_tanh,
     "linear": lambda x: x,
     "sign": q.sign,  # ±1, straight-through with a hard-tanh window (binary networks)
 }
@@ -62,6 +70,8 @@ class MLP(nn.Module):
     init_scale: float = 1.0
     quantize_bits: int = 0
     binary_weights: bool = False
+    noise_std: float = 0.0
+    dropout: float = 0.0
 
     def _dense(self, width: int, is_output: bool) -> nn.Dense:
         transform = q.weight_transform(self.quantize_bits, self.binary_weights, self.activation, is_output)
@@ -75,13 +85,32 @@ class MLP(nn.Module):
         return q.quantize_batch(x, self.quantize_bits)
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> tuple[list[jax.Array], jax.Array]:
-        """Return (layer outputs incl. softmax probabilities, output logits)."""
+    def __call__(self, x: jax.Array, train: bool = False) -> tuple[list[jax.Array], jax.Array]:
+        """Return (layer outputs incl. softmax probabilities, output logits).
+
+        Needs `rngs=perturbation_rngs(key)` when the model has noise, or dropout and `train`.
+        """
         act = ACTIVATIONS[self.activation]
         layers = []
         for width in self.hidden:
             x = self._quantized(act(self._dense(width, is_output=False)(x)), hidden=True)
             layers.append(x)
+            x = self.perturb(x, train)
         logits = self._dense(self.n_classes, is_output=True)(x)
         layers.append(self._quantized(jax.nn.softmax(logits), hidden=False))
         return layers, logits
+
+    def perturb(self, x: jax.Array, train: bool) -> jax.Array:
+        """A hidden layer's output as the next layer sees it: plus noise, then dropout."""
+        if self.noise_std > 0:
+            x = x + self.noise_std * jax.random.normal(self.make_rng("noise"), x.shape, x.dtype)
+        if train and self.dropout > 0:
+            keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.dropout, x.shape)
+            x = jnp.where(keep, x / (1.0 - self.dropout), 0.0)
+        return x
+
+
+def perturbation_rngs(key: jax.Array) -> dict[str, jax.Array]:
+    """The rng streams of `MLP.perturb` from one key (independent noise and dropout draws)."""
+    noise, dropout = jax.random.split(key)
+    return {"noise": noise, "dropout": dropout}

@@ -14,9 +14,12 @@ from ibrepro.analysis.estimators.binning import BINNING, BINNING_LAYER
 from ibrepro.analysis.estimators.exact import EXACT
 from ibrepro.analysis.estimators.kde import KDE
 from ibrepro.analysis.estimators.knn import KNN
+from ibrepro.analysis.estimators.noisy import NOISY
 from ibrepro.analysis.estimators.renyi import RENYI
 
-REGISTRY: dict[str, Estimator] = {e.name: e for e in (BINNING, BINNING_LAYER, ADAPTIVE, KDE, EXACT, KNN, RENYI)}
+REGISTRY: dict[str, Estimator] = {
+    e.name: e for e in (BINNING, BINNING_LAYER, ADAPTIVE, KDE, EXACT, KNN, RENYI, NOISY)
+}
 DEFAULT = "binning"
 
 

@@ -111,19 +111,24 @@ class Block:
 
     `seeds` (B,) gives the run file's seed index of each of the B matrices; `layer` is the
     layer's position (0 = first hidden layer); `inputs` (N, d), when given, are the recorded
-    inputs X (`data/x`), for estimators that use X itself.
+    inputs X (`data/x`), for estimators that use X itself; `epochs` (B,), when given, are the
+    matrices' positions on the run file's epoch axis.
     """
 
     acts: np.ndarray
     seeds: np.ndarray
     layer: int = 0
     inputs: np.ndarray | None = None
+    epochs: np.ndarray | None = None
 
 
-# estimate(block, labels, params, context) -> {variant: (ixt (B,), ity (B,))}, bits
-EstimateFn = Callable[[Block, Labels, Mapping[str, Value], Any], dict[str, tuple[np.ndarray, np.ndarray]]]
+# estimate(block, labels, params, context) -> {variant: (ixt (B,), ity (B,)[, extras])}, bits;
+# the optional extras {name: (B,) array} are stored beside `ixt` and `ity` (e.g. `ixt_se`)
+EstimateFn = Callable[[Block, Labels, Mapping[str, Value], Any], dict[str, tuple]]
 # prepare(blocks, params) -> context: one pass over every selected layer and seed-epoch
 PrepareFn = Callable[[Iterator[Block], Mapping[str, Value]], Any]
+# from_run(run file handle, params) -> context: what an estimator reads beyond activations
+FromRunFn = Callable[[Any, Mapping[str, Value]], Any]
 
 
 def _no_defaults(config: Mapping[str, Any]) -> dict[str, Value]:
@@ -144,6 +149,8 @@ class Estimator:
     - `check(params)` validates combinations of parameters (single values are checked by Param).
     - `prepare`, when given, sees every selected block once before estimation starts and
       returns a context handed to every `estimate` call.
+    - `from_run`, when given instead, builds that context from the open (read-only) run file,
+      e.g. the network's parameters; it stays open while the estimates run.
     - `batch_limit` caps how many seed-epochs one Block holds (for costly estimators).
     - `fixed_batch` asks for Blocks of one size per layer (a short last Block is filled up
       with copies of its last seed-epoch whose results are dropped), so compiled kernels see
@@ -160,6 +167,7 @@ class Estimator:
     config_defaults: Callable[[Mapping[str, Any]], dict[str, Value]] = _no_defaults
     check: Callable[[Mapping[str, Value]], None] = _no_check
     prepare: PrepareFn | None = None
+    from_run: FromRunFn | None = None
     batch_limit: int | None = None
     fixed_batch: bool = False
     soft_labels: bool = False
@@ -181,7 +189,8 @@ class Estimator:
                 values[p.name] = from_config[p.name]
                 p.check(values[p.name])
             else:
-                raise UserError(f"estimator {self.name}: set {p.name} (no default for this run's config)")
+                raise UserError(f"estimator {self.name}: set {p.name} (no default for this run's config; "
+                                f"{p.name}: {p.help})")
         self.check(values)
         return values
 

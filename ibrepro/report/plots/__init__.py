@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from ibrepro.errors import UserError
 from ibrepro.report.plots import style
+from ibrepro.report.plots.clustering import CLUSTERING, clustering_figure
 from ibrepro.report.plots.compare import compare_figure, exact_binning_figure, exact_binning_pair
 from ibrepro.report.plots.curves import layer_curves_figure, learning_figure
 from ibrepro.report.plots.gradients import gradients_figure
@@ -125,6 +126,9 @@ def _cell_figures(report: PlotReport, cell: CellResults, estimates: tuple[Estima
                     f"{cell.name}: information plane, {what}, colour = epoch{running}")
         report.save(layer_curves_figure(cell, est), f"{name}_layers_{group}",
                     f"{cell.name}: I(X;T) and I(T;Y) per layer vs epochs, {what}")
+        if CLUSTERING in est.extras:
+            report.save(clustering_figure(cell, est), f"{name}_clustering_{group}",
+                        f"{cell.name}: I(X;T) beside the class clustering of each layer vs epochs, {what}")
     deep = deep_layers(len(cell.config["model"]["hidden"]))
     if cell.metrics and deep:
         for est in estimates:
