@@ -179,7 +179,7 @@ def test_analysis_while_training_then_sigint_checkpoints(tmp_path):
     experiment = tmp_path / "exp.toml"
     experiment.write_text('name = "e"\ndataset = "tishby12"\n[model]\nhidden = [6, 4]\n'
                           '[train]\nseeds = 2\nepochs = 200000\n[log]\nsnapshots = 400\n'
-                          'checkpoint_seconds = 1000\n')
+                          'checkpoint_seconds = 0.2\n')
     trainer = _python(TRAIN, str(experiment), str(tmp_path / "runs"))
     path = tmp_path / "runs" / "e" / "cell.h5"
     deadline = time.monotonic() + 60
