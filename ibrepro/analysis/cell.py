@@ -18,7 +18,6 @@ from ibrepro.train.runfile import complete_epochs, open_run, run_config, run_sta
 
 RUN_SUFFIX = ".h5"
 ESTIMATES_SUFFIX = ".mi.h5"
-CLAIMS_SUFFIX = ".claims.json"
 
 
 @dataclass(frozen=True)
@@ -58,9 +57,6 @@ class Cell:
     def estimates_path(self) -> Path:
         return estimates_path(self.path)
 
-    @property
-    def claims_path(self) -> Path:
-        return self.path.with_name(self.name + CLAIMS_SUFFIX)
 
 
 def estimates_path(run_path: Path) -> Path:

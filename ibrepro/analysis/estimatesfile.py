@@ -27,6 +27,7 @@ import numpy as np
 
 from ibrepro.analysis.estimators import REGISTRY
 from ibrepro.analysis.request import COMMON_PARAMS
+from ibrepro.durable import replace_durably
 from ibrepro.errors import UserError
 
 IB_BOUND = "ib-bound"
@@ -102,9 +103,7 @@ def _replace(path: Path, groups: Groups) -> None:
                 for key, value in datasets.items():
                     group.create_dataset(key, data=value)
                 group.attrs.update(attrs)
-        _fsync(tmp)
-        os.replace(tmp, path)
-        _fsync(path.parent)
+        replace_durably(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         reason = exc.strerror or str(exc)
@@ -122,14 +121,6 @@ def _copy_kept(old: h5py.File, new: h5py.File, skip: set[str]) -> None:
             del new[real].attrs[COMPLETE_ATTR]
         elif name not in skip:
             old.copy(group, new, name=name)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _open(path: Path) -> h5py.File:

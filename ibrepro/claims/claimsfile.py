@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
+from ibrepro.durable import write_atomically
 from ibrepro.errors import UserError
 
 SCHEMA = "ibrepro-claims/1"
@@ -27,9 +27,10 @@ def claims_path(run_path: Path) -> Path:
 def write(path: Path, document: dict) -> Path:
     """Write a claims document atomically (a reader never sees half a file)."""
     path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(_clean(document), indent=1, allow_nan=False) + "\n")
-    os.replace(partial, path)
+    try:
+        write_atomically(path, (json.dumps(_clean(document), indent=1, allow_nan=False) + "\n").encode())
+    except OSError as exc:
+        raise UserError(f"cannot write {path} ({exc.strerror or exc}); the claims file is unchanged") from None
     return path
 
 

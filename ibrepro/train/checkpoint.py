@@ -1,5 +1,5 @@
 """Training checkpoints: the state keyed by parameter and optimizer-state names, written
-atomically (temporary file, fsync, rename, fsync of the directory).
+atomically (`ibrepro.durable`: temporary file, fsync, rename, fsync of the directory).
 
 A checkpoint holds `meta` (run_id, epoch, n_snapshots, device_count) and the training state
 as flax's state dict (msgpack), so restoring checks every name and shape against the state
@@ -8,38 +8,14 @@ the current code builds instead of trusting the order of leaves.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 from flax import serialization
 
-import jax
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename or unlink in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, payload: bytes) -> None:
-    """Replace `path` by `payload`: readers see the old or the new file, never a mix."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
-    fsync_directory(path.parent)
+from ibrepro.durable import write_atomically
 
 
 def save(path: Path, state: Any, meta: dict) -> None:

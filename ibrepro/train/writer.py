@@ -20,6 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ibrepro.durable import fsync_path
 from ibrepro.errors import UserError
 from ibrepro.train import checkpoint
 from ibrepro.train.runfile import COMPLETE, GRADIENT_NAMES, METRIC_NAMES, SCHEMA, checkpoint_path
@@ -113,7 +114,7 @@ class RunWriter:
                 h.flush()
                 os.fsync(h.id.get_vfd_handle())
             os.replace(tmp, path)
-            checkpoint.fsync_directory(path.parent)
+            fsync_path(path.parent)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise write_error(path, exc, 0) from None
