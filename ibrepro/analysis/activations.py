@@ -83,8 +83,8 @@ def recompute(run: h5py.File, model, x_eval: np.ndarray, dtype: np.dtype, layers
               s0: int, s1: int, e0: int, e1: int) -> list[np.ndarray]:
     """Outputs (s1-s0, e1-e0, N, w) of `layers` for seeds s0:s1 x epochs e0:e1, from params/.
 
-    Runs in fixed batches of a power of two seed-epochs (few compiled programs; memory bounded
-    by BATCH_ELEMENTS per output layer), the last batch padded by repeating its last row.
+    Runs in batches of a power of two seed-epochs (few compiled programs; memory bounded by
+    BATCH_ELEMENTS per output layer), the last one padded by repeating its last row.
     """
     modules = [str(run[f"params/{k}"].attrs["module"]) for k in range(len(run["params"]))]
     widths = [run[f"params/{k}/bias"].shape[-1] for k in range(max(layers) + 1)]
@@ -96,14 +96,16 @@ def recompute(run: h5py.File, model, x_eval: np.ndarray, dtype: np.dtype, layers
             group = run[f"params/{k}"]
             tree[module] = {leaf: np.asarray(group[leaf][s0:s1, e0:e1], np.float32).reshape(
                 count, *group[leaf].shape[2:]) for leaf in group}
-        cap = max(1, BATCH_ELEMENTS // (n * max(widths)))
-        batch = min(cap, 1 << (count - 1).bit_length())
-        forward = _forward(model, tuple(layers), np.dtype(dtype).name, batch)
-        for lo in range(0, count, batch):
+        cap = 1 << max(0, (BATCH_ELEMENTS // (n * max(widths))).bit_length() - 1)
+        lo = 0
+        while lo < count:
+            batch = min(cap, 1 << (count - lo - 1).bit_length())  # the tail: the next power of two
             hi = min(lo + batch, count)
             take = np.minimum(np.arange(lo, lo + batch), hi - 1)
+            forward = _forward(model, tuple(layers), np.dtype(dtype).name, batch)
             for out, part in zip(outs, forward(jax.tree.map(lambda a: a[take], tree), x_eval)):
                 out[lo:hi] = np.asarray(part)[: hi - lo]
+            lo = hi
     return [out.reshape(s1 - s0, e1 - e0, *out.shape[1:]) for out in outs]
 
 
