@@ -11,15 +11,16 @@ from __future__ import annotations
 import math
 import os
 import queue
+import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import h5py
 import numpy as np
 
-from ibrepro.analysis.activations import activation_layers
+from ibrepro.analysis.activations import RecomputedLayer, activation_layers, block_layers
 from ibrepro.analysis.estimators.base import Block, Estimator, Value
 from ibrepro.analysis.request import CellPlan
 from ibrepro.errors import UserError
@@ -98,11 +99,55 @@ class _Buffers:
         self._free.put(raw)
 
 
+class _SharedRecompute:
+    """For a run file without stored activations: every layer of a (seeds x epochs) block comes
+    from one forward pass, shared by that block's layer jobs and dropped once all have it (a
+    layer-by-layer reader would recompute every layer below each layer again)."""
+
+    def __init__(self, run: h5py.File, n_layers: int):
+        self.run, self.n_layers = run, n_layers
+        self.lock = threading.Lock()
+        self.entries: dict[tuple, dict] = {}
+
+    def layer(self, s0: int, s1: int, epochs: list[int], k: int) -> np.ndarray:
+        """Layer k (S', E', N, w) of the block, computing the block's layers on first use."""
+        key = (s0, s1, tuple(epochs))
+        with self.lock:
+            entry = self.entries.get(key)
+            owner = entry is None
+            if owner:
+                entry = self.entries[key] = {"ready": threading.Event(), "layers": None, "left": self.n_layers}
+        if owner:
+            try:
+                entry["layers"] = _all_layers(self.run, s0, s1, epochs)
+            finally:
+                entry["ready"].set()
+        entry["ready"].wait()
+        with self.lock:
+            entry["left"] -= 1
+            if entry["left"] == 0:
+                del self.entries[key]
+        if entry["layers"] is None:
+            raise UserError(f"cannot recompute the activations of {self.run.filename}")
+        return entry["layers"][k]
+
+
+def _all_layers(run: h5py.File, s0: int, s1: int, epochs: list[int]) -> list[np.ndarray]:
+    """Every layer on seeds s0:s1 at the given epoch positions, one forward pass per run of
+    consecutive epochs."""
+    breaks = [0] + [j for j in range(1, len(epochs)) if epochs[j] != epochs[j - 1] + 1] + [len(epochs)]
+    parts = [block_layers(run, slice(s0, s1), slice(epochs[a], epochs[b - 1] + 1)) for a, b in zip(breaks, breaks[1:])]
+    return [np.concatenate(layer, axis=1) for layer in zip(*parts)]
+
+
 def _read(run: h5py.File, cell: Cell, spec: BlockSpec, seeds: np.ndarray, epoch_index: np.ndarray,
-          out: np.ndarray) -> None:
+          out: np.ndarray, shared: _SharedRecompute | None = None) -> None:
     """Read one block into `out` (bs, be, N, w)."""
     s0, s1 = int(seeds[spec.s_lo]), int(seeds[spec.s_hi - 1]) + 1
     epochs = epoch_index[spec.e_lo:spec.e_hi].tolist()
+    if shared is not None:
+        out[...] = shared.layer(s0, s1, epochs, spec.layer)
+        return
     data = activation_layers(run)[spec.layer]  # stored, or recomputed from params/
     # one hyperslab when the epochs are consecutive; strided hyperslabs are very slow in HDF5
     if epochs[-1] - epochs[0] + 1 == len(epochs):
@@ -151,10 +196,19 @@ def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Val
             context = estimator.prepare(iter_blocks(cell, run, plan.seeds, np.arange(len(cell.epochs))), values)
             if bar:
                 bar.remove_task(task)
-        jobs = []
-        for layer in range(len(cell.shapes)):
-            blocks, bs, be = plan_blocks(cell, layer, plan.seeds, len(plan.epoch_index), estimator.batch_limit)
-            jobs += [(spec, bs * be if estimator.fixed_batch else None) for spec in blocks]
+        jobs, shared = [], None
+        if isinstance(activation_layers(run)[0], RecomputedLayer):
+            # block-major: the same blocks for every layer (sized by the widest), layers of a
+            # block in turn, so each block is recomputed once for all layers
+            shared = _SharedRecompute(run, len(cell.shapes))
+            widest = int(np.argmax([shape[3] for shape in cell.shapes]))
+            blocks, bs, be = plan_blocks(cell, widest, plan.seeds, len(plan.epoch_index), estimator.batch_limit)
+            jobs = [(replace(spec, layer=k), bs * be if estimator.fixed_batch else None)
+                    for spec in blocks for k in range(len(cell.shapes))]
+        else:
+            for layer in range(len(cell.shapes)):
+                blocks, bs, be = plan_blocks(cell, layer, plan.seeds, len(plan.epoch_index), estimator.batch_limit)
+                jobs += [(spec, bs * be if estimator.fixed_batch else None) for spec in blocks]
         row_bytes = max(n * width for _, _, n, width in cell.shapes) * cell.dtype.itemsize
         buffers = _Buffers(workers + 1, max(BLOCK_BYTES, row_bytes))
         task = bar.add_task(label, total=math.prod(shape)) if bar else None
@@ -162,7 +216,7 @@ def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Val
         def work(spec: BlockSpec, batch: int | None):
             raw = buffers.take()
             try:
-                return spec, _estimate_block(run, plan, estimator, values, context, spec, batch, raw)
+                return spec, _estimate_block(run, plan, estimator, values, context, spec, batch, raw, shared)
             finally:
                 buffers.give(raw)
 
@@ -194,7 +248,8 @@ def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Val
 
 
 def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values: Mapping[str, Value],
-                    context: Any, spec: BlockSpec, batch: int | None, raw: np.ndarray):
+                    context: Any, spec: BlockSpec, batch: int | None, raw: np.ndarray,
+                    shared: _SharedRecompute | None = None):
     """Read one block into the byte buffer `raw` and estimate it: {variant: {name: (bs, be)}}.
 
     With `batch`, the estimator sees that many seed-epochs: the block, then copies of its last one.
@@ -203,7 +258,8 @@ def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values
     _, _, n, width = cell.shapes[spec.layer]
     ns, ne = spec.s_hi - spec.s_lo, spec.e_hi - spec.e_lo
     row = n * width * cell.dtype.itemsize
-    _read(run, cell, spec, plan.seeds, plan.epoch_index, raw[: ns * ne * row].view(cell.dtype).reshape(ns, ne, n, width))
+    _read(run, cell, spec, plan.seeds, plan.epoch_index,
+          raw[: ns * ne * row].view(cell.dtype).reshape(ns, ne, n, width), shared)
     count = batch or ns * ne
     seed_of = np.repeat(plan.seeds[spec.s_lo:spec.s_hi], ne)
     epoch_of = np.tile(plan.epoch_index[spec.e_lo:spec.e_hi], ns)
