@@ -91,7 +91,8 @@ def read_cell(path: Path) -> Cell:
         try:
             config = run_config(run)
             status = run_status(run)
-            run_id = str(run.attrs.get("run_id", ""))
+            run_id = run.attrs.get("run_id", "")
+            run_id = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
             n_epochs = complete_epochs(run)
             epochs = np.asarray(run["epochs"][:n_epochs])
             x = run["data/x"][()]

@@ -27,7 +27,6 @@ from ibrepro.claims.selfconsistency import layer_measures, partition_of
 from ibrepro.claims.verdicts import NOT_APPLICABLE, interval, training_fit
 from ibrepro.ib.bound import data_distribution
 from ibrepro.report.plots.load import CellResults
-from ibrepro.train.runfile import open_run
 
 DEPTH_LAYERS = "the last hidden layer and the output (the later of the two)"
 
@@ -51,7 +50,7 @@ def judge_cell(cell: CellResults, groups: list[Group], rules: Rules, depth_sweep
     """The claims document of one cell."""
     config = cell.config
     n_hidden = len(config["model"]["hidden"])
-    y = _labels(cell.path)
+    y = cell.run.y
     fit = training_fit(cell.metrics.get("train_acc"), cell.metrics.get("train_loss"),
                        float(np.bincount(y).max() / y.size), rules.fit_margin)
     drift, why_no_drift = _drift(cell)
@@ -78,7 +77,7 @@ def judge_cell(cell: CellResults, groups: list[Group], rules: Rules, depth_sweep
             "layers": _layer_table(group, n_hidden, drift, measures, bound_gap[0], cell, rules),
         }
     return {
-        "schema": claimsfile.SCHEMA, "run": cell.path.name, "run_id": _run_id(cell.path),
+        "schema": claimsfile.SCHEMA, "run": cell.path.name, "run_id": cell.run.run_id or None,
         "cell": cell.name, "status": cell.status, "ibrepro_version": ibrepro.__version__,
         "config": config, "rules": rules.as_dict(), "n_seeds": _n_seeds(cell),
         "logged_epochs": [int(cell.epochs[0]), int(cell.epochs[-1]), int(cell.epochs.size)],
@@ -234,16 +233,5 @@ def _log_epochs(epochs: np.ndarray) -> np.ndarray:
     return np.log10(np.maximum(np.asarray(epochs, float), 1.0))
 
 
-def _labels(path: Path) -> np.ndarray:
-    with open_run(path) as run:
-        return np.asarray(run["data/y"][()])
-
-
 def _n_seeds(cell: CellResults) -> int:
     return int(cell.config["train"]["seeds"])
-
-
-def _run_id(path: Path) -> str | None:
-    with open_run(path) as run:
-        value = run.attrs.get("run_id")
-    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))

@@ -69,10 +69,12 @@ def bound_group(run_path: Path) -> tuple[dict[str, np.ndarray], dict]:
             y_eval = run["data/y"][()]
         except KeyError:
             raise UserError(f"{run_path} has no data/y labels") from None
+        run_id = run.attrs.get("run_id", "")
     p_x, p_y_given_x = data_distribution(config, y_eval)
     curve = bound_curve(p_x, p_y_given_x)
     attrs = {"estimator": ESTIMATOR, "dataset": config["dataset"], "n_inputs": p_x.size,
              "i_xy": float(curve.ity[-1]), "source": run_path.name,
+             "run_id": run_id.decode() if isinstance(run_id, bytes) else str(run_id),
              "ibrepro_version": ibrepro.__version__}
     if config["dataset"] == "tishby12":
         gamma, theta = config["data"]["gamma"], config["data"]["theta"]
