@@ -198,13 +198,15 @@ def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Val
                 bar.remove_task(task)
         jobs, shared = [], None
         if isinstance(activation_layers(run)[0], RecomputedLayer):
-            # block-major: the same blocks for every layer (sized by the widest), layers of a
-            # block in turn, so each block is recomputed once for all layers
+            # block-major: the same blocks for every layer (sized by the widest), each block
+            # recomputed once for all its layers; `workers` blocks are worked on side by side
+            # (layer k of each, then layer k + 1), so each worker recomputes a block of its own
             shared = _SharedRecompute(run, len(cell.shapes))
             widest = int(np.argmax([shape[3] for shape in cell.shapes]))
             blocks, bs, be = plan_blocks(cell, widest, plan.seeds, len(plan.epoch_index), estimator.batch_limit)
             jobs = [(replace(spec, layer=k), bs * be if estimator.fixed_batch else None)
-                    for spec in blocks for k in range(len(cell.shapes))]
+                    for first in range(0, len(blocks), workers) for k in range(len(cell.shapes))
+                    for spec in blocks[first:first + workers]]
         else:
             for layer in range(len(cell.shapes)):
                 blocks, bs, be = plan_blocks(cell, layer, plan.seeds, len(plan.epoch_index), estimator.batch_limit)
