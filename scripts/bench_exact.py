@@ -27,18 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_mi import add_cell_arguments, make_run_file  # noqa: E402
 from ibrepro.analysis.analyze import analyze_path  # noqa: E402
-
-
-def plain_exact(t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """H(T) and I(T;Y) of one layer-epoch by np.unique over whole rows."""
-
-    def entropy(rows: np.ndarray) -> float:
-        _, counts = np.unique(rows, axis=0, return_counts=True)
-        p = counts / counts.sum()
-        return float(-(p * np.log2(p)).sum())
-
-    h_t = entropy(t)
-    return h_t, h_t - sum((y == c).mean() * entropy(t[y == c]) for c in np.unique(y))
+from ibrepro.analysis.estimators.discrete import plugin_reference  # noqa: E402
 
 
 def timed(path: Path, estimator: str, workers: int) -> tuple[float, float]:
@@ -79,7 +68,7 @@ def main() -> None:
             worst = 0.0
             for _ in range(args.check_samples):
                 s, e, k = rng.integers(args.seeds), rng.integers(args.epochs), rng.integers(len(widths))
-                want = plain_exact(run[f"activations/{k}"][s, e], y)
+                want = plugin_reference(run[f"activations/{k}"][s, e], y)
                 got = est["exact"]["ixt"][s, e, k], est["exact"]["ity"][s, e, k]
                 worst = max(worst, abs(want[0] - got[0]), abs(want[1] - got[1]))
         print(f"exact vs np.unique on {args.check_samples} random layer-epochs: largest difference {worst:.1e} bits")

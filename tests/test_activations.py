@@ -149,3 +149,18 @@ def test_params_shapes_that_do_not_match_the_config_are_named(runs, tmp_path):
         f.create_dataset("params/1/kernel", data=np.zeros((3, 8, 6, 3), np.float32))
     with pytest.raises(UserError, match=r"params/1/kernel has shape \(3, 8, 6, 3\)"):
         analyze_path(broken, ["binning"], progress=False)
+
+
+def test_claims_global_ranges_from_params_equal_stored(runs):
+    from ibrepro.claims.inputs import global_ranges
+
+    _, stored, bare = runs
+    seeds = np.array([0, 2])
+    ranges = global_ranges(stored, seeds)
+    with open_run(stored) as run:
+        n = complete_epochs(run)
+        layers = [np.asarray(layer[:, :n])[seeds] for layer in activation_layers(run)]
+    expected = np.stack([np.min([a.min(axis=(1, 2, 3)) for a in layers], axis=0),
+                         np.max([a.max(axis=(1, 2, 3)) for a in layers], axis=0)], axis=1)
+    np.testing.assert_array_equal(ranges, expected)
+    np.testing.assert_array_equal(global_ranges(bare, seeds), ranges)

@@ -10,7 +10,7 @@ import pytest
 
 from ibrepro.analysis import estimators
 from ibrepro.analysis.estimators import Block, Labels
-from ibrepro.analysis.estimators.knn import knn_information, knn_reference
+from ibrepro.analysis.estimators.knn import knn_reference
 from ibrepro.analysis.estimators.renyi import gram_entropy, minibatches, renyi_reference
 from ibrepro.errors import UserError
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ibrepro.analysis.activations import activation_layers
+from ibrepro.analysis.activations import activation_layers, block_layers
 from ibrepro.errors import UserError
 from ibrepro.report.plots.load import CellResults, load_cell
 from ibrepro.train.runfile import complete_epochs, open_run
@@ -63,9 +63,9 @@ def global_ranges(path: Path, seeds: np.ndarray) -> np.ndarray:
         n = complete_epochs(run)
         lo = np.full(len(seeds), np.inf)
         hi = np.full(len(seeds), -np.inf)
-        for data in activation_layers(run):
-            for start in range(0, n, 16):
-                block = np.asarray(data[:, start: min(n, start + 16)], np.float64)[seeds]
+        for start in range(0, n, 16):  # every layer of a block at once (one forward pass when recomputed)
+            for data in block_layers(run, np.s_[:], np.s_[start: min(n, start + 16)]):
+                block = np.asarray(data, np.float64)[seeds]
                 lo = np.fmin(lo, np.nanmin(block, axis=(1, 2, 3)))
                 hi = np.fmax(hi, np.nanmax(block, axis=(1, 2, 3)))
     return np.stack([lo, hi], axis=1)

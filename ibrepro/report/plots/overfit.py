@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ibrepro.claims.phases import deep_layers, generalisation_gap
+from ibrepro.claims.phases import generalisation_gap
 from ibrepro.report.plots import style
 from ibrepro.report.plots.curves import draw_band
 from ibrepro.report.plots.load import CellResults, Estimate
