@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -93,10 +94,17 @@ def analyze(
     progress: bool = PROGRESS_OPTION,
     cluster: Optional[str] = CLUSTER_OPTION,
     cluster_config: Optional[Path] = CLUSTER_CONFIG_OPTION,
+    kernels: Optional[str] = typer.Option(None, "--kernels", help="Where binning, adaptive, exact and kde finish: device (sort and count on JAX's default device), host (numpy), or auto (default: device on accelerators, host on CPUs); sets $IBREPRO_KERNELS."),
 ) -> None:
     """Estimate I(X;T) and I(T;Y) per seed, epoch and layer into <cell>.mi.h5 beside each run file."""
     configure_jax()
     from ibrepro.analysis.analyze import analyze_path
+    from ibrepro.analysis.estimators.device import KERNEL_CHOICES, KERNELS_ENV
+
+    if kernels is not None:
+        if kernels not in KERNEL_CHOICES:
+            _fail(f"--kernels must be one of {', '.join(KERNEL_CHOICES)}, got {kernels!r}")
+        os.environ[KERNELS_ENV] = kernels  # read by every worker thread; cluster tasks carry it too
 
     started = time.monotonic()
 
@@ -105,7 +113,7 @@ def analyze(
 
     try:
         if cluster:
-            written = _analyze_on_cluster(path, estimator, set_, cluster, cluster_config, say)
+            written = _analyze_on_cluster(path, estimator, set_, cluster, cluster_config, kernels, say)
         else:
             written = analyze_path(path, estimator, set_, progress=progress, say=say)
     except UserError as exc:
@@ -211,7 +219,7 @@ def _train_on_cluster(config: dict, out: Path, force: bool, spec: str, spec_file
 
 
 def _analyze_on_cluster(path: Path, names: List[str], set_: List[str], spec: str, spec_file: Optional[Path],
-                        say) -> list:
+                        kernels: Optional[str], say) -> list:
     """One Dask task per cell and estimator, after checking everything here first."""
     from ibrepro import cluster
     from ibrepro.analysis.analyze import plan_path
@@ -221,7 +229,7 @@ def _analyze_on_cluster(path: Path, names: List[str], set_: List[str], spec: str
     cluster.check_spec(spec, spec_file)
     names = names or [DEFAULT]
     plans = plan_path(path, names, set_)
-    tasks = cluster.analyze_tasks([plan.cell.path for plan in plans], names, pairs_to_settings(set_))
+    tasks = cluster.analyze_tasks([plan.cell.path for plan in plans], names, pairs_to_settings(set_), kernels)
     with cluster.connect(spec, spec_file) as client:
         cluster.run_tasks(client, tasks, lambda label, message: say(f"{label}: {message['note']}"))
     return [plan.cell.estimates_path for plan in plans]

@@ -15,6 +15,7 @@ the optional extra `ibrepro[cluster]`.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -108,9 +109,11 @@ def train_tasks(cells: Sequence[tuple[str, dict, Path]], force: bool) -> list[Ta
     return [Task(name, _train_cell, (name, config, path, force)) for name, config, path in cells]
 
 
-def analyze_tasks(paths: Sequence[Path], estimator_names: Sequence[str], settings: dict[str, str]) -> list[Task]:
-    """One task per cell and estimator."""
-    return [Task(f"{path.stem}:{name}", _analyze_cell, (path, name, settings))
+def analyze_tasks(paths: Sequence[Path], estimator_names: Sequence[str], settings: dict[str, str],
+                  kernels: str | None = None) -> list[Task]:
+    """One task per cell and estimator; `kernels` (host, device, auto), when given, is set as
+    $IBREPRO_KERNELS on the worker (else each worker chooses by its own backend)."""
+    return [Task(f"{path.stem}:{name}", _analyze_cell, (path, name, settings, kernels))
             for path in paths for name in estimator_names]
 
 
@@ -122,8 +125,13 @@ def _train_cell(name: str, config: dict, path: Path, force: bool, report: Callab
     return train_cell(name, config, path, force, on_snapshot=lambda snap: report(asdict(snap)))
 
 
-def _analyze_cell(path: Path, name: str, settings: dict[str, str], report: Callable[[dict], None]) -> Path:
+def _analyze_cell(path: Path, name: str, settings: dict[str, str], kernels: str | None,
+                  report: Callable[[dict], None]) -> Path:
     from ibrepro.analysis.analyze import analyze_path
+    from ibrepro.analysis.estimators.device import KERNELS_ENV
+
+    if kernels is not None:
+        os.environ[KERNELS_ENV] = kernels
 
     return analyze_path(path, [name], settings, progress=False, say=lambda note: report({"note": note}))[0]
 

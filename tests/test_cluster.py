@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from ibrepro.analysis.estimators.device import KERNELS_ENV
 from ibrepro.cli import app
 
 distributed = pytest.importorskip("distributed")
@@ -52,7 +53,7 @@ def experiment(tmp_path, epochs: int):
     return config
 
 
-def test_a_sweep_on_a_local_cluster_equals_a_serial_run(tmp_path):
+def test_a_sweep_on_a_local_cluster_equals_a_serial_run(tmp_path, monkeypatch):
     config = experiment(tmp_path, 40)
     runner = CliRunner()
     serial = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "serial"), "--no-progress"])
@@ -63,11 +64,18 @@ def test_a_sweep_on_a_local_cluster_equals_a_serial_run(tmp_path):
     assert "2 cell(s) (2 trained)" in on_cluster.output
     for name in ("train_fraction-0.5.h5", "train_fraction-0.8.h5"):
         assert_identical(tmp_path / "serial" / "sweep" / name, tmp_path / "dask" / "sweep" / name)
-    analysed = runner.invoke(app, ["analyze", str(tmp_path / "dask" / "sweep"), "--estimator", "binning",
-                                   "--estimator", "adaptive", "--cluster", "local:2", "--no-progress"])
-    assert analysed.exit_code == 0, analysed.output
-    with h5py.File(tmp_path / "dask" / "sweep" / "train_fraction-0.5.mi.h5", "r") as f:
-        assert set(f) == {"binning_n30_lo-1_hi1", "adaptive_n30"}
+    # the workers sort and count on the device path; this process on the host path
+    monkeypatch.setenv(KERNELS_ENV, "auto")  # restored after the test: --kernels sets it
+    for where, extra in (("dask", ["--cluster", "local:2", "--kernels", "device"]), ("serial", ["--kernels", "host"])):
+        analysed = runner.invoke(app, ["analyze", str(tmp_path / where / "sweep"), "--estimator", "binning",
+                                       "--estimator", "adaptive", "--no-progress", *extra])
+        assert analysed.exit_code == 0, analysed.output
+    with h5py.File(tmp_path / "dask" / "sweep" / "train_fraction-0.5.mi.h5", "r") as dask, \
+            h5py.File(tmp_path / "serial" / "sweep" / "train_fraction-0.5.mi.h5", "r") as serial:
+        assert set(dask) == set(serial) == {"binning_n30_lo-1_hi1", "adaptive_n30"}
+        for group in dask:
+            for name in ("ixt", "ity"):
+                np.testing.assert_allclose(dask[group][name][()], serial[group][name][()], rtol=0, atol=1e-9)
 
 
 def test_a_killed_worker_does_not_change_the_result(tmp_path):

@@ -12,6 +12,7 @@ from ibrepro.analysis import estimators
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.analysis.estimators import exact
 from ibrepro.analysis.estimators.base import Block, Labels
+from ibrepro.analysis.estimators.device import KERNELS_ENV
 from ibrepro.errors import UserError
 
 
@@ -47,12 +48,16 @@ def test_exact_matches_brute_force(dtype, w, classes):
         assert abs(ixt[k] - want[0]) < 1e-12 and abs(ity[k] - want[1]) < 1e-12, (k, ixt[k], ity[k], want)
 
 
+@pytest.mark.parametrize("kernels", ["host", "device"])
 @pytest.mark.parametrize("on_grid", [False, True])
-def test_hash_collisions_are_detected_and_recounted(monkeypatch, on_grid):
-    """With a hash that collides nearly always, every seed-epoch takes the exact slow path."""
+def test_hash_collisions_are_detected_and_recounted(monkeypatch, on_grid, kernels):
+    """With a hash that collides nearly always, every seed-epoch takes the exact slow path
+    (sorted and compared on the host, or on the device)."""
     weak = lambda bits: (bits[:, :, 0] & 3).astype(np.uint64) << 61  # noqa: E731
-    monkeypatch.setattr(exact, "_row_hash", weak)
+    monkeypatch.setattr(exact, "row_hash", weak)
+    monkeypatch.setenv(KERNELS_ENV, kernels)
     exact._kernel.clear_cache()
+    exact._hashed_rows.clear_cache()
     rng = np.random.default_rng(1)
     if on_grid:  # 16 units on a 16-level grid: too wide for a key of levels, so hashed
         symbols = rng.integers(0, 16, size=(3, 200, 16))
@@ -64,6 +69,7 @@ def test_hash_collisions_are_detected_and_recounted(monkeypatch, on_grid):
         ixt, ity = exact.exact_information(Block(acts, np.arange(3)), Labels.from_labels(y), levels=16)
     finally:
         exact._kernel.clear_cache()
+        exact._hashed_rows.clear_cache()
     for k in range(3):
         want = brute_force(symbols[k], y)
         assert abs(ixt[k] - want[0]) < 1e-12 and abs(ity[k] - want[1]) < 1e-12

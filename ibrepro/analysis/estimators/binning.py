@@ -8,7 +8,9 @@ data, float64 for float64 data) and packs a row into one or two int32 words (rea
 key). The arithmetic bin equals np.digitize except possibly for values within a guard distance
 (a few rounding errors) of an interior edge; the kernel flags those values (and NaNs) and they
 are redone with np.digitize itself, so the partition is exact. Exact comparisons decide the
-outer edges lo and hi, where saturated units sit.
+outer edges lo and hi, where saturated units sit. On the device path (`device_kernels`) each
+value is compared with its edges in float64 (np.digitize's own test) and the rows are counted
+on the device (`ondevice.symbol_information`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
-from ibrepro.analysis.estimators.device import thread_device
+from ibrepro.analysis.estimators.device import device_kernels, thread_device
 from ibrepro.analysis.estimators.discrete import class_bits, information_from_keys, pack_rows, plugin_reference
+from ibrepro.analysis.estimators.ondevice import symbol_information
 from ibrepro.errors import UserError
 
 # A value whose arithmetic bin position u lies within guard = G * (n_bins + (|lo|+|hi|) / bin
@@ -135,11 +138,30 @@ def _redo_near_edges(out, near, acts, lo, hi, n_bins, labels, layout) -> None:
                                    class_bits(labels), np.stack)
 
 
+@jax.jit
+def _digitize(acts, edges):
+    """np.digitize(acts[b], edges[b]) for acts (B, N, w) and edges (B, n_bins), in float64."""
+    t = acts.astype(jnp.float64)
+    method = "compare_all" if edges.shape[1] <= 64 else "scan"
+    symbols = jax.vmap(lambda e, v: jnp.searchsorted(e, v, side="right", method=method))(edges, t)
+    return jnp.where(jnp.isnan(t), edges.shape[1], symbols).astype(jnp.int32)  # NaN: past the end
+
+
 def uniform_information(acts: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_bins: int,
                         labels: Labels) -> tuple[np.ndarray, np.ndarray]:
-    """(I(X;T), I(T;Y)) in bits for acts (B, N, w) binned on linspace(lo[b], hi[b], n_bins)."""
+    """(I(X;T), I(T;Y)) in bits for acts (B, N, w) binned on linspace(lo[b], hi[b], n_bins).
+
+    On the device path (`device_kernels`) every value is compared with its edges in float64
+    and the rows counted on the device; the host path follows the module docstring.
+    """
     if acts.dtype not in (np.float16, np.float32, np.float64):
         acts = acts.astype(np.float64)
+    if device_kernels():
+        edges = np.stack([uniform_edges(a, b, n_bins) for a, b in zip(np.asarray(lo, float), np.asarray(hi, float))])
+        with jax.enable_x64(True):
+            symbols = _digitize(jax.device_put(acts, thread_device(), may_alias=True),
+                                jax.device_put(edges, thread_device()))
+        return symbol_information(symbols, n_bins + 1, labels)
     b, _, w = acts.shape
     cbits = class_bits(labels)
     radix = n_bins + 1

@@ -41,16 +41,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
-from ibrepro.analysis.estimators.device import thread_device
+from ibrepro.analysis.estimators.device import device_kernels, thread_device
 from ibrepro.analysis.estimators.discrete import class_bits, information_from_symbols, sorted_key_entropies
+from ibrepro.analysis.estimators.ondevice import hashed_entropies, key_entropies, row_hash
 from ibrepro.errors import UserError
 
 GRID_TOLERANCE = 1e-3  # in grid steps: how far a value may sit from a level and count as on the grid
 _UINT = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}
-# two 32-bit multiply-xorshift lanes (odd multipliers, distinct per lane), joined into 64 bits
-_LANES = ((0x9E3779B1, 15, 0x2545F491), (0x85EBCA77, 13, 0xC2B2AE3D))
-
-
 def _unit_bits(t: jax.Array) -> jax.Array:
     """Each value's bits as uint32 (float64: its two halves xor-ed; equal values, equal bits)."""
     bits = jax.lax.bitcast_convert_type(t, _UINT[t.dtype.itemsize])
@@ -59,16 +56,11 @@ def _unit_bits(t: jax.Array) -> jax.Array:
     return bits.astype(jnp.uint32)
 
 
-def _row_hash(bits: jax.Array) -> jax.Array:
-    """A 64-bit hash (uint64) of each row of bits (B, N, w); equal rows, equal hashes."""
-    lanes = []
-    for mul, shift, seed in _LANES:
-        h = jnp.full(bits.shape[:2], seed, jnp.uint32)
-        for j in range(bits.shape[2]):
-            h = (h ^ bits[:, :, j]) * jnp.uint32(mul)
-            h = h ^ (h >> shift)
-        lanes.append(h.astype(jnp.uint64))
-    return (lanes[0] << 32) | lanes[1]
+def _levels(acts, lo, inverse):
+    """Values with −0.0 as +0.0, their grid positions u = (t − lo) · inverse, and the nearest."""
+    t = jnp.where(acts == 0, jnp.zeros((), acts.dtype), acts)
+    u = (t.astype(jnp.float32) - lo[:, None, None]) * inverse[:, None, None]
+    return t, u, jnp.round(u)
 
 
 def index_bits(n: int) -> int:
@@ -86,9 +78,7 @@ def _kernel(acts, lo, inverse, codes, *, cbits, levels, mode):
     sorting also yields the order, for the check of equal hashes). Keys are >= 0. Unit by
     unit, one elementwise loop (no reduction: XLA fuses it all into one pass).
     """
-    t = jnp.where(acts == 0, jnp.zeros((), acts.dtype), acts)  # -0.0 and +0.0 are one value
-    u = (t.astype(jnp.float32) - lo[:, None, None]) * inverse[:, None, None]
-    nearest = jnp.round(u)
+    t, u, nearest = _levels(acts, lo, inverse)
     off = ~(jnp.abs(u - nearest) <= GRID_TOLERANCE)  # NaN is off the grid
     off_row = functools.reduce(jnp.logical_or, [off[:, :, j] for j in range(t.shape[2])])
     dtype = jnp.int32 if mode == "codes32" else jnp.int64
@@ -101,7 +91,7 @@ def _kernel(acts, lo, inverse, codes, *, cbits, levels, mode):
         return (payload << cbits) | label, off_row
     low = cbits + index_bits(acts.shape[1])
     bits = level.astype(jnp.uint32) if mode == "hash-levels" else _unit_bits(t)
-    payload = (_row_hash(bits) >> (1 + low)).astype(dtype)
+    payload = (row_hash(bits) >> (1 + low)).astype(dtype)
     return (payload << low) | (label << (low - cbits)) | jnp.arange(acts.shape[1], dtype=dtype), off_row
 
 
@@ -204,8 +194,22 @@ def _by_ranks(rows: np.ndarray, labels: Labels) -> tuple[float, float]:
     return float(ixt[0]), float(ity[0])
 
 
+@functools.partial(jax.jit, static_argnames=("levels", "mode"))
+def _hashed_rows(acts, lo, inverse, *, levels, mode):
+    """Rows to compare, and their 64-bit hashes (B, N): levels (uint32) for mode "hash-levels",
+    else the values themselves (−0.0 as +0.0), hashed by their bits."""
+    t, _, nearest = _levels(acts, lo, inverse)
+    if mode == "hash-levels":
+        rows = jnp.clip(nearest, 0, levels - 1).astype(jnp.uint32)
+        return rows, row_hash(rows)
+    return t, row_hash(_unit_bits(t))
+
+
 def exact_information(block: Block, labels: Labels, levels: int) -> tuple[np.ndarray, np.ndarray]:
-    """(I(X;T), I(T;Y)) in bits per seed-epoch of a discrete block (NaN where a row has NaNs)."""
+    """(I(X;T), I(T;Y)) in bits per seed-epoch of a discrete block (NaN where a row has NaNs).
+
+    The keys are sorted and counted on the host, or on the device (`device_kernels`).
+    """
     acts = block.acts
     if acts.dtype not in (np.float16, np.float32, np.float64):
         acts = acts.astype(np.float64)
@@ -217,34 +221,64 @@ def exact_information(block: Block, labels: Labels, levels: int) -> tuple[np.nda
     mode = key_mode(levels, w, cbits, on_grid=True)
     with jax.enable_x64(True):
         keys, off = _kernel(*inputs, cbits=cbits, levels=levels, mode=mode)
-        keys, off = np.array(keys), np.asarray(off).any(axis=1)
+        off = np.asarray(off).any(axis=1)
         if off.any() and mode != "hash-bits":  # not every seed-epoch is on the grid: key the values
             mode = "hash-bits"
-            keys = np.array(_kernel(*inputs, cbits=cbits, levels=levels, mode=mode)[0])
-    has_nan = np.zeros(b, bool)
-    if off.any():
-        has_nan[off] = np.isnan(acts[off]).any(axis=(1, 2))
-        _check_discrete(Block(acts, block.seeds, block.layer), off & ~has_nan, levels)
+            keys = _kernel(*inputs, cbits=cbits, levels=levels, mode=mode)[0]
+        has_nan = np.zeros(b, bool)
+        if off.any():
+            has_nan[off] = np.isnan(acts[off]).any(axis=(1, 2))
+            _check_discrete(Block(acts, block.seeds, block.layer), off & ~has_nan, levels)
+        if device_kernels():
+            ixt, ity, collided = _count_on_device(keys, inputs, labels, levels, mode)
+        else:
+            ixt, ity, collided = _count_on_host(np.array(keys), acts, lo, inverse, labels, mode)
+
+    symbols = functools.partial(_row_symbols, acts, lo, inverse, mode)
+    for k in np.flatnonzero(collided & ~has_nan):
+        ixt[k], ity[k] = _by_ranks(symbols(np.full(n, k), np.arange(n)), labels)
+    ixt[has_nan] = ity[has_nan] = np.nan
+    return ixt, ity
+
+
+def _count_on_device(keys, inputs, labels: Labels, levels: int, mode: str):
+    """(I(X;T), I(T;Y), collided) per seed-epoch, sorted and counted on the device."""
+    if mode.startswith("codes"):
+        h_t, h_ty = key_entropies(keys.astype(jnp.int64), cbits=class_bits(labels))
+        collided = np.zeros(keys.shape[0], bool)
+    else:
+        rows, hashes = _hashed_rows(*inputs[:3], levels=levels, mode=mode)
+        h_t, h_ty, collided = hashed_entropies(hashes, inputs[3], rows)
+        collided = np.asarray(collided)
+    h_t = np.array(h_t)
+    return h_t, h_t + labels.entropy - np.asarray(h_ty), collided
+
+
+def _count_on_host(keys: np.ndarray, acts: np.ndarray, lo: np.ndarray, inverse: np.ndarray,
+                   labels: Labels, mode: str):
+    """(I(X;T), I(T;Y), collided) per seed-epoch, sorted and counted with numpy."""
+    b, n = keys.shape
+    cbits = class_bits(labels)
     keys.sort(axis=1)
     if mode.startswith("codes"):
         h_t, h_ty = sorted_key_entropies(keys, cbits)
-        return h_t, h_t + labels.entropy - h_ty
+        return h_t, h_t + labels.entropy - h_ty, np.zeros(b, bool)
     shift = index_bits(n)
     order = keys & ((1 << shift) - 1)
     keys >>= shift
     h_t, h_ty = sorted_key_entropies(keys, cbits)
-    ixt, ity = h_t, h_t + labels.entropy - h_ty
+    symbols = functools.partial(_row_symbols, acts, lo, inverse, mode)
+    return h_t, h_t + labels.entropy - h_ty, _collisions(symbols, keys, order, cbits)
 
-    def symbols(seed_epoch: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        values = acts.reshape(b * n, w).take(seed_epoch * n + rows, axis=0)
-        if mode == "hash-levels":
-            return np.round((values - lo[seed_epoch, None]) * inverse[seed_epoch, None])
-        return np.where(values == 0, 0, values)
 
-    for k in np.flatnonzero(_collisions(symbols, keys, order, cbits) & ~has_nan):
-        ixt[k], ity[k] = _by_ranks(symbols(np.full(n, k), np.arange(n)), labels)
-    ixt[has_nan] = ity[has_nan] = np.nan
-    return ixt, ity
+def _row_symbols(acts: np.ndarray, lo: np.ndarray, inverse: np.ndarray, mode: str,
+                 seed_epoch: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Rows (M, w) of seed-epochs `seed_epoch` as compared: grid levels, or values (−0.0 = +0.0)."""
+    b, n, w = acts.shape
+    values = acts.reshape(b * n, w).take(seed_epoch * n + rows, axis=0)
+    if mode == "hash-levels":
+        return np.round((values - lo[seed_epoch, None]) * inverse[seed_epoch, None])
+    return np.where(values == 0, 0, values)
 
 
 def _estimate(block: Block, labels: Labels, params: Mapping[str, Value], context: None):
