@@ -13,7 +13,7 @@ The reference is the obvious JAX loop: one network, a Python loop over minibatch
 jitted per-step update (value_and_grad + optax), a numpy reshuffle each epoch.
 
     .venv/bin/python scripts/bench_train.py [--epochs 300] [--seeds 50] [--devices N]
-                                            [--ref-seeds 3] [--ref-epochs 3] [--mnist]
+                                            [--ref-seeds 3] [--ref-epochs 3] [--params-only] [--mnist]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--devices", type=int, default=os.cpu_count(), help="host devices (XLA)")
     p.add_argument("--ref-seeds", type=int, default=3, help="seeds the plain loop trains")
     p.add_argument("--ref-epochs", type=int, default=3, help="epochs per seed of the plain loop")
+    p.add_argument("--params-only", action="store_true", help="log.activations = false (parameters per snapshot)")
     p.add_argument("--mnist", action="store_true", help="also the MNIST 784-1024-20-20-20-10 case")
     p.add_argument("--mnist-fraction", type=float, default=0.1, help="MNIST training fraction")
     p.add_argument("--mnist-epochs", type=int, default=3, help="at least 3")
@@ -124,7 +125,7 @@ def tishby_case(workdir: Path) -> None:
                       "seeds": s, "train_fraction": 0.85}}
     runs = {}
     for snaps in (k, 4):
-        raw = {**base, "name": f"bench-{snaps}", "log": {"snapshots": snaps}}
+        raw = {**base, "name": f"bench-{snaps}", "log": {"snapshots": snaps, "activations": not ARGS.params_only}}
         runs[snaps] = pipeline_run(raw, workdir)
     hi, lo = runs[k], runs[4]
     n_k, n_4 = hi["snapshots"], lo["snapshots"]
@@ -147,7 +148,8 @@ def tishby_case(workdir: Path) -> None:
     print(f"  pipeline, {n_k} snapshots : {with_snaps * 1e3:8.3f} ms per seed-epoch wall "
           f"(startup incl. 2 compiles {hi['startup']:.1f} s)")
     print(f"  training alone         : {per_epoch * 1e3:8.3f} ms per seed-epoch wall, "
-          f"{cpu_epoch * 1e3:.3f} ms CPU")
+          f"{cpu_epoch * 1e3:.3f} ms CPU; throughput {1 / per_epoch:,.0f} seed-epochs per second "
+          f"({1 / with_snaps:,.0f} with {n_k} snapshots)")
     print(f"  per snapshot ({s} seeds): {per_snap * 1e3:8.1f} ms wall, {cpu_snap * 1e3:.1f} ms CPU "
           f"(2-run difference: noisy), {bytes_per_snap / 2**20:.1f} MiB")
     print(f"  plain loop ({ARGS.ref_seeds} seeds x {ARGS.ref_epochs} epochs, jitted step): "

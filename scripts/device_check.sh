@@ -15,5 +15,5 @@ python3 -c "import jax; print('jax', jax.__version__, jax.devices())" | tee "$ou
 timeout 200 python3 scripts/bench_kernels.py --seeds 50 --epochs 300 --workers 4 --kde-seeds 0-3 --kde-every 10 \
     2>&1 | tee "$out/kernels.txt"
 timeout 90 python3 scripts/bench_paper_cell.py --seeds 50 --stored-seeds 2 2>&1 | tee "$out/paper_cell.txt"
-timeout 90 python3 scripts/bench_train.py --seeds 2000 --epochs 500 --ref-seeds 1 --ref-epochs 1 \
+timeout 90 python3 scripts/bench_train.py --seeds 2000 --epochs 500 --ref-seeds 1 --ref-epochs 1 --params-only \
     2>&1 | tee "$out/train.txt"
