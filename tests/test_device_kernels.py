@@ -3,6 +3,9 @@ readable references: 1e-9 bits for the discrete estimators, 1e-6 relative for KD
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
 import h5py
 import jax
 import numpy as np
@@ -146,21 +149,47 @@ def test_cli_kernels_give_the_same_estimates_file(tmp_path, tiny, monkeypatch):
     config = tiny("log.activations=false", name="k")
     train_experiment(config, tmp_path)
     cell = next((tmp_path / "k").glob("*.h5"))
+    seen = {}
+    binning = estimators.REGISTRY["binning"]
+
+    def recording(block, labels, values, context):
+        seen.setdefault(os.environ[KERNELS_ENV], set()).add(type(block.acts).__module__.split(".")[0])
+        return binning.estimate(block, labels, values, context)
+
+    monkeypatch.setitem(estimators.REGISTRY, "binning", dataclasses.replace(binning, estimate=recording))
     results = {}
     for kernels in PATHS:
-        args = ["analyze", str(cell), "--no-progress", "--kernels", kernels,
-                "--estimator", "binning", "--estimator", "adaptive", "--estimator", "kde"]
+        args = ["analyze", str(cell), "--no-progress", "--kernels", kernels, "--estimator", "binning",
+                "--estimator", "binning-layer", "--estimator", "adaptive", "--estimator", "kde"]
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
         with h5py.File(cell.with_suffix(".mi.h5"), "r") as f:
             results[kernels] = {g: (f[g]["ixt"][()], f[g]["ity"][()]) for g in f}
-    assert results["host"].keys() == results["device"].keys() and len(results["host"]) == 4
+    # recomputed activations reach the device path as device arrays, the host path as numpy
+    assert seen == {"host": {"numpy"}, "device": {"jaxlib"}}
+    assert results["host"].keys() == results["device"].keys() and len(results["host"]) == 5
     for group, (ixt, ity) in results["host"].items():
         tol = dict(rtol=1e-6, atol=0) if group.startswith("kde") else dict(rtol=0, atol=1e-9)
         np.testing.assert_allclose(results["device"][group][0], ixt, **tol)
         np.testing.assert_allclose(results["device"][group][1], ity, **tol)
     bad = CliRunner().invoke(app, ["analyze", str(cell), "--no-progress", "--kernels", "gpu"])
     assert bad.exit_code != 0 and "--kernels must be one of" in bad.output
+
+
+def test_exact_on_a_recomputed_quantized_cell_agrees_across_paths(tmp_path, tiny, monkeypatch):
+    from ibrepro.analysis.analyze import analyze_path
+    from ibrepro.train.loop import train_experiment
+
+    train_experiment(tiny("log.activations=false", "model.quantize_bits=3", name="q"), tmp_path)
+    cell = next((tmp_path / "q").glob("*.h5"))
+    results = []
+    for kernels in PATHS:
+        monkeypatch.setenv(KERNELS_ENV, kernels)
+        with h5py.File(analyze_path(cell, ["exact"], {}, progress=False)[0], "r") as f:
+            results.append((f["exact/ixt"][()], f["exact/ity"][()]))
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert np.ptp(results[0][0]) > 0.1
 
 
 def test_binning_device_path_matches_the_reference(monkeypatch):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import h5py
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.errors import UserError
@@ -80,16 +81,17 @@ class RecomputedLayer:
 
 
 def recompute(run: h5py.File, model, x_eval: np.ndarray, dtype: np.dtype, layers: tuple[int, ...],
-              s0: int, s1: int, e0: int, e1: int) -> list[np.ndarray]:
+              s0: int, s1: int, e0: int, e1: int, on_device: bool = False) -> list:
     """Outputs (s1-s0, e1-e0, N, w) of `layers` for seeds s0:s1 x epochs e0:e1, from params/.
 
     Runs in batches of a power of two seed-epochs (few compiled programs; memory bounded by
-    BATCH_ELEMENTS per output layer), the last one padded by repeating its last row.
+    BATCH_ELEMENTS per output layer), the last one padded by repeating its last row. With
+    `on_device` the outputs stay where they were computed (jax arrays), else numpy arrays.
     """
     modules = [str(run[f"params/{k}"].attrs["module"]) for k in range(len(run["params"]))]
     widths = [run[f"params/{k}/bias"].shape[-1] for k in range(max(layers) + 1)]
     n, count = x_eval.shape[0], (s1 - s0) * (e1 - e0)
-    outs = [np.empty((count, n, widths[k]), dtype) for k in layers]
+    outs = [np.empty((count, n, widths[k]), dtype) for k in layers]  # filled batch by batch
     if count:
         tree = {}
         for k, module in enumerate(modules):
@@ -97,15 +99,21 @@ def recompute(run: h5py.File, model, x_eval: np.ndarray, dtype: np.dtype, layers
             tree[module] = {leaf: np.asarray(group[leaf][s0:s1, e0:e1], np.float32).reshape(
                 count, *group[leaf].shape[2:]) for leaf in group}
         cap = 1 << max(0, (BATCH_ELEMENTS // (n * max(widths))).bit_length() - 1)
-        lo = 0
+        lo, parts = 0, []
         while lo < count:
             batch = min(cap, 1 << (count - lo - 1).bit_length())  # the tail: the next power of two
             hi = min(lo + batch, count)
             take = np.minimum(np.arange(lo, lo + batch), hi - 1)
             forward = _forward(model, tuple(layers), np.dtype(dtype).name, batch)
-            for out, part in zip(outs, forward(jax.tree.map(lambda a: a[take], tree), x_eval)):
-                out[lo:hi] = np.asarray(part)[: hi - lo]
+            batch_outs = forward(jax.tree.map(lambda a: a[take], tree), x_eval)
+            if on_device:
+                parts.append([part[: hi - lo] for part in batch_outs])
+            else:
+                for out, part in zip(outs, batch_outs):
+                    out[lo:hi] = np.asarray(part)[: hi - lo]
             lo = hi
+        if on_device:
+            outs = [jnp.concatenate(layer) for layer in zip(*parts)]
     return [out.reshape(s1 - s0, e1 - e0, *out.shape[1:]) for out in outs]
 
 
@@ -142,13 +150,15 @@ def _layers(run: h5py.File) -> list:
             for k, w in enumerate(widths)]
 
 
-def block_layers(run: h5py.File, seeds: slice, epochs: slice) -> list[np.ndarray]:
+def block_layers(run: h5py.File, seeds: slice, epochs: slice, on_device: bool = False) -> list:
     """Every layer's outputs (S', E', N, w) on seeds x epochs (slices with step 1) at once:
     one read per stored layer, or one forward pass for all layers (a consumer that goes
-    block by block rather than layer by layer recomputes each layer once)."""
+    block by block rather than layer by layer recomputes each layer once). With `on_device`,
+    recomputed outputs stay on JAX's device (`recompute`)."""
     layers = activation_layers(run)
     if not isinstance(layers[0], RecomputedLayer):
         return [layer[seeds, epochs] for layer in layers]
     first = layers[0]
     (s0, s1, _), (e0, e1, _) = seeds.indices(first.shape[0]), epochs.indices(first.shape[1])
-    return recompute(run, first.model, first.x_eval, first.dtype, tuple(range(len(layers))), s0, s1, e0, e1)
+    return recompute(run, first.model, first.x_eval, first.dtype, tuple(range(len(layers))), s0, s1, e0, e1,
+                     on_device)

@@ -18,10 +18,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import h5py
+import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.activations import RecomputedLayer, activation_layers, block_layers
 from ibrepro.analysis.estimators.base import Block, Estimator, Value
+from ibrepro.analysis.estimators.device import device_kernels
 from ibrepro.analysis.request import CellPlan
 from ibrepro.errors import UserError
 from ibrepro.analysis.cell import Cell
@@ -104,13 +106,14 @@ class _SharedRecompute:
     from one forward pass, shared by that block's layer jobs and dropped once all have it (a
     layer-by-layer reader would recompute every layer below each layer again)."""
 
-    def __init__(self, run: h5py.File, n_layers: int):
-        self.run, self.n_layers = run, n_layers
+    def __init__(self, run: h5py.File, n_layers: int, on_device: bool = False):
+        self.run, self.n_layers, self.on_device = run, n_layers, on_device
         self.lock = threading.Lock()
         self.entries: dict[tuple, dict] = {}
 
-    def layer(self, s0: int, s1: int, epochs: list[int], k: int) -> np.ndarray:
-        """Layer k (S', E', N, w) of the block, computing the block's layers on first use."""
+    def layer(self, s0: int, s1: int, epochs: list[int], k: int):
+        """Layer k (S', E', N, w) of the block, computing the block's layers on first use
+        (numpy arrays, or jax arrays left on the device with `on_device`)."""
         key = (s0, s1, tuple(epochs))
         with self.lock:
             entry = self.entries.get(key)
@@ -119,7 +122,7 @@ class _SharedRecompute:
                 entry = self.entries[key] = {"ready": threading.Event(), "layers": None, "left": self.n_layers}
         if owner:
             try:
-                entry["layers"] = _all_layers(self.run, s0, s1, epochs)
+                entry["layers"] = _all_layers(self.run, s0, s1, epochs, self.on_device)
             finally:
                 entry["ready"].set()
         entry["ready"].wait()
@@ -132,19 +135,24 @@ class _SharedRecompute:
         return entry["layers"][k]
 
 
-def _all_layers(run: h5py.File, s0: int, s1: int, epochs: list[int]) -> list[np.ndarray]:
+def _all_layers(run: h5py.File, s0: int, s1: int, epochs: list[int], on_device: bool) -> list:
     """Every layer on seeds s0:s1 at the given epoch positions, one forward pass per run of
     consecutive epochs."""
     breaks = [0] + [j for j in range(1, len(epochs)) if epochs[j] != epochs[j - 1] + 1] + [len(epochs)]
-    parts = [block_layers(run, slice(s0, s1), slice(epochs[a], epochs[b - 1] + 1)) for a, b in zip(breaks, breaks[1:])]
-    return [np.concatenate(layer, axis=1) for layer in zip(*parts)]
+    parts = [block_layers(run, slice(s0, s1), slice(epochs[a], epochs[b - 1] + 1), on_device)
+             for a, b in zip(breaks, breaks[1:])]
+    return [(jnp if on_device else np).concatenate(layer, axis=1) for layer in zip(*parts)]
+
+
+def _extent(spec: BlockSpec, seeds: np.ndarray, epoch_index: np.ndarray) -> tuple[int, int, list[int]]:
+    """A block's run-file seeds s0:s1 and epoch positions."""
+    return int(seeds[spec.s_lo]), int(seeds[spec.s_hi - 1]) + 1, epoch_index[spec.e_lo:spec.e_hi].tolist()
 
 
 def _read(run: h5py.File, cell: Cell, spec: BlockSpec, seeds: np.ndarray, epoch_index: np.ndarray,
           out: np.ndarray, shared: _SharedRecompute | None = None) -> None:
     """Read one block into `out` (bs, be, N, w)."""
-    s0, s1 = int(seeds[spec.s_lo]), int(seeds[spec.s_hi - 1]) + 1
-    epochs = epoch_index[spec.e_lo:spec.e_hi].tolist()
+    s0, s1, epochs = _extent(spec, seeds, epoch_index)
     if shared is not None:
         out[...] = shared.layer(s0, s1, epochs, spec.layer)
         return
@@ -201,7 +209,7 @@ def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Val
             # block-major: the same blocks for every layer (sized by the widest), each block
             # recomputed once for all its layers; `workers` blocks are worked on side by side
             # (layer k of each, then layer k + 1), so each worker recomputes a block of its own
-            shared = _SharedRecompute(run, len(cell.shapes))
+            shared = _SharedRecompute(run, len(cell.shapes), estimator.device_path and device_kernels())
             widest = int(np.argmax([shape[3] for shape in cell.shapes]))
             blocks, bs, be = plan_blocks(cell, widest, plan.seeds, len(plan.epoch_index), estimator.batch_limit)
             jobs = [(replace(spec, layer=k), bs * be if estimator.fixed_batch else None)
@@ -259,16 +267,20 @@ def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values
     cell = plan.cell
     _, _, n, width = cell.shapes[spec.layer]
     ns, ne = spec.s_hi - spec.s_lo, spec.e_hi - spec.e_lo
-    row = n * width * cell.dtype.itemsize
-    _read(run, cell, spec, plan.seeds, plan.epoch_index,
-          raw[: ns * ne * row].view(cell.dtype).reshape(ns, ne, n, width), shared)
-    count = batch or ns * ne
+    count = batch or ns * ne  # the seed-epochs past ns * ne: copies of the last one (same layer, same data)
+    if shared is not None and shared.on_device:  # recomputed on the device, and left there
+        acts = shared.layer(*_extent(spec, plan.seeds, plan.epoch_index), spec.layer).reshape(ns * ne, n, width)
+        acts = jnp.concatenate([acts, jnp.repeat(acts[-1:], count - ns * ne, axis=0)])
+    else:
+        row = n * width * cell.dtype.itemsize
+        _read(run, cell, spec, plan.seeds, plan.epoch_index,
+              raw[: ns * ne * row].view(cell.dtype).reshape(ns, ne, n, width), shared)
+        acts = raw[: count * row].view(cell.dtype).reshape(count, n, width)
+        acts[ns * ne:] = acts[ns * ne - 1]
     seed_of = np.repeat(plan.seeds[spec.s_lo:spec.s_hi], ne)
     epoch_of = np.tile(plan.epoch_index[spec.e_lo:spec.e_hi], ns)
     seed_of = np.concatenate([seed_of, np.full(count - ns * ne, seed_of[-1])])
     epoch_of = np.concatenate([epoch_of, np.full(count - ns * ne, epoch_of[-1])])
-    acts = raw[: count * row].view(cell.dtype).reshape(count, n, width)
-    acts[ns * ne:] = acts[ns * ne - 1]  # filler: copies of the last seed-epoch (same layer, same data)
     block = Block(acts, seed_of, spec.layer, cell.x, epoch_of)
     out = estimator.estimate(block, plan.labels, values, context)
     return {v: _named_results(result, ns, ne) for v, result in out.items()}

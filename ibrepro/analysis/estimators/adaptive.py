@@ -79,5 +79,6 @@ ADAPTIVE = Estimator(
                   low=1, high=10**6),),
     estimate=_estimate,
     soft_labels=True,
+    device_path=True,
     help="equal-mass bins per unit at each epoch (Chelombiev et al.)",
 )

@@ -157,6 +157,9 @@ class Estimator:
       one shape.
     - `soft_labels` says that `estimate` honours `Labels.soft` (soft-label I(T;Y)); analyze
       refuses soft labels for estimators without it.
+    - `device_path` says that `estimate` runs whole on the device when `device_kernels()`
+      holds and then also takes a Block whose `acts` is a jax array already there: activations
+      recomputed from parameters are not copied to the host and back.
     """
 
     name: str
@@ -171,6 +174,7 @@ class Estimator:
     batch_limit: int | None = None
     fixed_batch: bool = False
     soft_labels: bool = False
+    device_path: bool = False
     param_index: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

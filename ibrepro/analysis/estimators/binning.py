@@ -186,10 +186,14 @@ def uniform_information(acts: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_bins
     return information_from_keys(keys, labels)
 
 
-def _layer_range(acts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per seed-epoch min and max of a block (B, N, w), NaNs ignored (all-NaN gives 0, 0)."""
-    lo = np.fmin.reduce(acts, axis=(1, 2)).astype(np.float64)
-    hi = np.fmax.reduce(acts, axis=(1, 2)).astype(np.float64)
+def _layer_range(acts) -> tuple[np.ndarray, np.ndarray]:
+    """Per seed-epoch min and max of a block (B, N, w), NaNs ignored (all-NaN gives 0, 0);
+    a block already on the device (a jax array) is reduced there."""
+    if isinstance(acts, jax.Array):
+        lo, hi = (np.asarray(f(acts, axis=(1, 2))).astype(np.float64) for f in (jnp.nanmin, jnp.nanmax))
+    else:
+        lo = np.fmin.reduce(acts, axis=(1, 2)).astype(np.float64)
+        hi = np.fmax.reduce(acts, axis=(1, 2)).astype(np.float64)
     return np.nan_to_num(lo), np.nan_to_num(hi)
 
 
@@ -241,6 +245,7 @@ BINNING = Estimator(
     check=_check_fixed,
     fixed_batch=True,
     soft_labels=True,
+    device_path=True,
     help="equal-width bins on a fixed range [lo, hi] for every layer (Shwartz-Ziv & Tishby)",
 )
 
@@ -255,5 +260,6 @@ BINNING_LAYER = Estimator(
     prepare=_global_ranges,
     fixed_batch=True,
     soft_labels=True,
+    device_path=True,
     help="equal-width bins over each layer's own range (Lorenzen et al.) or a global range (Saxe et al.)",
 )

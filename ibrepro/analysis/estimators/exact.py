@@ -298,5 +298,6 @@ EXACT = Estimator(
     check=_check,
     config_defaults=config_levels,
     fixed_batch=True,
+    device_path=True,
     help="every distinct row a symbol: exact MI of quantized or binary layers (Lorenzen et al.)",
 )

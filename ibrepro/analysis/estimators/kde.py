@@ -175,7 +175,7 @@ def _device_information(acts: np.ndarray, labels: Labels, sigma2: float) -> dict
     p = labels.soft if labels.soft is not None else np.eye(labels.n_classes)[labels.codes]
     device = thread_device()
     with jax.enable_x64(True):
-        out = np.asarray(_device_bounds(jax.device_put(acts.astype(np.float64), device),
+        out = np.asarray(_device_bounds(jax.device_put(acts, device).astype(jnp.float64),
                                         jax.device_put(p, device), sigma2, rows=min(ROWS, acts.shape[1])))
     return {bound: (out[k, 0], out[k, 1]) for k, bound in enumerate(BOUNDS)}
 
@@ -244,5 +244,6 @@ KDE = Estimator(
     config_defaults=_config_defaults,
     batch_limit=8,
     soft_labels=True,
+    device_path=True,
     help="upper and lower pairwise-distance (KDE) bounds for T plus Gaussian noise (Kolchinsky & Tracey, Saxe et al.)",
 )
