@@ -8,6 +8,7 @@ import os
 
 import h5py
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -98,18 +99,19 @@ def test_kde_agrees_across_paths(monkeypatch, soft):
         assert host[bound][0].max() > 1 and host[bound][1].max() > 0.01  # not trivially zero
 
 
-def test_hash_collisions_are_flagged_and_recounted():
+def test_hash_collisions_are_flagged_and_recounted(monkeypatch):
     """With every row hashed alike, each seed-epoch with two distinct rows is flagged; the
     information then comes from the exact host count."""
     rng = np.random.default_rng(3)
-    symbols = rng.integers(0, 3, size=(3, 50, 4)).astype(np.uint32)
+    symbols = rng.integers(0, 31, size=(3, 50, 14)).astype(np.uint32)  # too wide for one key
     symbols[2] = symbols[2, :1]  # one distinct row: equal hashes, no collision
     codes = rng.integers(0, 2, 50)
     with jax.enable_x64(True):
         _, _, collided = ondevice.hashed_entropies(np.zeros((3, 50), np.uint64), codes, symbols)
     assert np.asarray(collided).tolist() == [True, True, False]
     labels = Labels.from_labels(codes)
-    ixt, ity = ondevice.symbol_information(symbols, 3, labels)  # the real hash: no collision
+    monkeypatch.setattr(ondevice, "row_hash", lambda rows: jnp.zeros(rows.shape[:2], jnp.uint64))
+    ixt, ity = ondevice.symbol_information(symbols, 31, labels)
     for k in range(3):
         want = plugin_reference(symbols[k], codes)
         assert abs(ixt[k] - want[0]) < 1e-9 and abs(ity[k] - want[1]) < 1e-9

@@ -97,13 +97,12 @@ def fits_one_key(width: int, radix: int, labels: Labels) -> bool:
     return radix_bits(radix, width) + class_bits(labels) <= 62
 
 
-def symbol_information(symbols: jax.Array, radix: int, labels: Labels,
-                       recount=None) -> tuple[np.ndarray, np.ndarray]:
+def symbol_information(symbols: jax.Array, radix: int, labels: Labels) -> tuple[np.ndarray, np.ndarray]:
     """(I(X;T̂), I(T̂;Y)) in bits per seed-epoch for symbols (B, N, w) in [0, radix), on device.
 
     `symbols` may already live on the device (a kernel's output). Seed-epochs whose hashes
-    collide are recounted on the host by `recount(b)` -> (ixt, ity), by default from the
-    symbols themselves. Soft labels are counted on the host (`discrete.soft_information`).
+    collide are recounted exactly on the host. Soft labels are counted on the host
+    (`discrete.soft_information`).
     """
     if labels.soft is not None:
         return information_from_symbols(np.asarray(symbols), radix, labels)
@@ -120,9 +119,5 @@ def symbol_information(symbols: jax.Array, radix: int, labels: Labels,
         h_t, h_ty = np.array(h_t), np.asarray(h_ty)
     ixt, ity = h_t, h_t + labels.entropy - h_ty
     for k in np.flatnonzero(collided):
-        if recount is None:
-            row = np.asarray(symbols[k:k + 1])
-            ixt[k], ity[k] = (float(v[0]) for v in information_from_symbols(row, radix, labels))
-        else:
-            ixt[k], ity[k] = recount(int(k))
+        ixt[k], ity[k] = (float(v[0]) for v in information_from_symbols(np.asarray(symbols[k:k + 1]), radix, labels))
     return ixt, ity
