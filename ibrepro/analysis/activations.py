@@ -86,12 +86,13 @@ def recompute(run: h5py.File, model, x_eval: np.ndarray, dtype: np.dtype, layers
 
     Runs in batches of a power of two seed-epochs (few compiled programs; memory bounded by
     BATCH_ELEMENTS per output layer), the last one padded by repeating its last row. With
-    `on_device` the outputs stay where they were computed (jax arrays), else numpy arrays.
+    `on_device` the outputs stay where they were computed (jax arrays), else numpy arrays
+    (read-only views of the computed outputs when one batch covers the range).
     """
     modules = [str(run[f"params/{k}"].attrs["module"]) for k in range(len(run["params"]))]
     widths = [run[f"params/{k}/bias"].shape[-1] for k in range(max(layers) + 1)]
     n, count = x_eval.shape[0], (s1 - s0) * (e1 - e0)
-    outs = [np.empty((count, n, widths[k]), dtype) for k in layers]  # filled batch by batch
+    parts = []  # per batch, every layer's outputs
     if count:
         tree = {}
         for k, module in enumerate(modules):
@@ -99,21 +100,22 @@ def recompute(run: h5py.File, model, x_eval: np.ndarray, dtype: np.dtype, layers
             tree[module] = {leaf: np.asarray(group[leaf][s0:s1, e0:e1], np.float32).reshape(
                 count, *group[leaf].shape[2:]) for leaf in group}
         cap = 1 << max(0, (BATCH_ELEMENTS // (n * max(widths))).bit_length() - 1)
-        lo, parts = 0, []
+        lo = 0
         while lo < count:
             batch = min(cap, 1 << (count - lo - 1).bit_length())  # the tail: the next power of two
             hi = min(lo + batch, count)
             take = np.minimum(np.arange(lo, lo + batch), hi - 1)
             forward = _forward(model, tuple(layers), np.dtype(dtype).name, batch)
-            batch_outs = forward(jax.tree.map(lambda a: a[take], tree), x_eval)
-            if on_device:
-                parts.append([part[: hi - lo] for part in batch_outs])
-            else:
-                for out, part in zip(outs, batch_outs):
-                    out[lo:hi] = np.asarray(part)[: hi - lo]
+            outputs = forward(jax.tree.map(lambda a: a[take], tree), x_eval)
+            # numpy views of the outputs where they are host memory: no copy until joined
+            parts.append([part[: hi - lo] if on_device else np.asarray(part)[: hi - lo] for part in outputs])
             lo = hi
-        if on_device:
-            outs = [jnp.concatenate(layer) for layer in zip(*parts)]
+    if not parts:
+        outs = [np.empty((0, n, widths[k]), dtype) for k in layers]
+    elif len(parts) == 1:
+        outs = parts[0]
+    else:
+        outs = [(jnp if on_device else np).concatenate(layer) for layer in zip(*parts)]
     return [out.reshape(s1 - s0, e1 - e0, *out.shape[1:]) for out in outs]
 
 

@@ -141,6 +141,8 @@ def _all_layers(run: h5py.File, s0: int, s1: int, epochs: list[int], on_device: 
     breaks = [0] + [j for j in range(1, len(epochs)) if epochs[j] != epochs[j - 1] + 1] + [len(epochs)]
     parts = [block_layers(run, slice(s0, s1), slice(epochs[a], epochs[b - 1] + 1), on_device)
              for a, b in zip(breaks, breaks[1:])]
+    if len(parts) == 1:
+        return parts[0]
     return [(jnp if on_device else np).concatenate(layer, axis=1) for layer in zip(*parts)]
 
 
