@@ -94,7 +94,9 @@ def analyze(
     progress: bool = PROGRESS_OPTION,
     cluster: Optional[str] = CLUSTER_OPTION,
     cluster_config: Optional[Path] = CLUSTER_CONFIG_OPTION,
-    kernels: Optional[str] = typer.Option(None, "--kernels", help="Where binning, adaptive, exact and kde finish: device (sort and count on JAX's default device), host (numpy), or auto (default: device on accelerators, host on CPUs); sets $IBREPRO_KERNELS."),
+    kernels: Optional[str] = typer.Option(
+        None, "--kernels", help="Where binning, adaptive, exact and kde finish: device (sort and count on JAX's "
+        "default device), host (numpy), or auto (default: device on accelerators, host on CPUs); sets $IBREPRO_KERNELS."),
 ) -> None:
     """Estimate I(X;T) and I(T;Y) per seed, epoch and layer into <cell>.mi.h5 beside each run file."""
     configure_jax()

@@ -48,6 +48,8 @@ from ibrepro.errors import UserError
 
 GRID_TOLERANCE = 1e-3  # in grid steps: how far a value may sit from a level and count as on the grid
 _UINT = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}
+
+
 def _unit_bits(t: jax.Array) -> jax.Array:
     """Each value's bits as uint32 (float64: its two halves xor-ed; equal values, equal bits)."""
     bits = jax.lax.bitcast_convert_type(t, _UINT[t.dtype.itemsize])
