@@ -194,6 +194,29 @@ def test_exact_on_a_recomputed_quantized_cell_agrees_across_paths(tmp_path, tiny
     assert np.ptp(results[0][0]) > 0.1
 
 
+def test_uneven_blocks_of_a_recomputed_cell_agree_across_paths(tmp_path, tiny, monkeypatch):
+    """Blocks of 4 seed-epochs over 7 snapshots: the last block of each seed is filled up with
+    copies on the device as on the host, and the copies' results are dropped."""
+    from ibrepro.analysis import stream
+    from ibrepro.analysis.analyze import analyze_path
+    from ibrepro.train.loop import train_experiment
+
+    train_experiment(tiny("log.activations=false", "log.snapshots=7", name="u"), tmp_path)
+    cell = next((tmp_path / "u").glob("*.h5"))
+    monkeypatch.setattr(stream, "BLOCK_BYTES", 4 * 4096 * 6 * 4)  # 4 seed-epochs of the widest layer
+    results = []
+    for kernels in PATHS:
+        monkeypatch.setenv(KERNELS_ENV, kernels)
+        with h5py.File(analyze_path(cell, ["binning", "kde"], {}, progress=False)[0], "r") as f:
+            results.append({g: (f[g]["ixt"][()], f[g]["ity"][()]) for g in f})
+    host, device = results
+    assert host.keys() == device.keys() and host["binning_n30_lo-1_hi1"][0].shape == (2, 7, 3)
+    for group, arrays in host.items():
+        tol = dict(rtol=1e-6, atol=0) if group.startswith("kde") else dict(rtol=0, atol=1e-9)
+        for got, want in zip(device[group], arrays):
+            np.testing.assert_allclose(got, want, **tol)
+
+
 def test_binning_device_path_matches_the_reference(monkeypatch):
     rng = np.random.default_rng(9)
     acts, y = layer(rng, 2, 200, 7, np.float64), rng.integers(0, 2, 200)

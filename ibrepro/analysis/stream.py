@@ -272,7 +272,8 @@ def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values
     count = batch or ns * ne  # the seed-epochs past ns * ne: copies of the last one (same layer, same data)
     if shared is not None and shared.on_device:  # recomputed on the device, and left there
         acts = shared.layer(*_extent(spec, plan.seeds, plan.epoch_index), spec.layer).reshape(ns * ne, n, width)
-        acts = jnp.concatenate([acts, jnp.repeat(acts[-1:], count - ns * ne, axis=0)])
+        if count > ns * ne:
+            acts = jnp.concatenate([acts, jnp.repeat(acts[-1:], count - ns * ne, axis=0)])
     else:
         row = n * width * cell.dtype.itemsize
         _read(run, cell, spec, plan.seeds, plan.epoch_index,
