@@ -77,12 +77,15 @@ def _kernel(acts, lo, inverse, codes, *, cbits, levels, mode):
     mode "codes32" / "codes64": a key is the row's grid levels as one mixed-radix number, then
     its label (`cbits` bits): int32 / int64, exact. Modes "hash-levels" / "hash-bits": a key
     is a 64-bit hash of the row's levels / value bits, its label and its row index (so that
-    sorting also yields the order, for the check of equal hashes). Keys are >= 0. Unit by
-    unit, one elementwise loop (no reduction: XLA fuses it all into one pass).
+    sorting also yields the order, for the check of equal hashes). Keys are >= 0. Mode "grid":
+    no keys (None), only the check. Unit by unit, one elementwise loop (no reduction: XLA fuses
+    it all into one pass).
     """
     t, u, nearest = _levels(acts, lo, inverse)
     off = ~(jnp.abs(u - nearest) <= GRID_TOLERANCE)  # NaN is off the grid
     off_row = functools.reduce(jnp.logical_or, [off[:, :, j] for j in range(t.shape[2])])
+    if mode == "grid":
+        return None, off_row
     dtype = jnp.int32 if mode == "codes32" else jnp.int64
     level = jnp.clip(nearest, 0, max(levels - 1, 0)).astype(dtype)
     label = codes.astype(dtype)
@@ -221,17 +224,20 @@ def exact_information(block: Block, labels: Labels, levels: int) -> tuple[np.nda
     device = thread_device()
     inputs = [jax.device_put(a, device, may_alias=True) for a in (acts, lo, inverse, labels.codes)]
     mode = key_mode(levels, w, cbits, on_grid=True)
+    on_device = device_kernels()
+    # the device path hashes rows itself (`_hashed_rows`): there only exact codes are keyed here
     with jax.enable_x64(True):
-        keys, off = _kernel(*inputs, cbits=cbits, levels=levels, mode=mode)
+        keys, off = _kernel(*inputs, cbits=cbits, levels=levels,
+                            mode="grid" if on_device and mode.startswith("hash") else mode)
         off = np.asarray(off).any(axis=1)
         if off.any() and mode != "hash-bits":  # not every seed-epoch is on the grid: key the values
             mode = "hash-bits"
-            keys = _kernel(*inputs, cbits=cbits, levels=levels, mode=mode)[0]
+            keys = None if on_device else _kernel(*inputs, cbits=cbits, levels=levels, mode=mode)[0]
         has_nan = np.zeros(b, bool)
         if off.any():
             has_nan[off] = np.isnan(acts[off]).any(axis=(1, 2))
             _check_discrete(Block(acts, block.seeds, block.layer), off & ~has_nan, levels)
-        if device_kernels():
+        if on_device:
             ixt, ity, collided = _count_on_device(keys, inputs, labels, levels, mode)
         else:
             ixt, ity, collided = _count_on_host(np.array(keys), acts, lo, inverse, labels, mode)
