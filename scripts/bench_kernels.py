@@ -5,6 +5,9 @@ epochs, layers 10,7,5,4,3,2, N = --n) and a quantized twin (8 bits, for `exact`)
 each of binning, adaptive, exact and KDE runs `analyze_path` with $IBREPRO_KERNELS = host and
 then device: once to compile, once timed. Prints wall seconds for each, the ratio host/device,
 and the largest difference between the two paths' estimates (discrete: bits; KDE: relative).
+The plain reference is each estimator's readable version (`binning_reference`,
+`adaptive_reference`, `plugin_reference` on the levels, `kde_reference`: np.digitize, np.unique
+over rows, plain pairwise numpy), one layer-epoch at a time on a sample of layer-epochs.
 KDE takes --kde-seeds seeds and every --kde-every-th logged epoch (its cost is quadratic in N).
 
 On a CPU machine, `host` is what `auto` uses; on an accelerator `device` is. Run there as
@@ -33,7 +36,32 @@ from ibrepro.jaxsetup import configure  # noqa: E402
 configure()  # as the command line does: one host device per core
 
 from ibrepro.analysis.analyze import analyze_path  # noqa: E402
+from ibrepro.analysis.estimators.adaptive import adaptive_reference  # noqa: E402
+from ibrepro.analysis.estimators.binning import binning_reference  # noqa: E402
 from ibrepro.analysis.estimators.device import KERNELS_ENV  # noqa: E402
+from ibrepro.analysis.estimators.discrete import plugin_reference  # noqa: E402
+from ibrepro.analysis.estimators.kde import kde_reference  # noqa: E402
+
+REFERENCES = {
+    "binning": lambda t, y: binning_reference(t, -1.0, 1.0, 30, y),
+    "adaptive": lambda t, y: adaptive_reference(t, 30, y),
+    "exact": lambda t, y: plugin_reference(t, y),  # rows of a quantized layer are its symbols
+    "kde": lambda t, y: kde_reference(t, y, 1e-3),
+}
+
+
+def plain_seconds(path: Path, name: str, samples: int) -> float:
+    """Seconds per layer-epoch of the readable reference on `samples` random layer-epochs."""
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "r") as f:
+        y, n_layers = f["data/y"][()], len(f["activations"])
+        shape = f["activations/0"].shape
+        picks = [(rng.integers(shape[0]), rng.integers(shape[1]), rng.integers(n_layers)) for _ in range(samples)]
+        layers = [f[f"activations/{k}"][s, e] for s, e, k in picks]
+    t0 = time.perf_counter()
+    for t in layers:
+        REFERENCES[name](t, y)
+    return (time.perf_counter() - t0) / samples
 
 
 def timed(path: Path, estimator: str, settings: dict, kernels: str, workers: int) -> tuple[float, dict]:
@@ -69,6 +97,7 @@ def main() -> None:
     parser.add_argument("--kde-seeds", default="0")
     parser.add_argument("--kde-every", type=int, default=30)
     parser.add_argument("--only", default="binning,adaptive,exact,kde", help="estimators to time")
+    parser.add_argument("--plain-samples", type=int, default=30, help="layer-epochs the plain reference takes")
     args = parser.parse_args()
     import jax
 
@@ -90,9 +119,12 @@ def main() -> None:
             gap = difference(host_groups, device_groups, relative=name == "kde")
             count = next(iter(host_groups.values()))[0]
             count = int(np.count_nonzero(~np.isnan(count))) if name == "kde" else layer_epochs
+            plain_s = plain_seconds(path, name, args.plain_samples if name != "kde" else 3)
             print(f"{name:9s} {count} layer-epochs: host {host:7.2f} s ({host / count * 1e3:.3f} ms per layer-epoch), "
                   f"device {device:7.2f} s ({device / count * 1e3:.3f} ms); host/device {host / device:.2f}x; "
                   f"largest difference {gap:.1e}{' relative' if name == 'kde' else ' bits'}")
+            print(f"{'':9s} plain reference {plain_s * 1e3:.2f} ms per layer-epoch (one thread): "
+                  f"plain/host {plain_s * count / host:.0f}x, plain/device {plain_s * count / device:.1f}x")
 
 
 if __name__ == "__main__":
