@@ -36,6 +36,7 @@ lock: $(STAMP)
 	mv $(LOCK).new $(LOCK)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 # train -> analyze -> bound -> report (figures included); estimators: see scripts/reproduce.sh

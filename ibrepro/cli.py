@@ -6,12 +6,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 from ibrepro.errors import UserError
 from ibrepro.jaxsetup import configure as configure_jax
@@ -22,8 +21,10 @@ console = Console(stderr=True, markup=False)  # messages hold paths and names, p
 # options train and analyze share
 PROGRESS_OPTION = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
 CLUSTER_OPTION = typer.Option(
-    None, "--cluster", help="Run cells as Dask tasks: local:N, tcp://HOST:PORT, slurm or pbs (needs the cluster extra).")
-CLUSTER_CONFIG_OPTION = typer.Option(None, "--cluster-config", help="dask-jobqueue settings (YAML) for --cluster slurm/pbs.")
+    None, "--cluster", help="Run cells as Dask tasks: local:N, tcp://HOST:PORT, slurm or pbs (needs the cluster "
+        "extra).")
+CLUSTER_CONFIG_OPTION = typer.Option(None, "--cluster-config", help="dask-jobqueue settings (YAML) for --cluster "
+        "slurm/pbs.")
 
 
 @app.callback()
@@ -45,11 +46,11 @@ def _fail(message: str, code: int = 2) -> None:
 def train(
     config_path: Path = typer.Argument(..., metavar="CONFIG.toml", help="Experiment file."),
     out: Path = typer.Option(Path("runs"), "--out", help="Output directory."),
-    set_: List[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Start over cells whose stored config differs."),
     progress: bool = PROGRESS_OPTION,
-    cluster: Optional[str] = CLUSTER_OPTION,
-    cluster_config: Optional[Path] = CLUSTER_CONFIG_OPTION,
+    cluster: str | None = CLUSTER_OPTION,
+    cluster_config: Path | None = CLUSTER_CONFIG_OPTION,
 ) -> None:
     """Train every cell of an experiment; re-running resumes interrupted cells."""
     configure_jax()
@@ -89,14 +90,17 @@ def train(
 @app.command()
 def analyze(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
-    estimator: List[str] = typer.Option([], "--estimator", help="binning (default), binning-layer, adaptive, kde, exact, knn or renyi (repeatable)."),
-    set_: List[str] = typer.Option([], "--set", help="Estimator parameter or option, key=value (repeatable): n_bins, lo, hi, range, sigma2, levels, k, alpha, every, seeds, labels (drawn, or soft: I(T;Y) from p(y|x))."),
+    estimator: list[str] = typer.Option([], "--estimator", help="binning (default), binning-layer, adaptive, kde, "
+        "exact, knn or renyi (repeatable)."),
+    set_: list[str] = typer.Option([], "--set", help="Estimator parameter or option, key=value (repeatable): n_bins, "
+        "lo, hi, range, sigma2, levels, k, alpha, every, seeds, labels (drawn, or soft: I(T;Y) from p(y|x))."),
     progress: bool = PROGRESS_OPTION,
-    cluster: Optional[str] = CLUSTER_OPTION,
-    cluster_config: Optional[Path] = CLUSTER_CONFIG_OPTION,
-    kernels: Optional[str] = typer.Option(
+    cluster: str | None = CLUSTER_OPTION,
+    cluster_config: Path | None = CLUSTER_CONFIG_OPTION,
+    kernels: str | None = typer.Option(
         None, "--kernels", help="Where binning, adaptive, exact and kde finish: device (sort and count on JAX's "
-        "default device), host (numpy), or auto (default: device on accelerators, host on CPUs); sets $IBREPRO_KERNELS."),
+        "default device), host (numpy), or auto (default: device on accelerators, host on CPUs); "
+        "sets $IBREPRO_KERNELS."),
 ) -> None:
     """Estimate I(X;T) and I(T;Y) per seed, epoch and layer into <cell>.mi.h5 beside each run file."""
     configure_jax()
@@ -129,8 +133,10 @@ def analyze(
 @app.command()
 def plot(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: figures/ beside the cell, or in the directory)."),
-    estimator: Optional[str] = typer.Option(None, "--estimator", help="Only estimate groups of this estimator (or group name)."),
+    out: Path | None = typer.Option(None, "--out", help="Output directory (default: figures/ beside the cell, or in "
+        "the directory)."),
+    estimator: str | None = typer.Option(None, "--estimator", help="Only estimate groups of this estimator (or group "
+        "name)."),
     per_seed: bool = typer.Option(False, "--per-seed", help="Also draw each seed's trace in the information planes."),
 ) -> None:
     """Draw the figures (PNG and PDF) of a cell or of every cell of an experiment."""
@@ -160,7 +166,7 @@ def bound(
     _say(f"IB bound of {len(written)} cell(s) -> {', '.join(str(p) for p in written)}")
 
 
-def _rules(items: List[str]):
+def _rules(items: list[str]):
     from ibrepro.claims.rules import parse_rules
 
     return parse_rules(items)
@@ -172,8 +178,9 @@ RULE_HELP = "Change a claim rule's threshold: name=value (repeatable; names in t
 @app.command()
 def claims(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
-    estimator: List[str] = typer.Option([], "--estimator", help="Only estimate groups of this estimator or group name (repeatable; default all)."),
-    rule: List[str] = typer.Option([], "--rule", help=RULE_HELP),
+    estimator: list[str] = typer.Option([], "--estimator", help="Only estimate groups of this estimator or group name "
+        "(repeatable; default all)."),
+    rule: list[str] = typer.Option([], "--rule", help=RULE_HELP),
 ) -> None:
     """Judge the paper's claims on every estimate group into <cell>.claims.json (and claims.json)."""
     from ibrepro.claims.judge import claims_path
@@ -188,9 +195,11 @@ def claims(
 @app.command()
 def report(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
-    estimator: Optional[str] = typer.Option(None, "--estimator", help="Only estimate groups of this estimator or group name (default: all)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: the cell's directory or the experiment directory)."),
-    rule: List[str] = typer.Option([], "--rule", help=RULE_HELP),
+    estimator: str | None = typer.Option(None, "--estimator", help="Only estimate groups of this estimator or group "
+        "name (default: all)."),
+    out: Path | None = typer.Option(None, "--out", help="Output directory (default: the cell's directory or the "
+        "experiment directory)."),
+    rule: list[str] = typer.Option([], "--rule", help=RULE_HELP),
 ) -> None:
     """Write report.md and report.html from the claims files (updated first where stale) and figures."""
     configure_jax()
@@ -207,7 +216,7 @@ def report(
     _say(f"report -> {result.markdown} and {result.html} (figures in {result.figures})")
 
 
-def _train_on_cluster(config: dict, out: Path, force: bool, spec: str, spec_file: Optional[Path],
+def _train_on_cluster(config: dict, out: Path, force: bool, spec: str, spec_file: Path | None,
                       progress: bool) -> list:
     """Every cell of an experiment as one Dask task each; one progress line per cell."""
     from ibrepro import cluster
@@ -220,8 +229,8 @@ def _train_on_cluster(config: dict, out: Path, force: bool, spec: str, spec_file
     return [(path, outcome) for (_, _, path), outcome in zip(cells, outcomes)]
 
 
-def _analyze_on_cluster(path: Path, names: List[str], set_: List[str], spec: str, spec_file: Optional[Path],
-                        kernels: Optional[str], say) -> list:
+def _analyze_on_cluster(path: Path, names: list[str], set_: list[str], spec: str, spec_file: Path | None,
+                        kernels: str | None, say) -> list:
     """One Dask task per cell and estimator, after checking everything here first."""
     from ibrepro import cluster
     from ibrepro.analysis.analyze import plan_path

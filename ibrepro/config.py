@@ -12,9 +12,10 @@ import json
 import math
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ibrepro.errors import UserError
 from ibrepro.train.model import ACTIVATIONS, INITS

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_mi import add_cell_arguments, make_run_file  # noqa: E402
+
 from ibrepro.analysis.analyze import analyze_path  # noqa: E402
 from ibrepro.analysis.estimators.discrete import plugin_reference  # noqa: E402
 

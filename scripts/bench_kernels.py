@@ -111,7 +111,8 @@ def main() -> None:
             make_run_file(path, args.seeds, args.epochs, args.n, widths, bits=bits)
         layer_epochs = args.seeds * args.epochs * len(widths)
         kde_settings = {"seeds": args.kde_seeds, "every": str(args.kde_every)}
-        cases = {"binning": (plain, {}), "adaptive": (plain, {}), "exact": (quantized, {}), "kde": (plain, kde_settings)}
+        cases = {"binning": (plain, {}), "adaptive": (plain, {}), "exact": (quantized, {}),
+                 "kde": (plain, kde_settings)}
         for name in args.only.split(","):
             path, settings = cases[name]
             (host, host_groups), (device, device_groups) = (

@@ -139,7 +139,7 @@ def bench_kde(args) -> None:
         halves = np.array_split(acts, args.workers)
         with ThreadPoolExecutor(args.workers) as pool:
             t0 = time.perf_counter()
-            list(pool.map(lambda a: kde_information(a, labels, 1e-3), halves))
+            list(pool.map(lambda a, labels=labels: kde_information(a, labels, 1e-3), halves))
             both = (time.perf_counter() - t0) / len(acts)
         t0 = time.perf_counter()
         reference = kde_reference(acts[0], y, 1e-3)

@@ -78,12 +78,14 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("ms/layer-epoch is wall time; cpu ms is the CPU time of all threads (load-independent:"
           " on two idle cores the wall time is between cpu/2 and cpu)")
-    print(f"{'layer':>5} {'ms/layer-epoch':>15} {'cpu ms':>7} {'plain numpy ms':>15} {'ratio':>6}   I(X;T) ± se      (numpy)")
+    print(f"{'layer':>5} {'ms/layer-epoch':>15} {'cpu ms':>7} {'plain numpy ms':>15} {'ratio':>6}"
+          "   I(X;T) ± se      (numpy)")
     for layer in range(6):
         key = jax.random.PRNGKey(layer)
 
-        def ours():
-            centres = np.asarray(propagate(model, params, x, key, layer=layer, n_passes=1 if layer == 0 else n_passes))
+        def ours(key=key, layer=layer):
+            passes = 1 if layer == 0 else n_passes
+            centres = np.asarray(propagate(model, params, x, key, layer=layer, n_passes=passes))
             return sample_information(centres, labels, args.beta, n_samples, key)
 
         ours()  # compile

@@ -35,7 +35,7 @@ import jax  # noqa: E402
 
 from ibrepro import config as cfg  # noqa: E402
 from ibrepro.data import prepare  # noqa: E402
-from ibrepro.train.engine import SeedData, SharedData, ShardedTrainer  # noqa: E402
+from ibrepro.train.engine import SeedData, ShardedTrainer, SharedData  # noqa: E402
 from ibrepro.train.loop import make_trainer, seed_keys  # noqa: E402
 
 VARIANTS = {  # name: (model overrides, float reference)

@@ -55,10 +55,10 @@ def main() -> None:
         acts = np.tanh(rng.normal(size=(args.blocks, n, width)) * rng.uniform(0.5, 8, (args.blocks, 1, 1)))
         acts = acts.astype(np.float32)
         uniform_information(acts[:2], lo[:2], hi[:2], 30, soft)  # compile
-        t_drawn = per_item(lambda: uniform_information(acts, lo, hi, 30, drawn), args.blocks)
-        t_soft = per_item(lambda: uniform_information(acts, lo, hi, 30, soft), args.blocks)
+        t_drawn = per_item(lambda acts=acts: uniform_information(acts, lo, hi, 30, drawn), args.blocks)
+        t_soft = per_item(lambda acts=acts: uniform_information(acts, lo, hi, 30, soft), args.blocks)
         symbols = np.digitize(acts[:4], uniform_edges(-1.0, 1.0, 30))
-        t_ref = per_item(lambda: [soft_plugin_reference(s, p) for s in symbols], 4, repeat=1)
+        t_ref = per_item(lambda symbols=symbols: [soft_plugin_reference(s, p) for s in symbols], 4, repeat=1)
         got = uniform_information(acts[:4], lo[:4], hi[:4], 30, soft)[1]
         error = max(abs(got[b] - soft_plugin_reference(symbols[b], p)[1]) for b in range(4))
         rows.append((width, t_drawn, t_soft, t_ref, error))

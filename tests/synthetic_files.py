@@ -11,7 +11,6 @@ import h5py
 import numpy as np
 
 
-
 def logged_epochs(n_epochs: int, snapshots: int) -> np.ndarray:
     """The paper's schedule: unique(int(logspace(0, log2 E, K, base 2))) - 1."""
     return np.unique(np.logspace(0, np.log2(n_epochs), snapshots, base=2).astype(int)) - 1

@@ -3,8 +3,8 @@
 import h5py
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from ibrepro.analysis.activations import RecomputedLayer, activation_layers, block_layers
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.errors import UserError

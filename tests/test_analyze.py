@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 
 from ibrepro.analysis import analyze as an
-from ibrepro.analysis import estimators
-from ibrepro.analysis import stream
+from ibrepro.analysis import estimators, stream
 from ibrepro.analysis.estimatesfile import PARTIAL
-from ibrepro.errors import UserError
 from ibrepro.analysis.estimators import Block, Labels
+from ibrepro.errors import UserError
 
 S, E, N, WIDTHS = 3, 5, 64, (4, 3, 2)
 

@@ -9,15 +9,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import tiny_config
 from typer.testing import CliRunner
 
-from conftest import tiny_config
-from ibrepro.analysis.estimatesfile import write_groups
 from ibrepro.analysis.cell import estimates_path
-from ibrepro.ib.bound import GROUP, bound_path
+from ibrepro.analysis.estimatesfile import write_groups
 from ibrepro.cli import app
 from ibrepro.data.tishby12 import tishby12_labels, tishby12_p_y1, tishby12_score
 from ibrepro.errors import UserError
+from ibrepro.ib.bound import GROUP, bound_path
 
 
 def fake_run(path: Path, config: dict, y: np.ndarray) -> Path:

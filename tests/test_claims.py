@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from ibrepro.claims import calibration, rules as claim_rules, verdicts
+from ibrepro.claims import calibration, verdicts
+from ibrepro.claims import rules as claim_rules
 from ibrepro.claims.calibration import EPOCHS, SCENARIOS
 from ibrepro.claims.rules import Rules, parse_rules
-from ibrepro.claims.verdicts import (INCONCLUSIVE, NOT_APPLICABLE, NOT_MEASURABLE, NOT_SUPPORTED,
-                                     SUPPORTED)
+from ibrepro.claims.verdicts import INCONCLUSIVE, NOT_APPLICABLE, NOT_MEASURABLE, NOT_SUPPORTED, SUPPORTED
 from ibrepro.errors import UserError
 
 RULES = Rules()

@@ -10,20 +10,20 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+from conftest import tiny_config
 from typer.testing import CliRunner
 
-from conftest import tiny_config
 from ibrepro.analysis import estimators
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.analysis.estimators import Block, Labels
+from ibrepro.analysis.estimators.discrete import soft_information
 from ibrepro.claims import claimsfile
 from ibrepro.claims.judge import claims_path
 from ibrepro.claims.rules import Rules
-from ibrepro.analysis.estimators.discrete import soft_information
 from ibrepro.claims.selfconsistency import partition_of, symbols
-from ibrepro.data.tishby12 import tishby12_p_y1
 from ibrepro.claims.verdicts import NOT_APPLICABLE, WORDS
 from ibrepro.cli import app
+from ibrepro.data.tishby12 import tishby12_p_y1
 from ibrepro.ib.bound import bound_path
 from ibrepro.train.loop import train_cell
 

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from ibrepro.analysis import estimators
-from ibrepro.analysis.estimators import Block, Labels
-from ibrepro.analysis.estimators import ondevice
+from ibrepro.analysis.estimators import Block, Labels, ondevice
 from ibrepro.analysis.estimators.binning import binning_reference
 from ibrepro.analysis.estimators.device import KERNELS_ENV, device_kernels
 from ibrepro.analysis.estimators.discrete import plugin_reference

@@ -5,9 +5,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config
 from test_analyze import write_run
+
 from ibrepro.analysis import estimators
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.analysis.estimators import exact
@@ -119,6 +119,7 @@ def test_levels_from_config():
 def test_float_run_is_refused_in_one_line(tmp_path):
     path = tmp_path / "float.h5"
     write_run(path)  # float tanh layers, no quantizer in the config
-    with pytest.raises(UserError, match=r"^float.h5: exact: layer \d is not discrete: a unit takes \d+ distinct values[^\n]*$"):
+    pattern = r"^float.h5: exact: layer \d is not discrete: a unit takes \d+ distinct values[^\n]*$"
+    with pytest.raises(UserError, match=pattern):
         analyze_path(path, ["exact"], progress=False)
     assert not (tmp_path / "float.mi.h5").exists()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -15,9 +14,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import tiny_config
 from typer.testing import CliRunner
 
-from conftest import tiny_config
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.cli import app
 from ibrepro.errors import UserError

@@ -230,11 +230,11 @@ def test_group_names_record_the_settings():
 
 def test_analyze_writes_knn_and_renyi_groups_the_figures_read(tmp_path):
     import h5py
+    from test_analyze import WIDTHS, E, S, write_run
 
     from ibrepro.analysis.analyze import analyze_path
     from ibrepro.report.plots.compare import compare_figure
     from ibrepro.report.plots.load import load_cell
-    from test_analyze import E, S, WIDTHS, write_run
 
     path = tmp_path / "cell.h5"
     write_run(path)

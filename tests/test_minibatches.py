@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from conftest import tiny_config
 from typer.testing import CliRunner
 
-from conftest import tiny_config
 from ibrepro.analysis import estimators
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.analysis.estimators import Block, Labels

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
-
 from conftest import SHARED_MNIST
+
 from ibrepro import config as cfg
-from ibrepro.train.runfile import open_run
 from ibrepro.train.loop import train_cell
+from ibrepro.train.runfile import open_run
 
 pytestmark = pytest.mark.skipif(not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists(),
                                 reason="the shared MNIST files are not beside the repo")
@@ -21,7 +21,8 @@ def test_tiny_mnist_cell_trains_and_writes_the_contract(tmp_path):
         assert f["data/x"].shape == (1000, 784) and f["data/y"].shape == (1000,)
         assert np.bincount(f["data/y"][()], minlength=10).min() >= 85  # class-stratified eval set
         assert not f["data/train_mask"][()].any()  # eval rows are test images
-        assert f["activations/0"].shape == (2, 4, 1000, 64) and f["activations/0"].dtype == np.float32  # float32 unless log.dtype says otherwise
+        assert f["activations/0"].shape == (2, 4, 1000, 64)
+        assert f["activations/0"].dtype == np.float32  # float32 unless log.dtype says otherwise
         assert f["activations/2"].shape == (2, 4, 1000, 10)
         test_acc = f["metrics/test_acc"][()]
         assert (test_acc[:, -1] > 0.85).all(), test_acc

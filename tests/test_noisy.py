@@ -8,12 +8,12 @@ import h5py
 import jax
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from ibrepro.analysis import analyze as an
 from ibrepro.analysis import estimators
-from ibrepro.analysis.estimators import Block, Labels
 from ibrepro.analysis.cell import estimates_path
+from ibrepro.analysis.estimators import Block, Labels
 from ibrepro.analysis.estimators.noisy import propagate, sample_information
 from ibrepro.errors import UserError
 from ibrepro.train.loop import train_cell
@@ -114,7 +114,8 @@ def test_analyze_writes_standard_errors_and_uses_each_epochs_parameters(tmp_path
             if layer == 0:
                 centres = run["activations/0"][s, e][None]
             else:
-                centres = np.asarray(propagate(net.model, net.params_at(s, e), net.x, pass_key, layer=layer, n_passes=4))
+                params = net.params_at(s, e)
+                centres = np.asarray(propagate(net.model, params, net.x, pass_key, layer=layer, n_passes=4))
             expected = sample_information(centres, labels, 0.1, 64, draw_key)
             np.testing.assert_allclose([ixt[s, e, layer], ity[s, e, layer]], expected[:2], rtol=1e-9)
         assert not np.allclose(ixt[:, 1, 1:], ixt[:, 2, 1:])  # later epochs: other parameters

@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from ibrepro.data import prepare
 from ibrepro.errors import UserError
 from ibrepro.train.engine import SeedData, SharedData

@@ -11,6 +11,7 @@ import h5py
 import matplotlib.image
 import numpy as np
 import pytest
+from synthetic_files import cell_config, write_estimates, write_run, write_sweep
 
 from ibrepro.claims.phases import drift_diffusion_epoch
 from ibrepro.errors import UserError
@@ -20,8 +21,6 @@ from ibrepro.report.plots.gradients import gradients_figure
 from ibrepro.report.plots.infoplane import infoplane_figure
 from ibrepro.report.plots.load import load_cell, select_estimates
 from ibrepro.report.plots.sweep import depth_figure, order_cells, panel_title
-
-from synthetic_files import cell_config, write_run, write_estimates, write_sweep
 
 # ---------------------------------------------------------------- fixtures
 

@@ -5,10 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import tiny_config
-from ibrepro.analysis.analyze import analyze_path
 from test_exact import brute_force
+
+from ibrepro.analysis.analyze import analyze_path
 from ibrepro.errors import UserError
 from ibrepro.train import quantize as q
 from ibrepro.train.loop import train_cell

@@ -6,6 +6,8 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+from test_analyze import N as N_RUN
+from test_analyze import write_run
 
 from ibrepro.analysis import analyze as an
 from ibrepro.analysis import estimators
@@ -17,7 +19,6 @@ from ibrepro.analysis.request import parse_request
 from ibrepro.errors import UserError
 from ibrepro.ib.curve import ib_point
 from ibrepro.ib.selfconsistency import symbols_to_encoder
-from test_analyze import N as N_RUN, write_run
 
 N = 80
 

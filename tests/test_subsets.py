@@ -6,8 +6,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
 from conftest import mnist_data_dir
+
 from ibrepro.data import mnist, subsets
 from ibrepro.errors import UserError
 

@@ -2,8 +2,7 @@ import itertools
 
 import numpy as np
 
-from ibrepro.data.tishby12 import (ICOSAHEDRON, tishby12_inputs, tishby12_labels, tishby12_p_y1,
-                                       tishby12_score)
+from ibrepro.data.tishby12 import ICOSAHEDRON, tishby12_inputs, tishby12_labels, tishby12_p_y1, tishby12_score
 
 
 def _entropy(p):

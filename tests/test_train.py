@@ -6,16 +6,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import tiny_config
 from typer.testing import CliRunner
 
-from conftest import tiny_config
 from ibrepro.cli import app
 from ibrepro.data import prepare
-from ibrepro.train.engine import kernels
 from ibrepro.errors import UserError
+from ibrepro.train.engine import kernels
+from ibrepro.train.loop import make_trainer, seed_keys, train_cell, train_experiment
 from ibrepro.train.runfile import SCHEMA, checkpoint_path, complete_epochs, open_run, run_status
 from ibrepro.train.schedule import logged_epochs
-from ibrepro.train.loop import make_trainer, seed_keys, train_cell, train_experiment
 
 
 def _read_all(path):

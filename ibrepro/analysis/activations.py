@@ -106,7 +106,7 @@ def recompute(run: h5py.File, model, x_eval: np.ndarray, dtype: np.dtype, layers
             hi = min(lo + batch, count)
             take = np.minimum(np.arange(lo, lo + batch), hi - 1)
             forward = _forward(model, tuple(layers), np.dtype(dtype).name, batch)
-            outputs = forward(jax.tree.map(lambda a: a[take], tree), x_eval)
+            outputs = forward(jax.tree.map(lambda a, take=take: a[take], tree), x_eval)
             # numpy views of the outputs where they are host memory: no copy until joined
             parts.append([part[: hi - lo] if on_device else np.asarray(part)[: hi - lo] for part in outputs])
             lo = hi

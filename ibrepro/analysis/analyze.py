@@ -21,11 +21,11 @@ import numpy as np
 
 import ibrepro
 from ibrepro.analysis import estimators
+from ibrepro.analysis.cell import find_cells, read_cell
 from ibrepro.analysis.estimatesfile import check_writable, write_groups
 from ibrepro.analysis.estimators.base import Estimator, Value
 from ibrepro.analysis.request import CellPlan, compact_seeds, pairs_to_settings, parse_request, plan_cell
 from ibrepro.analysis.stream import default_workers, run_estimator
-from ibrepro.analysis.cell import find_cells, read_cell
 from ibrepro.data.labels import is_deterministic
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ def estimate_groups(plan: CellPlan, estimator: Estimator, values: Mapping[str, V
     groups = {}
     for variant, arrays in results.items():
         attrs = {"estimator": estimator.name, **values, "every": plan.every, "seeds": seeds,
-                 "labels": "drawn" if plan.labels.soft is None else "soft", "run_status": cell.status, "source": cell.path.name,
+                 "labels": "drawn" if plan.labels.soft is None else "soft", "run_status": cell.status,
+                 "source": cell.path.name,
                  "run_id": cell.run_id, "ibrepro_version": ibrepro.__version__}
         if variant:
             attrs["bound"] = variant
@@ -97,7 +98,14 @@ def _progress(enabled: bool):
     if not enabled:
         return nullcontext(None)
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),

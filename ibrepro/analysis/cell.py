@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ibrepro.errors import UserError
 from ibrepro.analysis.activations import activation_layers
+from ibrepro.errors import UserError
 from ibrepro.train.runfile import complete_epochs, open_run, run_config, run_status
 
 RUN_SUFFIX = ".h5"

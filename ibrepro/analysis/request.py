@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ibrepro.analysis import estimators
+from ibrepro.analysis.cell import Cell
 from ibrepro.analysis.estimators.base import Estimator, Labels, Param, Value
 from ibrepro.data.labels import label_distribution
 from ibrepro.errors import UserError
-from ibrepro.analysis.cell import Cell
 
 COMMON_PARAMS = (
     Param("every", int, 1, "every", "analyse every K-th logged epoch (the first, every K-th, and the last)", low=1),

@@ -22,11 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.activations import RecomputedLayer, activation_layers, block_layers
+from ibrepro.analysis.cell import Cell
 from ibrepro.analysis.estimators.base import Block, Estimator, Value
 from ibrepro.analysis.estimators.device import device_kernels
 from ibrepro.analysis.request import CellPlan
 from ibrepro.errors import UserError
-from ibrepro.analysis.cell import Cell
 from ibrepro.train.runfile import open_run
 
 BLOCK_BYTES = 32 * 2**20  # activations read per block (one block per worker in flight, plus one)

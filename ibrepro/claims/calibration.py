@@ -10,12 +10,13 @@ and every effect scenario in at least 80 %.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from ibrepro.claims import phases, rules as claim_rules
+from ibrepro.claims import phases
+from ibrepro.claims import rules as claim_rules
 from ibrepro.claims.verdicts import SUPPORTED, Claim
 from ibrepro.train.schedule import logged_epochs
 

@@ -20,7 +20,8 @@ import numpy as np
 import ibrepro
 from ibrepro import config as cfg
 from ibrepro.analysis.cell import estimates_path, find_cells
-from ibrepro.claims import claimsfile, phases, rules as claim_rules
+from ibrepro.claims import claimsfile, phases
+from ibrepro.claims import rules as claim_rules
 from ibrepro.claims.inputs import Group, final_activations, global_ranges, load_groups
 from ibrepro.claims.rules import Rules
 from ibrepro.claims.selfconsistency import layer_measures, partition_of

@@ -14,8 +14,18 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 from ibrepro.claims import phases
-from ibrepro.claims.verdicts import (NOT_APPLICABLE, NOT_MEASURABLE, NOT_SUPPORTED, SUPPORTED,
-                                     Claim, above, at_most, both, interval, ratio_interval)
+from ibrepro.claims.verdicts import (
+    NOT_APPLICABLE,
+    NOT_MEASURABLE,
+    NOT_SUPPORTED,
+    SUPPORTED,
+    Claim,
+    above,
+    at_most,
+    both,
+    interval,
+    ratio_interval,
+)
 from ibrepro.errors import UserError
 
 

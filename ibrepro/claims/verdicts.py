@@ -8,8 +8,8 @@ replacement. A verdict needs the whole interval on one side of its threshold; ot
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

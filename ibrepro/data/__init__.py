@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ibrepro.errors import UserError
 from ibrepro.data.tishby12 import N_PATTERNS, tishby12_inputs, tishby12_labels
+from ibrepro.errors import UserError
 
 
 @dataclass(frozen=True)

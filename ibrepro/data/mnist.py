@@ -1,4 +1,6 @@
-"""MNIST and Fashion-MNIST: 28×28 grey images flattened to 784 floats in [0, 1]; the test set is never used for training.
+"""MNIST and Fashion-MNIST: 28×28 grey images flattened to 784 floats in [0, 1].
+
+The test set is never used for training.
 
 The four standard IDX files are looked for, in order, in: the `data.dir` directory, the
 directory named by $IBREPRO_DATA_DIR (for both, first its `<dataset>/` subdirectory, then

@@ -18,8 +18,8 @@ from ibrepro.claims.judge import claims_path, sources
 from ibrepro.claims.rules import Rules
 from ibrepro.errors import UserError
 from ibrepro.report import sections
-from ibrepro.report.literature import literature_section
 from ibrepro.report.document import Heading, Image, Para, to_html, to_markdown
+from ibrepro.report.literature import literature_section
 from ibrepro.report.plots import draw_figures, style
 from ibrepro.report.plots.load import load_cell
 

@@ -6,9 +6,9 @@ import functools
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import jax
 import numpy as np
@@ -20,7 +20,7 @@ from ibrepro.data import CellArrays, prepare
 from ibrepro.data.labels import noisy_p_y1
 from ibrepro.errors import UserError
 from ibrepro.train import checkpoint
-from ibrepro.train.engine import SeedData, SharedData, ShardedTrainer, Trainer, device_count_for, param_layers
+from ibrepro.train.engine import SeedData, ShardedTrainer, SharedData, Trainer, device_count_for, param_layers
 from ibrepro.train.interrupt import Interrupted, StopRequest
 from ibrepro.train.lock import cell_lock
 from ibrepro.train.model import MLP

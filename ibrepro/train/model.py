@@ -9,7 +9,7 @@ S_l = act(W T_{l-1} + b), computed from the (noisy) layer below.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax

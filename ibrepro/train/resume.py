@@ -20,7 +20,6 @@ from ibrepro.train.lock import check_not_open
 from ibrepro.train.runfile import SCHEMA, checkpoint_path, run_config, run_status
 from ibrepro.train.writer import RunWriter
 
-
 # keys that do not change what is computed: a resume ignores them
 RESUME_IGNORED = ("data.dir", "log.checkpoint_seconds")
 
@@ -82,7 +81,8 @@ def resume_point(writer: RunWriter, state, schedule: np.ndarray, devices: int, s
     problem = ("it belongs to another run" if meta.get("run_id") != writer.run_id
                else f"it is ahead of the file ({n} snapshots, the file has {writer.complete})" if n > writer.complete
                else "it was made on another device count" if int(meta.get("device_count", -1)) != devices
-               else "its epoch is not in the schedule" if not (0 < n <= len(schedule) and schedule[n - 1] == meta.get("epoch"))
+               else "its epoch is not in the schedule"
+               if not (0 < n <= len(schedule) and schedule[n - 1] == meta.get("epoch"))
                else "")
     if problem:
         say(f"{writer.path.name}: the checkpoint does not match the run file ({problem}); "

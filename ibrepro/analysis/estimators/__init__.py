@@ -7,7 +7,6 @@ A new estimator family is one module plus one line here.
 
 from __future__ import annotations
 
-from ibrepro.errors import UserError
 from ibrepro.analysis.estimators.adaptive import ADAPTIVE
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param
 from ibrepro.analysis.estimators.binning import BINNING, BINNING_LAYER
@@ -16,6 +15,7 @@ from ibrepro.analysis.estimators.kde import KDE
 from ibrepro.analysis.estimators.knn import KNN
 from ibrepro.analysis.estimators.noisy import NOISY
 from ibrepro.analysis.estimators.renyi import RENYI
+from ibrepro.errors import UserError
 
 REGISTRY: dict[str, Estimator] = {
     e.name: e for e in (BINNING, BINNING_LAYER, ADAPTIVE, KDE, EXACT, KNN, RENYI, NOISY)

@@ -12,10 +12,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ibrepro.analysis.cell import Cell, find_cells, read_cell
 from ibrepro.analysis.estimatesfile import Estimate, IBBound, read_estimates
 from ibrepro.config import get as config_get
 from ibrepro.errors import UserError
-from ibrepro.analysis.cell import Cell, find_cells, read_cell
 from ibrepro.train.runfile import GRADIENT_NAMES, METRIC_NAMES, open_run
 
 __all__ = ["CellResults", "Estimate", "IBBound", "config_value", "find_cells", "load_cell",
