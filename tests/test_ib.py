@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ibrepro.ib import curve as ib
-from ibrepro.ib import selfconsistency as sc
+from ibrepro.ib import fixedpoint as sc
 
 
 def h2(p):
