@@ -47,7 +47,8 @@ def train(
     config_path: Path = typer.Argument(..., metavar="CONFIG.toml", help="Experiment file."),
     out: Path = typer.Option(Path("runs"), "--out", help="Output directory."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
-    force: bool = typer.Option(False, "--force", help="Start over cells whose stored config differs."),
+    force: bool = typer.Option(False, "--force", help="Start over cells whose stored config differs (their "
+        "estimates and claims are set aside as <file>.old-<run id>)."),
     progress: bool = PROGRESS_OPTION,
     cluster: str | None = CLUSTER_OPTION,
     cluster_config: Path | None = CLUSTER_CONFIG_OPTION,
