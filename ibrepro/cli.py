@@ -144,6 +144,7 @@ def plot(
     from ibrepro.report.plots import make_figures
 
     try:
+        _check_estimator_names(path, [estimator] if estimator else [])
         report = make_figures(path, out=out, estimator=estimator, per_seed=per_seed)
     except UserError as exc:
         _fail(str(exc))
@@ -167,6 +168,31 @@ def bound(
     _say(f"IB bound of {len(written)} cell(s) -> {', '.join(str(p) for p in written)}")
 
 
+def _check_estimator_names(path: Path, names: list[str]) -> None:
+    """UserError (one line, the known names) unless every `--estimator` name is an estimator
+    or the name of an estimate group of a cell under `path`."""
+    if not names:
+        return
+    import h5py
+
+    from ibrepro.analysis.cell import estimates_path, find_cells
+    from ibrepro.analysis.estimators import REGISTRY
+
+    groups: set[str] = set()
+    for run in find_cells(path):
+        try:
+            with h5py.File(estimates_path(run), "r", locking=False) as estimates:
+                groups |= {name for name, g in estimates.items()
+                           if isinstance(g, h5py.Group) and g.attrs.get("estimator") != "ib-bound"}
+        except OSError:  # none yet, or unreadable: the stage itself says so
+            continue
+    unknown = [name for name in names if name not in REGISTRY and name not in groups]
+    if unknown:
+        found = f"estimate groups in {path}: {', '.join(sorted(groups))}" if groups else f"no estimate groups in {path}"
+        raise UserError(f"unknown --estimator {', '.join(map(repr, unknown))}; estimators: {', '.join(REGISTRY)}; "
+                        f"{found}")
+
+
 def _rules(items: list[str]):
     from ibrepro.claims.rules import parse_rules
 
@@ -187,6 +213,7 @@ def claims(
     from ibrepro.claims.judge import claims_path
 
     try:
+        _check_estimator_names(path, estimator)
         written = claims_path(path, tuple(estimator), _rules(rule))
     except UserError as exc:
         _fail(str(exc))
@@ -207,6 +234,7 @@ def report(
     from ibrepro.report.render import write_report
 
     try:
+        _check_estimator_names(path, [estimator] if estimator else [])
         result = write_report(path, estimator=estimator, out=out, rules=_rules(rule))
     except UserError as exc:
         _fail(str(exc))

@@ -114,6 +114,22 @@ def test_cli_claims_and_its_errors(noisy, tmp_path):
         assert result.exit_code != 0 and len(result.output.strip().splitlines()) == 1
 
 
+def test_unknown_estimator_name_is_an_error_not_an_empty_file(noisy, tmp_path):
+    cell = tmp_path / "cell.h5"
+    for name in ("cell.h5", "cell.mi.h5"):
+        shutil.copy(noisy.with_name(name), tmp_path / name)
+    runner = CliRunner()
+    for command in ("claims", "report", "plot"):
+        result = runner.invoke(app, [command, str(cell), "--estimator", "binnig"])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code != 0 and len(lines) == 1, result.output
+        assert "'binnig'" in lines[0] and "binning-layer" in lines[0] and "binning_n30_lo-1_hi1_soft" in lines[0]
+    assert not (tmp_path / "cell.claims.json").exists() and not (tmp_path / "report.md").exists()
+    result = runner.invoke(app, ["claims", str(cell), "--estimator", "binning_n30_lo-1_hi1_soft"])  # a group name
+    assert result.exit_code == 0, result.output
+    assert list(claimsfile.read(tmp_path / "cell.claims.json")["groups"]) == ["binning_n30_lo-1_hi1_soft"]
+
+
 def test_staleness(noisy, tmp_path):
     target = tmp_path / "x.claims.json"
     claimsfile.write(target, {"schema": claimsfile.SCHEMA, "rules": Rules().as_dict()})
