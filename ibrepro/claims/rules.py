@@ -162,10 +162,11 @@ def bound(gap: np.ndarray | None, why_no_gap: str, excess: np.ndarray | None, la
     measured["sc_excess"] = interval(_nanmedian(excess))
     sc_word = above(measured["sc_excess"], rules.sc_excess)
     notes.append(f"self-consistency {outcome.get(sc_word, sc_word)}")
-    trivial = np.flatnonzero(~np.isfinite(excess).any(axis=0))
-    if trivial.size:
-        notes.append(f"layers {', '.join(str(k + 1) for k in trivial)} not measurable (random partitions "
-                     "of their cluster sizes are consistent too)")
+    last = excess.shape[1] - 1
+    trivial = ["output" if k == last else str(k + 1) for k in np.flatnonzero(~np.isfinite(excess).any(axis=0))]
+    if trivial:
+        notes.append(f"layers {', '.join(trivial)} not measurable (random partitions of their cluster "
+                     "sizes are consistent too)")
     verdict = both(gap_word, sc_word)
     return Claim(verdict, "; ".join(notes) if verdict != SUPPORTED else "; ".join(notes[2:]), rule,
                  thresholds, measured)
