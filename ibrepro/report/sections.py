@@ -92,9 +92,10 @@ def cell_section(doc: dict, figures: list[tuple[str, str]], figures_rel: str) ->
                           for c in CLAIMS]))
         out.append(Table(("layer", *[title for _, title in LAYER_COLUMNS]),
                          [_layer_row(row) for row in group["layers"]]))
-        out.append(Para(f"Self-consistency (SC) on {group['partition']}, "
-                        "at the last logged epoch. Intervals: 95 % bootstrap over seeds; epochs "
-                        "and β as geometric means." + _labels_note(doc["config"])))
+        measured_sc = any("sc_share" in row for row in group["layers"])
+        out.append(Para((f"Self-consistency (SC) on {group['partition']}, at the last logged epoch. "
+                         if measured_sc else "") + "Intervals: 95 % bootstrap over seeds; epochs as "
+                        "geometric means." + _labels_note(doc["config"])))
     if figures:
         out.append(Heading(3, "Figures"))
         out += [Image(f"{figures_rel}/{png}", caption) for png, caption in figures]
