@@ -69,7 +69,7 @@ class Network:
 def network_from_run(run: h5py.File, values: Mapping[str, Value]) -> Network:
     """The Network of a run file: the training model with analysis noise `beta` in every
     hidden layer (params None, with a warning, when the file stores none)."""
-    from ibrepro.train.loop import make_model
+    from ibrepro.train.model import make_model
 
     config = run_config(run)
     params = run["params"] if "params" in run else None
