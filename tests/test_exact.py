@@ -12,7 +12,7 @@ from ibrepro.analysis import estimators
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.analysis.estimators import exact
 from ibrepro.analysis.estimators.base import Block, Labels
-from ibrepro.analysis.estimators.device import KERNELS_ENV
+from ibrepro.analysis.estimators.placement import KERNELS_ENV
 from ibrepro.errors import UserError
 
 
