@@ -3,7 +3,7 @@
 import h5py
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 
 from ibrepro.analysis.activations import RecomputedLayer, activation_layers, block_layers
 from ibrepro.analysis.analyze import analyze_path

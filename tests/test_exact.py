@@ -5,7 +5,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 from test_analyze import write_run
 
 from ibrepro.analysis import estimators

@@ -8,7 +8,7 @@ import h5py
 import jax
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 
 from ibrepro.analysis import analyze as an
 from ibrepro.analysis import estimators
