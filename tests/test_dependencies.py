@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 import tomllib
 from importlib import metadata
@@ -76,3 +77,10 @@ def test_lock_pins_each_requirement_of_every_extra_its_header_names():
     for name, req in requirements(*extras).items():
         assert name in pins, f"{name} is not in requirements.lock"
         assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} not {req.specifier}"
+
+
+def test_python_m_ibrepro_runs_the_command_line():
+    done = subprocess.run([sys.executable, "-m", "ibrepro", "train", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Usage: python -m ibrepro train" in done.stdout
