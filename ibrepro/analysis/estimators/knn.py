@@ -36,7 +36,7 @@ computes the (ROWS × all) max-norm distances, takes each group's minimum, picks
 the k+1 groups with the smallest minima (which must hold its k+1 nearest points, itself
 included) and finds the (k+1)-th smallest distance among those few candidates; a second loop
 recomputes the distances and counts those within ρ_i. Cost O(N² w): on CPU about 55 ms of
-one core per layer-epoch at N = 4096, width 10 (scripts/bench_estimators_new.py).
+one core per layer-epoch at N = 4096, width 10 (scripts/bench_knn_renyi.py).
 """
 
 from __future__ import annotations
