@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ibrepro.data.labels import label_entropy
 from ibrepro.errors import UserError
 
 Value = int | float | str
@@ -100,9 +101,7 @@ class Labels:
     @property
     def entropy(self) -> float:
         """H(Y) in bits, with each input weighted 1/N (p(y) the mean of p(y|x) when soft)."""
-        p = self.counts / self.n if self.soft is None else self.soft.mean(axis=0)
-        p = p[p > 0]
-        return float(-(p * np.log2(p)).sum())
+        return label_entropy(self.codes, self.soft)
 
 
 @dataclass(frozen=True)
