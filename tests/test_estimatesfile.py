@@ -125,3 +125,13 @@ def test_unreadable_file_is_reported_before_any_work(tmp_path):
     with pytest.raises(UserError, match="not a readable HDF5 file"):
         ef.write_groups(path, {"binning_a": group(1.0)})
     assert path.read_bytes() == b"not hdf5"
+
+
+def test_a_parameter_is_read_under_its_former_name(tmp_path):
+    path = tmp_path / "c.mi.h5"
+    datasets, attrs = group(1.0, "noisy")
+    older = {**attrs, "beta": 0.1, "n_samples": 64, "n_passes": 4, "rng": 3}  # noisy's seed was `rng`
+    ef.write_groups(path, {"noisy_old": (datasets, older), "noisy_new": (datasets, {**older, "seed": 5})})
+    params = {e.group: e.params for e in ef.read_estimates(path)[0]}
+    assert params["noisy_old"] == {"beta": 0.1, "n_samples": 64, "n_passes": 4, "seed": 3}
+    assert params["noisy_new"]["seed"] == 5  # the current name wins

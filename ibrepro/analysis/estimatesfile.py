@@ -192,9 +192,12 @@ def _settings(kind: str, attrs: dict) -> dict:
     (provenance attrs left out)."""
     common = {p.name: p.default for p in COMMON_PARAMS}
     known = REGISTRY.get(kind)
-    names = ([p.name for p in known.params if p.in_name] + ["bound"] if known
-             else [n for n in attrs if n not in PROVENANCE_ATTRS and n not in common and n != "estimator"])
-    settings = {n: attrs[n] for n in names if n in attrs}
+    if known:  # a parameter's value under its name, or under a former name (older groups)
+        params = [p for p in known.params if p.in_name]
+        settings = {p.name: attrs[n] for p in params for n in (*p.aliases, p.name) if n in attrs}
+        settings.update({"bound": attrs["bound"]} if "bound" in attrs else {})
+    else:
+        settings = {n: attrs[n] for n in attrs if n not in PROVENANCE_ATTRS and n not in common and n != "estimator"}
     settings.update({n: attrs[n] for n, default in common.items() if n in attrs and attrs[n] != default})
     return settings
 
