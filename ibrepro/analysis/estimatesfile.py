@@ -8,9 +8,7 @@ Writes are atomic at every point. Each write builds the whole new file beside th
 (the old groups copied, the new ones added), flushes and fsyncs it, renames it over the old
 file and fsyncs the directory. Killed anywhere, a reader finds either the old file or the
 new one, whole. A lock file (`<cell>.mi.h5.lock`) keeps two writers from losing each
-other's groups; a temporary file left by a killed writer is removed by the next one. Files
-written by versions that wrote groups in place may hold `<name>.partial` groups: these are
-finished (when marked complete) or dropped at the next write, and never read.
+other's groups; a temporary file left by a killed writer is removed by the next one.
 """
 
 from __future__ import annotations
@@ -31,8 +29,6 @@ from ibrepro.durable import replace_durably
 from ibrepro.errors import UserError
 
 IB_BOUND = "ib-bound"
-PARTIAL = ".partial"  # suffix of a group an older in-place writer had not finished
-COMPLETE_ATTR = "_complete"  # set by that writer on a partial group once it was whole
 PROVENANCE_ATTRS = ("ibrepro_version", "run_status", "source", "run_id", "labels")
 LOCK_TIMEOUT_S = 60
 
@@ -97,7 +93,9 @@ def _replace(path: Path, groups: Groups) -> None:
         with h5py.File(tmp, "w") as new:
             if path.exists():
                 with _open(path) as old:
-                    _copy_kept(old, new, skip=set(groups))
+                    for name in old:  # the other groups, as they are
+                        if name not in groups:
+                            old.copy(old[name], new, name=name)
             for name, (datasets, attrs) in groups.items():
                 group = new.create_group(name)
                 for key, value in datasets.items():
@@ -108,19 +106,6 @@ def _replace(path: Path, groups: Groups) -> None:
         tmp.unlink(missing_ok=True)
         reason = exc.strerror or str(exc)
         raise UserError(f"cannot write {path} ({reason}); the estimates file is unchanged") from None
-
-
-def _copy_kept(old: h5py.File, new: h5py.File, skip: set[str]) -> None:
-    """Copy every finished group of `old` not in `skip` (finishing complete partial groups)."""
-    for name, group in old.items():
-        if name.endswith(PARTIAL):
-            real = name[: -len(PARTIAL)]
-            if not group.attrs.get(COMPLETE_ATTR, False) or real in old or real in skip:
-                continue
-            old.copy(group, new, name=real)
-            del new[real].attrs[COMPLETE_ATTR]
-        elif name not in skip:
-            old.copy(group, new, name=name)
 
 
 def _open(path: Path) -> h5py.File:
@@ -138,7 +123,7 @@ def read_estimates(path: Path) -> tuple[tuple[Estimate, ...], IBBound | None, tu
     estimates, bound, notes = [], None, []
     with _open(path) as handle:
         for name, group in handle.items():
-            if not isinstance(group, h5py.Group) or name.endswith(PARTIAL):
+            if not isinstance(group, h5py.Group):
                 continue
             attrs = {key: _attr(value) for key, value in group.attrs.items()}
             kind = attrs.get("estimator")
