@@ -93,9 +93,7 @@ def _replace(path: Path, groups: Groups) -> None:
         with h5py.File(tmp, "w") as new:
             if path.exists():
                 with _open(path) as old:
-                    for name in old:  # the other groups, as they are
-                        if name not in groups:
-                            old.copy(old[name], new, name=name)
+                    _copy_kept(old, new, skip=set(groups))
             for name, (datasets, attrs) in groups.items():
                 group = new.create_group(name)
                 for key, value in datasets.items():
@@ -106,6 +104,13 @@ def _replace(path: Path, groups: Groups) -> None:
         tmp.unlink(missing_ok=True)
         reason = exc.strerror or str(exc)
         raise UserError(f"cannot write {path} ({reason}); the estimates file is unchanged") from None
+
+
+def _copy_kept(old: h5py.File, new: h5py.File, skip: set[str]) -> None:
+    """Copy every group of `old` not in `skip`, as it is."""
+    for name, group in old.items():
+        if name not in skip:
+            old.copy(group, new, name=name)
 
 
 def _open(path: Path) -> h5py.File:
@@ -177,12 +182,11 @@ def _settings(kind: str, attrs: dict) -> dict:
     (provenance attrs left out)."""
     common = {p.name: p.default for p in COMMON_PARAMS}
     known = REGISTRY.get(kind)
-    if known:  # a parameter's value under its name, or under a former name (older groups)
-        params = [p for p in known.params if p.in_name]
-        settings = {p.name: attrs[n] for p in params for n in (*p.aliases, p.name) if n in attrs}
-        settings.update({"bound": attrs["bound"]} if "bound" in attrs else {})
-    else:
-        settings = {n: attrs[n] for n in attrs if n not in PROVENANCE_ATTRS and n not in common and n != "estimator"}
+    names = ([p.name for p in known.params if p.in_name] + ["bound"] if known
+             else [n for n in attrs if n not in PROVENANCE_ATTRS and n not in common and n != "estimator"])
+    settings = {n: attrs[n] for n in names if n in attrs}
+    if known:  # older groups hold some parameters under a former name
+        settings |= {p.name: attrs[a] for p in known.params for a in p.aliases if a in attrs and p.name not in attrs}
     settings.update({n: attrs[n] for n, default in common.items() if n in attrs and attrs[n] != default})
     return settings
 
