@@ -186,7 +186,8 @@ def _settings(kind: str, attrs: dict) -> dict:
              else [n for n in attrs if n not in PROVENANCE_ATTRS and n not in common and n != "estimator"])
     settings = {n: attrs[n] for n in names if n in attrs}
     if known:  # older groups hold some parameters under a former name
-        settings |= {p.name: attrs[a] for p in known.params for a in p.aliases if a in attrs and p.name not in attrs}
+        settings |= {p.name: attrs[a] for p in known.params if p.in_name for a in p.aliases
+                     if a in attrs and p.name not in attrs}
     settings.update({n: attrs[n] for n, default in common.items() if n in attrs and attrs[n] != default})
     return settings
 
