@@ -119,7 +119,8 @@ def check_runs(runs: tuple[AnalyzeRun, ...], source: str) -> None:
     for run in runs:
         same = {run.stage, (tuple(sorted(run.estimators)), tuple(sorted(run.settings)))}
         if same & seen:
-            raise UserError(f"{source}: [{TABLE}] asks twice for {' '.join(run.args)} (the defaults: {__name__})")
+            raise UserError(f"{source}: [{TABLE}] asks twice for {' '.join(run.args)} "
+                            "(listed twice, or one of the runs every experiment gets)")
         seen |= same
         try:
             parse_request(run.estimators, dict(run.settings))
