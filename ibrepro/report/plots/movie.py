@@ -64,8 +64,8 @@ class _Plane:
             handles.append(Line2D([], [], color="black", lw=1.0, label="IB bound"))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
         seeds = style.seed_summary(estimate.ixt.shape[0])
-        ax.set_title(f"{cell.name}: {style.estimator_title(estimate.estimator, estimate.params)}\n{seeds}",
-                     loc="left")
+        where = cell.config.get("name", cell.name) + ("" if cell.name == "cell" else f" / {cell.name}")
+        ax.set_title(f"{where}: {style.estimator_title(estimate.estimator, estimate.params)}\n{seeds}", loc="left")
 
     def show(self, i: int) -> None:
         """Draw the layers at logged epoch position `i` with their paths up to it."""
