@@ -18,9 +18,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ibrepro.claims.phases import summary
-from ibrepro.report.plots import style
+
+# the results model as the plots package re-exports it (its home module moves with issue 25)
+from ibrepro.report.plots import CellResults, Estimate, find_cells, load_cell, select_estimates, style
 from ibrepro.report.plots.infoplane import plane_limits
-from ibrepro.report.plots.load import CellResults, Estimate, find_cells, load_cell, select_estimates
 
 __all__ = ["frame_indices", "movie_figure", "write_movie", "write_movies"]
 
