@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 
 import ibrepro
 from ibrepro import config as cfg
+from ibrepro import reproduce_plan
 from ibrepro.analysis.request import pairs_to_settings, parse_request
 from ibrepro.claims.rules import parse_rules
 from ibrepro.cli import app
@@ -217,6 +218,10 @@ def test_python_block_runs(block, tour):
 def test_toml_block_is_a_valid_experiment(block):
     config = cfg.resolve(tomllib.loads(block.code))
     assert cfg.cells(config)
+    table = tomllib.loads(block.code).get(reproduce_plan.TABLE)
+    if table is not None:  # the analyses scripts/reproduce.sh runs, checked as it checks them
+        reproduce_plan.check_runs(reproduce_plan.default_runs(config) + reproduce_plan.parse_table(table, block.id),
+                                  block.id)
 
 
 @pytest.mark.parametrize("block", of("json"))
