@@ -154,3 +154,14 @@ def test_partition_reproduces_the_estimators_own_information(name, params):
     got = soft_information(clusters, p_y)
     np.testing.assert_allclose(got[0], ixt, atol=1e-12)
     np.testing.assert_allclose(got[1], ity, atol=1e-12)
+
+
+def test_claims_do_not_load_the_report_stage():
+    """Claims read results from the analysis stage: importing the judge loads no matplotlib."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ibrepro.claims.judge; "
+            "print(sorted(m for m in sys.modules if m.startswith(('matplotlib', 'ibrepro.report'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from synthetic_files import cell_config, write_estimates, write_run, write_sweep
 
+from ibrepro.analysis.results import load_cell, select_estimates
 from ibrepro.claims.phases import drift_diffusion_epoch
 from ibrepro.errors import UserError
 from ibrepro.report.plots import make_figures, plot_path
 from ibrepro.report.plots.curves import learning_figure
 from ibrepro.report.plots.gradients import gradients_figure
 from ibrepro.report.plots.infoplane import infoplane_figure
-from ibrepro.report.plots.load import load_cell, select_estimates
 from ibrepro.report.plots.sweep import depth_figure, order_cells, panel_title
 
 # ---------------------------------------------------------------- fixtures

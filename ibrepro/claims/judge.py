@@ -20,6 +20,7 @@ import numpy as np
 import ibrepro
 from ibrepro import config as cfg
 from ibrepro.analysis.cell import estimates_path, find_cells
+from ibrepro.analysis.results import CellResults
 from ibrepro.claims import claimsfile, phases
 from ibrepro.claims import rules as claim_rules
 from ibrepro.claims.inputs import Group, final_activations, global_ranges, load_groups
@@ -27,7 +28,6 @@ from ibrepro.claims.rules import Rules
 from ibrepro.claims.selfconsistency import layer_measures, partition_of
 from ibrepro.claims.verdicts import NOT_APPLICABLE, interval, training_fit
 from ibrepro.ib.bound import data_distribution
-from ibrepro.report.plots.load import CellResults
 
 DEPTH_LAYERS = "the last hidden layer and the output (the later of the two)"
 

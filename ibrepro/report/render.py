@@ -13,6 +13,7 @@ from pathlib import Path
 
 import ibrepro
 from ibrepro.analysis.cell import find_cells
+from ibrepro.analysis.results import load_cell
 from ibrepro.claims import claimsfile
 from ibrepro.claims.judge import claims_path, sources
 from ibrepro.claims.rules import Rules
@@ -21,7 +22,6 @@ from ibrepro.report import sections
 from ibrepro.report.document import Heading, Image, Para, to_html, to_markdown
 from ibrepro.report.literature import literature_section
 from ibrepro.report.plots import draw_figures, style
-from ibrepro.report.plots.load import load_cell
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from ibrepro.analysis.results import CellResults, Estimate, find_cells, load_cell, select_estimates
 from ibrepro.claims.phases import deep_layers
 from ibrepro.errors import UserError
 from ibrepro.report.plots import style
@@ -21,7 +22,6 @@ from ibrepro.report.plots.curves import layer_curves_figure, learning_figure
 from ibrepro.report.plots.gradients import gradients_figure
 from ibrepro.report.plots.index import write_index
 from ibrepro.report.plots.infoplane import infoplane_figure
-from ibrepro.report.plots.load import CellResults, Estimate, find_cells, load_cell, select_estimates
 from ibrepro.report.plots.overfit import overfit_figure
 from ibrepro.report.plots.sweep import (
     DEPTH_KEY,

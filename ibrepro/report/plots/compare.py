@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from ibrepro.analysis.results import CellResults, Estimate
 from ibrepro.report.plots import style
 from ibrepro.report.plots.infoplane import GRID_TITLE_CHARS, infoplane_grid, plane_title
-from ibrepro.report.plots.load import CellResults, Estimate
 
 
 def compare_figure(cell: CellResults, estimates: tuple[Estimate, ...], per_seed: bool = False) -> Figure:

@@ -10,9 +10,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ibrepro.analysis.results import CellResults, Estimate, config_value
 from ibrepro.claims.phases import summary
 from ibrepro.report.plots import style
-from ibrepro.report.plots.load import CellResults, Estimate, config_value
 
 TRAIN_COLOUR = style.OKABE_ITO[3]  # blue
 TEST_COLOUR = style.OKABE_ITO[4]  # vermillion

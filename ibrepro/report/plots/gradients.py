@@ -13,9 +13,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ibrepro.analysis.results import CellResults
 from ibrepro.claims import phases as claims
 from ibrepro.report.plots import style
-from ibrepro.report.plots.load import CellResults
 
 
 def seed_mean_gradients(cell: CellResults) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

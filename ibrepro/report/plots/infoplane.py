@@ -15,9 +15,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from ibrepro.analysis.results import CellResults, Estimate, IBBound
 from ibrepro.claims.phases import summary
 from ibrepro.report.plots import style
-from ibrepro.report.plots.load import CellResults, Estimate, IBBound
 
 TITLE_CHARS = 48  # of a title line over a one-column information plane
 GRID_TITLE_CHARS = 32  # over one panel of `infoplane_grid`

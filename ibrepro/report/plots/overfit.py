@@ -11,10 +11,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ibrepro.analysis.results import CellResults, Estimate
 from ibrepro.claims.phases import generalisation_gap
 from ibrepro.report.plots import style
 from ibrepro.report.plots.curves import draw_band
-from ibrepro.report.plots.load import CellResults, Estimate
 
 GAP_COLOUR = "0.2"
 

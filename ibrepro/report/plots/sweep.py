@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from ibrepro.analysis.results import CellResults, Estimate, config_value
 from ibrepro.claims.phases import epochs_to_compressed, summary
 from ibrepro.report.plots import style
 from ibrepro.report.plots.infoplane import infoplane_grid
-from ibrepro.report.plots.load import CellResults, Estimate, config_value
 
 DEPTH_KEY = "model.hidden"
 COMPRESSED_FRACTION = 0.1  # compressed: within this share of the total drop from the final value

@@ -1,7 +1,9 @@
-"""Reading what the figures need from run files and estimates files (read-only).
+"""A cell's results as every later stage sees them: `CellResults` and `load_cell`.
 
-Everything a figure draws is small (metrics, gradient norms, MI estimates), so a cell is
-read into plain arrays once and the files are closed; activations are never loaded.
+What claims, figures and report read of one cell (metrics, gradient norms, MI estimates and
+the IB bound) is small, so it is read into plain arrays once and the files are closed;
+activations are never loaded. This module sits in the analysis stage that writes the
+estimates, so claims and report both depend on it and never on each other.
 """
 
 from __future__ import annotations
