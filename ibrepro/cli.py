@@ -138,12 +138,14 @@ def plot(
     estimator: str | None = typer.Option(None, "--estimator", help="Only estimate groups of this estimator (or group "
         "name)."),
     per_seed: bool = typer.Option(False, "--per-seed", help="Also draw each seed's trace in the information planes."),
+    rule: list[str] = typer.Option([], "--rule", help="Change a claim rule's threshold for the numbers the figures "
+        "mark: name=value (repeatable; as for `claims`)."),
 ) -> None:
     """Draw the figures (PNG and PDF) of a cell or of every cell of an experiment."""
     from ibrepro.report.plots import make_figures
 
     try:
-        report = make_figures(path, out=out, estimator=estimator, per_seed=per_seed)
+        report = make_figures(path, out=out, estimator=estimator, per_seed=per_seed, rules=_rules(rule))
     except UserError as exc:
         _fail(str(exc))
     for message in report.skipped:

@@ -69,7 +69,7 @@ def write_report(path: str | Path, estimator: str | None = None, out: str | Path
         documents, experiment = _only(documents, experiment, estimator)
     cells = [load_cell(run) for run in find_cells(path)]
     figures_dir = out_dir / "figures"
-    plotted = draw_figures(path, cells, out=figures_dir, estimator=estimator)
+    plotted = draw_figures(path, cells, out=figures_dir, estimator=estimator, rules=rules)
     captions = dict(plotted.captions)
     figures_rel = os.path.relpath(figures_dir, out_dir)
     doc: list = [Heading(1, f"ibrepro report: {path}"), Para(
