@@ -14,12 +14,17 @@ import pytest
 from synthetic_files import cell_config, write_estimates, write_run, write_sweep
 
 from ibrepro.analysis.results import load_cell, select_estimates
-from ibrepro.claims.phases import drift_diffusion_epoch
+from ibrepro.claims import claimsfile
+from ibrepro.claims.judge import claims_path
+from ibrepro.claims.phases import deep_layers, drift_diffusion_epoch
+from ibrepro.claims.rules import Rules
+from ibrepro.claims.verdicts import interval_text
 from ibrepro.errors import UserError
 from ibrepro.report.plots import make_figures, plot_path
-from ibrepro.report.plots.curves import learning_figure
+from ibrepro.report.plots.curves import layer_curves_figure, learning_figure
 from ibrepro.report.plots.gradients import gradients_figure
 from ibrepro.report.plots.infoplane import infoplane_figure
+from ibrepro.report.plots.overfit import overfit_figure
 from ibrepro.report.plots.sweep import depth_figure, order_cells, panel_title
 
 # ---------------------------------------------------------------- fixtures
@@ -277,3 +282,50 @@ def test_cli_plot_reports_figures_and_skips(tmp_path):
     result = runner.invoke(app, ["plot", str(tmp_path / "nothing")])
     assert result.exit_code != 0 and "no such file or directory" in result.output
     assert "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------- figures mark the claims' numbers
+
+def marked(fig, prefix: str) -> dict[str, object]:
+    """The artists a figure tagged `prefix:<key>` (gid), by key."""
+    return {artist.get_gid().split(":", 1)[1]: artist for artist in fig.findobj()
+            if isinstance(artist.get_gid(), str) and artist.get_gid().startswith(prefix + ":")}
+
+
+def test_every_marked_number_is_the_claims_files(tmp_path):
+    """Figures and claims of the same synthetic depth sweep (small training set, changed
+    rules): each transition, onset, late fall and epochs-to-compression a figure marks is the
+    number the claims files record."""
+    sweep = {"model.hidden": [[4], [5, 4, 3]]}
+    paths = write_sweep(tmp_path, "deep", sweep, train_fraction=0.05, **TINY)  # claims need all 4096 inputs
+    rules = Rules(min_fall_bits=0.2, compressed_fraction=0.2)
+    claims_path(tmp_path, rules=rules)
+    experiment = claimsfile.read(tmp_path / claimsfile.EXPERIMENT_NAME)
+    depth_claim = experiment["groups"]["binning_30"]["claims"]["iv"]["measured"]["median_epochs"]
+    cells = [load_cell(p) for p in paths]
+    checked = 0
+    for path, cell in zip(paths, cells):
+        layers = claimsfile.read(claimsfile.claims_path(path))["groups"]["binning_30"]["layers"]
+        drift = marked(gradients_figure(cell), "drift")
+        assert {int(k) for k in drift} == {k for k, row in enumerate(layers) if row["drift_epoch_seed_mean"]}
+        for k, line in drift.items():
+            assert line.get_xdata()[0] == pytest.approx(layers[int(k)]["drift_epoch_seed_mean"])
+        onsets = marked(layer_curves_figure(cell, cell.estimates[0], rules), "onset")
+        assert {int(k) for k in onsets} == {k for k, row in enumerate(layers) if np.isfinite(row["onset_epoch"][0])}
+        for k, line in onsets.items():
+            assert line.get_xdata()[0] == pytest.approx(layers[int(k)]["onset_epoch"][0])
+        deep = deep_layers(len(cell.config["model"]["hidden"]))
+        falls = marked(overfit_figure(cell, cell.estimates[0], deep, rules), "late_fall")
+        assert sorted(int(k) for k in falls) == deep
+        for k, line in falls.items():
+            assert f"late fall {interval_text(layers[int(k)]['ity_late_fall'], 2)} bits" in line.get_label()
+        checked += len(drift) + len(onsets) + len(falls)
+    fig = depth_figure("deep", cells, [c.estimates[0] for c in cells], list(sweep), rules)
+    (line,) = marked(fig, "depth").values()
+    depths, epochs = line.get_data()
+    assert list(depths) == [1, 3]
+    assert epochs == pytest.approx([depth_claim["1"][0], depth_claim["3"][0]])
+    assert checked > 10
+    # the default rules give other numbers: the figures do follow the rules they are given
+    default = depth_figure("deep", cells, [c.estimates[0] for c in cells], list(sweep))
+    assert not np.allclose(next(iter(marked(default, "depth").values())).get_data()[1], epochs)

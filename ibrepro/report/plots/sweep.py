@@ -91,8 +91,9 @@ def depth_figure(experiment: str, cells: list[CellResults], estimates: list[Esti
         values = np.array([medians[str(d)] if str(d) in medians else [np.nan] * 3 for d in depths])
         shown = np.where(np.isfinite(values), values, 1.5 * top)
         colour = style.OKABE_ITO[(i + 3) % len(style.OKABE_ITO)]
-        ax.errorbar(depths, shown[:, 0], yerr=np.abs(shown[:, 1:].T - shown[:, 0]), marker="o", ms=3.5,
-                    capsize=2, lw=1, color=colour, label=label or None, gid=f"depth:{label}")
+        bars = ax.errorbar(depths, shown[:, 0], yerr=np.abs(shown[:, 1:].T - shown[:, 0]), marker="o",
+                           ms=3.5, capsize=2, lw=1, color=colour, label=label or None)
+        bars.lines[0].set_gid(f"depth:{label}")
         if "speedup" in claim.measured:
             lines.append(f"{label + ': ' if label else ''}shallowest/deepest "
                          f"{interval_text(claim.measured['speedup'], 2)}, claim iv {claim.verdict}")
