@@ -66,7 +66,15 @@ def table_rows(text: str, header: str) -> list[list[str]]:
 
 
 def cell_section(text: str, name: str) -> str:
-    return text.split(f"## Cell {name}\n", 1)[1].split("\n## ", 1)[0]
+    """The Markdown of a cell's section (its heading names the run file)."""
+    return text.split(f" · `{name}.h5`\n", 1)[1].split("\n## ", 1)[0]
+
+
+def link_target(cell: str) -> tuple[str, str]:
+    """(text, anchor) of a Markdown link `[text](#anchor)`."""
+    match = re.fullmatch(r"\[(.+)\]\(#(.+)\)", cell)
+    assert match, cell
+    return match.group(1), match.group(2)
 
 
 def documents(directory):
@@ -79,8 +87,12 @@ def test_verdict_matrix_is_the_claims_files_word_for_word(experiment, report):
     docs = documents(directory)
     depth = claimsfile.read(directory / "claims.json")["groups"]
     rows = table_rows(text, "| cell | estimate group | claim i |")
-    assert sorted(r[0] for r in rows) == ["hidden-6", "hidden-6x4"]
-    for cell, group, *words in rows:
+    assert sorted(link_target(r[0])[0] for r in rows) == ["hidden-6", "hidden-6x4"]
+    html = (report / "report.html").read_text()
+    for link, group, *words in rows:
+        cell, anchor = link_target(link)
+        assert f'<a href="#{anchor}">{cell}</a>' in html  # the matrix links to the cell's section
+        assert re.search(f'<h2 id="{anchor}">[^<]*<code>{cell}.h5</code>', html)
         name = group.split(" (")[0]
         claims = docs[cell]["groups"][name]["claims"]
         want = [claims[c]["verdict"] for c in CLAIMS]
@@ -102,7 +114,8 @@ def test_each_cell_section_shows_every_claim_with_its_reason_and_numbers(experim
         assert rows[4][3].startswith(f"{NOT_APPLICABLE}: train fraction 0.85 > 0.1")
         layers = table_rows(section, "| layer | final I(X;T) |")
         for row, layer in zip(layers, group["layers"]):
-            assert row[1] == interval_text([claimsfile.number(v) for v in layer["final_ixt"]])
+            assert row[1].removesuffix(" ⚠") == interval_text([claimsfile.number(v) for v in layer["final_ixt"]])
+            assert row[-1] == ("; ".join(f"⚠ {c['text']}" for c in layer["caveats"]) or "–")
         images = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", section)
         assert any("infoplane" in i for i in images) and all(name in i for i in images)
     html = (report / "report.html").read_text()
@@ -125,7 +138,7 @@ def test_cell_without_estimates_says_what_is_missing(experiment, tmp_path):
     shutil.copy(raw / "hidden-6x4.h5", cell)
     text = write_report(cell).markdown.read_text()
     (row,) = table_rows(text, "| cell | estimate group | claim i |")
-    assert row == ["hidden-6x4", "none", *[NOT_APPLICABLE] * 5]
+    assert row == ["[hidden-6x4](#cell-hidden-6x4)", "none", *[NOT_APPLICABLE] * 5]
     assert f"no estimates: run `ibrepro analyze {cell}`" in text
     assert not estimates_path(cell).exists()  # the report writes no estimates
 

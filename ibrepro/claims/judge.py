@@ -21,7 +21,7 @@ import ibrepro
 from ibrepro import config as cfg
 from ibrepro.analysis.cell import estimates_path, find_cells
 from ibrepro.analysis.results import CellResults
-from ibrepro.claims import claimsfile, marks, phases
+from ibrepro.claims import caveats, claimsfile, marks, phases
 from ibrepro.claims import rules as claim_rules
 from ibrepro.claims.inputs import Group, final_activations, global_ranges, load_groups
 from ibrepro.claims.rules import Rules
@@ -138,12 +138,14 @@ def _layer_table(group: Group, n_hidden: int, drift, measures, gap: np.ndarray |
     ceiling = phases.at_ceiling(group.ixt, np.log2(cell.n_inputs), rules.ceiling_bits)
     deep = phases.deep_layers(n_hidden)
     seed_mean_drift = None if drift is None else marks.seed_mean_transition(cell.epochs, cell.gradients)
+    breaks = caveats.estimate_caveats(group.estimator, group.epochs, group.ixt, group.ity, cell.label_entropy,
+                                      rules.noise_z)
     rows = []
     for k, numbers in enumerate(marks.layer_numbers(group.epochs, group.ixt, group.ity, rules)):
         row = {"layer": "output" if k == n_layers - 1 else f"layer {k + 1}", "deep": k in deep,
                "at_ceiling": bool(ceiling[k]),
                "final_ixt": interval(group.ixt[:, -1, k]), "final_ity": interval(group.ity[:, -1, k]),
-               **numbers}
+               **numbers, "caveats": [{"quantity": c.quantity, "text": c.text} for c in breaks if c.layer == k]}
         if drift is not None:
             row["drift_epoch"] = marks.epoch_interval(drift[group.seeds, k])
             row["drift_epoch_seed_mean"] = _finite_or_none(seed_mean_drift[k])
