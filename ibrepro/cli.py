@@ -185,10 +185,10 @@ def claims(
     rule: list[str] = typer.Option([], "--rule", help=RULE_HELP),
 ) -> None:
     """Judge the paper's claims on every estimate group into <cell>.claims.json (and claims.json)."""
-    from ibrepro.claims.judge import claims_path
+    from ibrepro.claims.judge import judge_path
 
     try:
-        written = claims_path(path, tuple(estimator), _rules(rule))
+        written = judge_path(path, tuple(estimator), _rules(rule))
     except UserError as exc:
         _fail(str(exc))
     _say(f"claims -> {', '.join(str(p) for p in written)}")

@@ -18,7 +18,7 @@ from ibrepro.analysis.analyze import analyze_path
 from ibrepro.analysis.estimators import Block, Labels
 from ibrepro.analysis.estimators.discrete import soft_information
 from ibrepro.claims import claimsfile
-from ibrepro.claims.judge import claims_path
+from ibrepro.claims.judge import judge_path
 from ibrepro.claims.rules import Rules
 from ibrepro.claims.selfconsistency import partition_of, symbols
 from ibrepro.claims.verdicts import NOT_APPLICABLE, WORDS
@@ -47,7 +47,7 @@ def noisy(tmp_path_factory):
 def test_claims_file_schema_and_soft_labels(noisy):
     with h5py.File(noisy, "r") as run:  # the run file keeps p(y=1|x) of its noisy labels
         np.testing.assert_array_equal(run["data/p_y1"][()], tishby12_p_y1(1.0, 7.6))
-    (written,) = claims_path(noisy, rules=Rules(noise_z=2.5))
+    (written,) = judge_path(noisy, rules=Rules(noise_z=2.5))
     assert written == noisy.with_name("cell.claims.json")
     doc = json.loads(written.read_text())  # plain JSON: no NaN or Infinity tokens
     assert doc["schema"] == "ibrepro-claims/1" and doc["run"] == "cell.h5"
@@ -78,7 +78,7 @@ def test_claims_file_schema_and_soft_labels(noisy):
     kde = doc["groups"]["kde_var0.001_upper_soft_every4"]
     assert kde["claims"]["iii"]["verdict"] != NOT_APPLICABLE
     assert "binning group's partition" in kde["partition"]
-    missing = claimsfile.read(claims_path(noisy, ("binning_n30_lo-1_hi1",))[0])
+    missing = claimsfile.read(judge_path(noisy, ("binning_n30_lo-1_hi1",))[0])
     assert missing["groups"]["binning_n30_lo-1_hi1"]["claims"]["iii"]["reason"].endswith(
         f"run `ibrepro analyze {noisy} --estimator binning --set labels=soft`")
 
@@ -89,7 +89,7 @@ def test_a_diverged_run_makes_every_claim_not_applicable(noisy, tmp_path):
         shutil.copy(noisy.with_name(name), tmp_path / name)
     with h5py.File(path, "r+") as run:
         run["metrics/train_loss"][:, -1] = np.nan  # the loss blew up
-    (written,) = claims_path(path)
+    (written,) = judge_path(path)
     for group in json.loads(written.read_text())["groups"].values():
         for claim in group["claims"].values():
             assert claim["verdict"] == NOT_APPLICABLE
@@ -127,7 +127,7 @@ def test_staleness(noisy, tmp_path):
 
 
 def test_full_batch_makes_claim_ii_not_applicable(noisy):
-    doc = claimsfile.read(claims_path(noisy)[0])
+    doc = claimsfile.read(judge_path(noisy)[0])
     claim = doc["groups"]["binning_n30_lo-1_hi1"]["claims"]["ii"]
     assert claim["verdict"] == NOT_APPLICABLE
     assert claim["reason"] == ("gradient SNR undefined: one minibatch per epoch (full-batch "

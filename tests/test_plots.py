@@ -15,7 +15,7 @@ from synthetic_files import cell_config, write_estimates, write_run, write_sweep
 
 from ibrepro.analysis.results import load_cell, select_estimates
 from ibrepro.claims import claimsfile
-from ibrepro.claims.judge import claims_path
+from ibrepro.claims.judge import judge_path
 from ibrepro.claims.phases import deep_layers, drift_diffusion_epoch
 from ibrepro.claims.rules import Rules
 from ibrepro.claims.verdicts import interval_text
@@ -299,7 +299,7 @@ def test_every_marked_number_is_the_claims_files(tmp_path):
     sweep = {"model.hidden": [[4], [5, 4, 3]]}
     paths = write_sweep(tmp_path, "deep", sweep, train_fraction=0.05, **TINY)  # claims need all 4096 inputs
     rules = Rules(min_fall_bits=0.2, compressed_fraction=0.2)
-    claims_path(tmp_path, rules=rules)
+    judge_path(tmp_path, rules=rules)
     experiment = claimsfile.read(tmp_path / claimsfile.EXPERIMENT_NAME)
     depth_claim = experiment["groups"]["binning_30"]["claims"]["iv"]["measured"]["median_epochs"]
     cells = [load_cell(p) for p in paths]

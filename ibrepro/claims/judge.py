@@ -30,7 +30,7 @@ from ibrepro.claims.verdicts import NOT_APPLICABLE, interval, training_fit
 from ibrepro.ib.bound import data_distribution
 
 
-def claims_path(path: str | Path, estimators: tuple[str, ...] = (), rules: Rules = Rules()) -> list[Path]:
+def judge_path(path: str | Path, estimators: tuple[str, ...] = (), rules: Rules = Rules()) -> list[Path]:
     """Judge a cell file or every cell of an experiment directory; returns the files written.
 
     A directory also gets `claims.json` (claim iv across cells of different depth)."""
@@ -138,8 +138,7 @@ def _layer_table(group: Group, n_hidden: int, drift, measures, gap: np.ndarray |
     ceiling = phases.at_ceiling(group.ixt, np.log2(cell.n_inputs), rules.ceiling_bits)
     deep = phases.deep_layers(n_hidden)
     seed_mean_drift = None if drift is None else marks.seed_mean_transition(cell.epochs, cell.gradients)
-    breaks = caveats.estimate_caveats(group.estimator, group.epochs, group.ixt, group.ity, cell.label_entropy,
-                                      rules.noise_z)
+    breaks = caveats.estimate_caveats(group.estimator, group.epochs, group.ixt, group.ity, cell.label_entropy)
     rows = []
     for k, numbers in enumerate(marks.layer_numbers(group.epochs, group.ixt, group.ity, rules)):
         row = {"layer": "output" if k == n_layers - 1 else f"layer {k + 1}", "deep": k in deep,

@@ -27,6 +27,7 @@ from ibrepro.report.plots.overfit import overfit_figure
 from ibrepro.report.plots.sweep import (
     DEPTH_KEY,
     depth_figure,
+    matching_estimates,
     order_cells,
     sweep_infoplane_figure,
     sweep_keys,
@@ -163,9 +164,13 @@ def _sweep_figures(report: PlotReport, directory: Path, cells: list[CellResults]
                               f"run `ibrepro analyze {directory}` first")
         return
     swept = ", ".join(keys)
+    drawn: set[str] = set()
     for group in groups:
-        estimates = [next((e for e in chosen[c.name] if e.group == group), None)
-                     for c in cells]
+        if group in drawn:
+            continue
+        reference = next(e for c in cells for e in chosen[c.name] if e.group == group)
+        estimates = matching_estimates([chosen[c.name] for c in cells], reference)
+        drawn |= {e.group for e in estimates if e is not None}
         missing = [c.name for c, e in zip(cells, estimates) if e is None]
         if missing:
             report.skipped.append(f"sweep panels without {group!r} estimates: {', '.join(missing)}")

@@ -17,6 +17,7 @@ from ibrepro.claims.marks import ONSET_STATISTIC, layer_numbers
 from ibrepro.claims.phases import summary
 from ibrepro.claims.rules import Rules
 from ibrepro.report.plots import style
+from ibrepro.report.plots.infoplane import write_caveats, x_ceiling
 
 TRAIN_COLOUR = style.OKABE_ITO[3]  # blue
 TEST_COLOUR = style.OKABE_ITO[4]  # vermillion
@@ -48,15 +49,19 @@ def layer_curves_figure(cell: CellResults, estimate: Estimate, rules: Rules = Ru
         _mark_onset(ax_x, estimate, k, numbers[k]["onset_epoch"], colour)
     for ax in (ax_x, ax_y):
         style.log_scales(ax)
-    ax_x.axhline(np.log2(cell.n_inputs), color=style.REFERENCE_COLOUR, lw=0.6, ls="--", zorder=0)
+    h_x = x_ceiling(estimate, cell.n_inputs)
+    if h_x is not None:
+        ax_x.axhline(h_x, color=style.REFERENCE_COLOUR, lw=0.6, ls="--", zorder=0)
     ax_y.axhline(cell.label_entropy, color=style.REFERENCE_COLOUR, lw=0.6, ls="--", zorder=0)
+    write_caveats(ax_y, estimate, cell.label_entropy)
     for ax, name, ref in ((ax_x, "I(X;T)", "H(X)"), (ax_y, "I(T;Y)", "H(Y)")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{name} (bits)")
         low = ax.dataLim.y0  # below 0 only for estimators that can go there (kNN's differential I(X;T))
         ax.set_ylim(bottom=min(0.0, low - 0.05 * ax.dataLim.height) if np.isfinite(low) else 0.0)
         ax.set_title(f"{name} per layer (dashed: {ref})")
-    ax_x.set_title(f"I(X;T) per layer (dashed: H(X))\n▼ compression onset, {ONSET_STATISTIC}", fontsize=7)
+    scale = "dashed: H(X)" if h_x is not None else "no H(X): not on its scale"
+    ax_x.set_title(f"I(X;T) per layer ({scale})\n▼ compression onset, {ONSET_STATISTIC}", fontsize=7)
     handles, _ = ax_x.get_legend_handles_labels()
     fig.legend(handles=handles, loc="outside lower center", ncols=min(n_layers, 7))
     partial = cell.coverage(estimate.epochs)
@@ -99,8 +104,9 @@ def learning_figure(cell: CellResults) -> Figure:
         handles.append(Line2D([], [], color="none", label=no_test))
     fig.legend(handles=handles, loc="outside lower center", ncols=3)
     n_seeds = next(iter(cell.metrics.values())).shape[0]
-    fig.suptitle(f"{cell.name}: learning curves, {style.seed_summary(n_seeds, spread=True)}",
-                 fontsize=8)
+    partial = cell.coverage()
+    fig.suptitle(f"{cell.name}: learning curves, {style.seed_summary(n_seeds, spread=True)}"
+                 + (f" ({partial})" if partial else ""), fontsize=8)
     return fig
 
 

@@ -16,6 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from ibrepro.analysis.results import CellResults, Estimate, IBBound
+from ibrepro.claims.caveats import estimate_caveats, is_differential, short_text
 from ibrepro.claims.phases import summary
 from ibrepro.report.plots import style
 
@@ -43,8 +44,8 @@ def draw_infoplane(
     bound: IBBound | None = None,
     limits: Limits | None = None,
 ) -> None:
-    """Draw one estimate's information plane on `ax` (axes in bits, I(X;T) up to log2 N, or
-    wider for estimates outside [0, log2 N], such as kNN differential entropies)."""
+    """Draw one estimate's information plane on `ax` (axes in bits, see `plane_limits`), with
+    the estimator's caveats (`ibrepro.claims.caveats`) written in the panel."""
     ixt = summary(estimate.ixt).center  # (E, L)
     ity = summary(estimate.ity).center
     n_layers = ixt.shape[1]
@@ -70,24 +71,45 @@ def draw_infoplane(
     ax.set_ylim(y_lo, y_hi)
     ax.set_xlabel("I(X;T) (bits)")
     ax.set_ylabel("I(T;Y) (bits)")
+    write_caveats(ax, estimate, label_entropy)
+
+
+def write_caveats(ax: Axes, estimate: Estimate, label_entropy: float, y: float = 0.03) -> None:
+    """The estimate's broken inequalities (`ibrepro.claims.caveats`), one line each, in the
+    lower right of the panel (the claims file and the report give the same, in full)."""
+    breaks = estimate_caveats(estimate.estimator, estimate.epochs, estimate.ixt, estimate.ity, label_entropy)
+    if breaks:
+        n_layers = estimate.ixt.shape[2]
+        ax.text(0.98, y, "\n".join("⚠ " + short_text(c, n_layers) for c in breaks), transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=5, color=style.CAVEAT_COLOUR, zorder=6, gid="caveats",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
 
 
 Limits = tuple[tuple[float, float], tuple[float, float]]  # (x_lo, x_hi), (y_lo, y_hi)
 
 
 def plane_limits(estimate: Estimate, n_inputs: int, label_entropy: float) -> Limits:
-    """Axis limits: x from 0 to H(X) (log2 N, or log2 of a minibatch) and y from 0 to H(Y),
-    each widened (with a margin) to take in every seed's finite values, for estimators whose
-    values leave those ranges."""
+    """Axis limits: x from 0 to H(X) (`x_ceiling`) and y from 0 to H(Y), each widened (with a
+    margin) to take in every seed's finite values, for estimators whose values leave those
+    ranges; x fits the values alone for estimators with no H(X) ceiling or whose values stay
+    far below it (kNN's differential scale, Rényi's kernel scale)."""
 
     def span(values: np.ndarray, hi: float, pad: float) -> tuple[float, float]:
         finite = values[np.isfinite(values)]
         lo, top = min(0.0, float(finite.min(initial=0.0))), max(hi, float(finite.max(initial=0.0)))
         return (lo - pad * (top - lo) if lo < 0 else 0.0), top + pad * (top - lo)
 
-    # H(X) over the inputs the estimate sees: all N, or one minibatch (matrix-based Rényi)
-    h_x = np.log2(min(n_inputs, int(estimate.params.get("batch", n_inputs))))
-    return span(estimate.ixt, h_x, 0.02), span(estimate.ity, label_entropy, 0.1)
+    h_x = x_ceiling(estimate, n_inputs)
+    return span(estimate.ixt, 0.0 if h_x is None else h_x, 0.02), span(estimate.ity, label_entropy, 0.1)
+
+
+def x_ceiling(estimate: Estimate, n_inputs: int) -> float | None:
+    """H(X) in the estimator's scale: log2 of the inputs it sees (all N, or one minibatch for
+    matrix-based Rényi); None for a differential scale (kNN) or a kernel scale (Rényi), whose
+    I(X;T) is not measured against H(X)."""
+    if is_differential(estimate.estimator) or estimate.estimator == "renyi":
+        return None
+    return float(np.log2(min(n_inputs, int(estimate.params.get("batch", n_inputs)))))
 
 
 def union_limits(limits: list[Limits]) -> Limits:
@@ -141,7 +163,8 @@ def infoplane_figure(cell: CellResults, estimate: Estimate, per_seed: bool = Fal
     elif cell.ib_bound is not None:
         fig.legend(loc="outside lower center")
     colour_bar(fig, norm, ax)
-    ax.set_title(plane_title(estimate, f"{cell.name}: "))
+    partial = cell.coverage(estimate.epochs)
+    ax.set_title(plane_title(estimate, f"{cell.name}: ") + (f"\n{partial}" if partial else ""))
     return fig
 
 

@@ -61,8 +61,26 @@ def sweep_infoplane_figure(experiment: str, cells: list[CellResults], estimates:
     seeds = (style.seed_summary(counts[0]) if len(counts) == 1
              else f"mean of {counts[0]}–{counts[-1]} seeds")
     title = f"{experiment}: {style.estimator_title(est.estimator, est.params)}, {seeds} per panel"
-    panels = [(panel_title(c, keys), c, e) for c, e in zip(cells, estimates)]
+    panels = [(panel_title(c, keys) + _partial(c, e), c, e) for c, e in zip(cells, estimates)]
     return infoplane_grid(panels, title, per_seed=per_seed)
+
+
+def matching_estimates(cells_estimates: list[tuple[Estimate, ...]], reference: Estimate) -> list[Estimate | None]:
+    """Per cell, the estimate group that matches REFERENCE: the group of the same name, else the
+    cell's one group of the same estimator and labels (a setting that follows the cell, such as
+    the noisy estimator's β = the cell's noise, names each cell's group differently)."""
+    out = []
+    for estimates in cells_estimates:
+        same = [e for e in estimates if e.group == reference.group]
+        kin = [e for e in estimates if e.estimator == reference.estimator
+               and e.attrs.get("labels", "drawn") == reference.attrs.get("labels", "drawn")]
+        out.append(same[0] if same else kin[0] if len(kin) == 1 else None)
+    return out
+
+
+def _partial(cell: CellResults, estimate: Estimate | None) -> str:
+    partial = "" if estimate is None else cell.coverage(estimate.epochs)
+    return f"\n{partial}" if partial else ""
 
 
 @style.styled
