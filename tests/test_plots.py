@@ -329,3 +329,62 @@ def test_every_marked_number_is_the_claims_files(tmp_path):
     # the default rules give other numbers: the figures do follow the rules they are given
     default = depth_figure("deep", cells, [c.estimates[0] for c in cells], list(sweep))
     assert not np.allclose(next(iter(marked(default, "depth").values())).get_data()[1], epochs)
+
+
+# ---------------------------------------------------------------- tied to the run
+
+def test_estimates_of_another_run_are_refused_by_plot_claims_and_report(tmp_path):
+    from typer.testing import CliRunner
+
+    from ibrepro.cli import app
+    from ibrepro.report.render import write_report
+
+    config = cell_config("c", **TINY)
+    path = tmp_path / "c.h5"
+    write_run(path, config)
+    write_estimates(tmp_path / "c.mi.h5", config)
+    with h5py.File(path, "r+") as f:
+        f.attrs["run_id"] = "run-b"
+    with h5py.File(tmp_path / "c.mi.h5", "r+") as f:
+        f["binning_30"].attrs["run_id"] = "run-a"
+    refusal = r"'binning_30' was estimated on another run \(run_id run-a, c.h5 has run-b\)"
+    for stage in (make_figures, judge_path, write_report):
+        with pytest.raises(UserError, match=refusal):
+            stage(path)
+    result = CliRunner().invoke(app, ["claims", str(path)])
+    assert result.exit_code != 0 and "another run" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    with h5py.File(tmp_path / "c.mi.h5", "r+") as f:  # same run_id, an epoch the run never logged
+        f["binning_30"].attrs["run_id"] = "run-b"
+        f["binning_30/epochs"][-1] = 12345
+    with pytest.raises(UserError, match="epoch 12345, which c.h5 has no complete snapshot of"):
+        load_cell(path)
+
+
+def test_partial_estimates_are_labelled_partial_everywhere(tmp_path):
+    """Estimates made while the cell trained (its first 15 logged epochs) of a run that went on
+    to epoch 599: figures, claims file and report say 'partial: up to epoch N of 599'."""
+    from ibrepro.report.render import write_report
+
+    config = cell_config("c", **TINY)
+    path = tmp_path / "c.h5"
+    write_run(path, config)
+    write_estimates(tmp_path / "c.mi.h5", config)
+    with h5py.File(tmp_path / "c.mi.h5", "r+") as f:
+        group = f["binning_30"]
+        for name in ("epochs", "ixt", "ity"):
+            data = group[name][()]
+            del group[name]
+            group[name] = data[..., :15] if name == "epochs" else data[:, :15]
+        last = int(group["epochs"][-1])
+    label = f"partial: up to epoch {last} of 599"
+    cell = load_cell(path)
+    assert cell.coverage() == "" and cell.coverage(cell.estimates[0].epochs) == label
+    assert label in infoplane_figure(cell, cell.estimates[0]).axes[0].get_title()
+    assert label in layer_curves_figure(cell, cell.estimates[0])._suptitle.get_text()
+    result = write_report(path)
+    group = claimsfile.read(claimsfile.claims_path(path))["groups"]["binning_30"]
+    assert group["coverage"] == label and group["last_epoch"] == last
+    text = result.markdown.read_text()
+    assert f"binning_30 (drawn labels, {label})" in text  # the verdict matrix
+    assert f"I(X;T) at epoch {last} (partial)" in text and "final I(X;T)" not in text
