@@ -25,7 +25,7 @@ from ibrepro.report.plots.curves import layer_curves_figure, learning_figure
 from ibrepro.report.plots.gradients import gradients_figure
 from ibrepro.report.plots.infoplane import infoplane_figure
 from ibrepro.report.plots.overfit import overfit_figure
-from ibrepro.report.plots.sweep import depth_figure, order_cells, panel_title
+from ibrepro.report.plots.sweep import depth_figure, matching_estimates, order_cells, panel_title
 
 # ---------------------------------------------------------------- fixtures
 
@@ -388,3 +388,20 @@ def test_partial_estimates_are_labelled_partial_everywhere(tmp_path):
     text = result.markdown.read_text()
     assert f"binning_30 (drawn labels, {label})" in text  # the verdict matrix
     assert f"I(X;T) at epoch {last} (partial)" in text and "final I(X;T)" not in text
+
+
+def test_sweep_matches_groups_named_after_each_cell(tmp_path):
+    """Noise-injected sweeps name each cell's noisy group after its own β: the sweep figure
+    still draws every analysed cell (no 'not analysed' panel) in one figure."""
+    sweep = {"train.train_fraction": [0.85, 0.5]}
+    paths = write_sweep(tmp_path, "noise", sweep, n_inputs=N_INPUTS, gradients=False, hidden=(5, 3), **TINY)
+    for i, path in enumerate(paths):
+        with h5py.File(path.with_name(path.stem + ".mi.h5"), "r+") as f:
+            f.move("binning_30", f"binning_cell{i}")
+    report = make_figures(tmp_path)
+    sweeps = sorted(p.name for p in report.figures if "sweep_infoplane" in p.name and p.suffix == ".png")
+    assert sweeps == ["noise_sweep_infoplane_binning_cell0.png"]
+    assert not any("sweep panels without" in s for s in report.skipped)
+    cells = order_cells([load_cell(p) for p in paths], list(sweep))
+    matched = matching_estimates([c.estimates for c in cells], cells[0].estimates[0])
+    assert [e.group for e in matched] == ["binning_cell0", "binning_cell1"]
