@@ -25,11 +25,21 @@ MIN_BITS = 0.01  # a break smaller than this is rounding, whatever the noise
 
 
 class Caveat(NamedTuple):
-    """One break at one layer (index): `quantity` is "ixt" or "ity", `text` says what and why."""
+    """One break at one layer (index): `quantity` is "ixt" or "ity", `kind` one of `KINDS`,
+    `text` says what and why."""
 
     layer: int
     quantity: str
+    kind: str
     text: str
+
+
+KINDS = {  # kind -> what a figure says of the layers it names
+    "depth": "I(T;Y) ends above a shallower layer's (data-processing inequality broken)",
+    "above_hy": "I(T;Y) > H(Y)",
+    "negative": "I(X;T) < 0",
+    "jitter": "I(X;T) set by the jitter (softmax units sum to 1)",
+}
 
 
 def is_differential(estimator: str) -> bool:
@@ -57,29 +67,33 @@ def _caveats(estimator: str, epochs: np.ndarray, ixt: np.ndarray, ity: np.ndarra
             continue
         excess = last[k] - last[j]
         if excess > _tolerance(z, noise_y[k], noise_y[j]):
-            out.append(Caveat(k, "ity", f"I(T;Y) ends {excess:.2g} bits above {_name(j, n_layers)}'s: "
+            out.append(Caveat(k, "ity", "depth", f"I(T;Y) ends {excess:.2g} bits above {_name(j, n_layers)}'s: "
                                         "a deeper layer cannot carry more (data-processing inequality)"))
     with np.errstate(invalid="ignore"):
         top = _nanmax(np.nanmean(ity, axis=0))
     for k in range(n_layers):
         if top[k] > label_entropy + _tolerance(z, noise_y[k]):
-            out.append(Caveat(k, "ity", f"I(T;Y) reaches {top[k]:.3g} bits > H(Y) = {label_entropy:.3g}"))
+            out.append(Caveat(k, "ity", "above_hy", f"I(T;Y) reaches {top[k]:.3g} bits > H(Y) = {label_entropy:.3g}"))
     if is_differential(estimator):
-        out.append(Caveat(n_layers - 1, "ixt", "I(X;T) of the softmax output is set by the jitter "
+        out.append(Caveat(n_layers - 1, "ixt", "jitter", "I(X;T) of the softmax output is set by the jitter "
                                                "(its units sum to 1: no volume for a differential entropy)"))
         return out
     noise_x = _mean_noise(epochs, ixt)
     low = -_nanmax(-np.nanmean(ixt, axis=0))
     for k in range(n_layers):
         if low[k] < -_tolerance(z, noise_x[k]):
-            out.append(Caveat(k, "ixt", f"I(X;T) goes to {low[k]:.2g} bits < 0"))
+            out.append(Caveat(k, "ixt", "negative", f"I(X;T) goes to {low[k]:.2g} bits < 0"))
     return sorted(out)
 
 
-def short_text(caveat: Caveat, n_layers: int) -> str:
-    """One line for a figure: 'layer 2: ...' (the text up to its first colon or parenthesis)."""
-    head = caveat.text.split(": ")[0].split(" (")[0]
-    return f"{_name(caveat.layer, n_layers)}: {head}"
+def figure_lines(caveats: list[Caveat], n_layers: int, quantities: tuple[str, ...] = ("ixt", "ity")) -> list[str]:
+    """One short line per kind of break, naming its layers ('⚠ layer 2, output: ...')."""
+    lines = []
+    for kind, words in KINDS.items():
+        layers = [c.layer for c in caveats if c.kind == kind and c.quantity in quantities]
+        if layers:
+            lines.append(f"⚠ {', '.join(_name(k, n_layers) for k in layers)}: {words}")
+    return lines
 
 
 def _name(k: int, n_layers: int) -> str:

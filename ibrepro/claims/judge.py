@@ -144,7 +144,8 @@ def _layer_table(group: Group, n_hidden: int, drift, measures, gap: np.ndarray |
         row = {"layer": "output" if k == n_layers - 1 else f"layer {k + 1}", "deep": k in deep,
                "at_ceiling": bool(ceiling[k]),
                "final_ixt": interval(group.ixt[:, -1, k]), "final_ity": interval(group.ity[:, -1, k]),
-               **numbers, "caveats": [{"quantity": c.quantity, "text": c.text} for c in breaks if c.layer == k]}
+               **numbers, "caveats": [{"quantity": c.quantity, "kind": c.kind, "text": c.text}
+                                        for c in breaks if c.layer == k]}
         if drift is not None:
             row["drift_epoch"] = marks.epoch_interval(drift[group.seeds, k])
             row["drift_epoch_seed_mean"] = _finite_or_none(seed_mean_drift[k])

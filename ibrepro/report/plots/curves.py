@@ -53,13 +53,14 @@ def layer_curves_figure(cell: CellResults, estimate: Estimate, rules: Rules = Ru
     if h_x is not None:
         ax_x.axhline(h_x, color=style.REFERENCE_COLOUR, lw=0.6, ls="--", zorder=0)
     ax_y.axhline(cell.label_entropy, color=style.REFERENCE_COLOUR, lw=0.6, ls="--", zorder=0)
-    write_caveats(ax_y, estimate, cell.label_entropy)
     for ax, name, ref in ((ax_x, "I(X;T)", "H(X)"), (ax_y, "I(T;Y)", "H(Y)")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{name} (bits)")
         low = ax.dataLim.y0  # below 0 only for estimators that can go there (kNN's differential I(X;T))
         ax.set_ylim(bottom=min(0.0, low - 0.05 * ax.dataLim.height) if np.isfinite(low) else 0.0)
         ax.set_title(f"{name} per layer (dashed: {ref})")
+    write_caveats(ax_x, estimate, cell.label_entropy, ("ixt",))
+    write_caveats(ax_y, estimate, cell.label_entropy, ("ity",))
     scale = "dashed: H(X)" if h_x is not None else "no H(X): not on its scale"
     ax_x.set_title(f"I(X;T) per layer ({scale})\n▼ compression onset, {ONSET_STATISTIC}", fontsize=7)
     handles, _ = ax_x.get_legend_handles_labels()
@@ -79,7 +80,7 @@ def _mark_onset(ax: Axes, estimate: Estimate, k: int, onset: list[float], colour
     height = np.interp(np.log(epoch), np.log(np.maximum(estimate.epochs, 1)), summary(estimate.ixt[:, :, k]).center)
     ax.plot([epoch], [height], marker="v", ms=5, color=colour, mec="black", mew=0.4, zorder=5, gid=f"onset:{k}")
     if np.isfinite(low) and np.isfinite(high):
-        ax.plot([low, high], [height, height], color=colour, lw=1.2, zorder=4)
+        ax.plot([low, high], [height, height], color=colour, lw=0.8, marker="|", ms=4, zorder=4)
 
 
 @style.styled

@@ -16,12 +16,13 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from ibrepro.analysis.results import CellResults, Estimate, IBBound
-from ibrepro.claims.caveats import estimate_caveats, is_differential, short_text
+from ibrepro.claims.caveats import estimate_caveats, figure_lines, is_differential
 from ibrepro.claims.phases import summary
 from ibrepro.report.plots import style
 
 TITLE_CHARS = 48  # of a title line over a one-column information plane
 GRID_TITLE_CHARS = 32  # over one panel of `infoplane_grid`
+CAVEAT_CHARS = 40  # of a caveat line written inside a panel
 
 N_JOINED_EPOCHS = 6
 
@@ -60,7 +61,7 @@ def draw_infoplane(
     ax.scatter(ixt.ravel(), ity.ravel(), c=np.repeat(colours, n_layers, axis=0), s=7,
                linewidths=0, zorder=3, rasterized=True)
     _tag_layers(ax, ixt, ity)
-    if bound is not None:
+    if bound is not None and x_ceiling(estimate, n_inputs) is not None:  # the bound is in I(X;T) of X itself
         ax.plot(bound.ixt, bound.ity, color="black", lw=1.0, zorder=4, label="IB bound")
     ax.axhline(label_entropy, color=style.REFERENCE_COLOUR, lw=0.6, ls="--", zorder=0)
     ax.text(0.01, label_entropy, "H(Y)", va="bottom", ha="left", fontsize=6.5,
@@ -74,15 +75,36 @@ def draw_infoplane(
     write_caveats(ax, estimate, label_entropy)
 
 
-def write_caveats(ax: Axes, estimate: Estimate, label_entropy: float, y: float = 0.03) -> None:
-    """The estimate's broken inequalities (`ibrepro.claims.caveats`), one line each, in the
-    lower right of the panel (the claims file and the report give the same, in full)."""
+def write_caveats(ax: Axes, estimate: Estimate, label_entropy: float,
+                  quantities: tuple[str, ...] = ("ixt", "ity")) -> None:
+    """The estimate's broken inequalities (`ibrepro.claims.caveats`) of `quantities`, one line
+    per kind, in the emptiest corner of the panel (the claims file and the report say the
+    same in full, per layer). Call once the axis limits are set."""
     breaks = estimate_caveats(estimate.estimator, estimate.epochs, estimate.ixt, estimate.ity, label_entropy)
-    if breaks:
-        n_layers = estimate.ixt.shape[2]
-        ax.text(0.98, y, "\n".join("⚠ " + short_text(c, n_layers) for c in breaks), transform=ax.transAxes,
-                ha="right", va="bottom", fontsize=5, color=style.CAVEAT_COLOUR, zorder=6, gid="caveats",
-                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
+    lines = figure_lines(breaks, estimate.ixt.shape[2], quantities)
+    if lines:
+        x, y = _emptiest_corner(ax)
+        text = "\n".join(textwrap.fill(line, CAVEAT_CHARS, subsequent_indent="   ") for line in lines)
+        note = ax.text(x, y, text, transform=ax.transAxes, ha="right" if x > 0.5 else "left",
+                       va="top" if y > 0.5 else "bottom", fontsize=5, color=style.CAVEAT_COLOUR, zorder=6,
+                       gid="caveats", bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 1})
+        note.set_in_layout(False)  # inside the panel: the layout keeps the axes' size
+
+
+def _emptiest_corner(ax: Axes) -> tuple[float, float]:
+    """The corner (axes fraction) with the fewest drawn points within 45 % × 30 % of it."""
+    points = [line.get_xydata() for line in ax.lines] + [c.get_offsets() for c in ax.collections
+                                                          if len(c.get_offsets())]
+    xy = np.concatenate([np.asarray(p, float).reshape(-1, 2) for p in points]) if points else np.empty((0, 2))
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    frac = ax.transAxes.inverted().transform(ax.transData.transform(xy)) if len(xy) else xy
+    corners = [(0.98, 0.03), (0.02, 0.03), (0.98, 0.97), (0.02, 0.97)]
+
+    def crowd(corner):
+        x, y = corner
+        return int(((np.abs(frac[:, 0] - x) < 0.45) & (np.abs(frac[:, 1] - y) < 0.3)).sum())
+
+    return min(corners, key=crowd)
 
 
 Limits = tuple[tuple[float, float], tuple[float, float]]  # (x_lo, x_hi), (y_lo, y_hi)
