@@ -23,7 +23,7 @@ MEASURED = {  # claims-file key -> words (epochs are geometric means over seeds)
     "compression_share": "share of training after the I(X;T) peak",
     "compressing_seed_layers": "seed-layers compressing",
     "layers_at_ceiling": "layers at the ceiling (not measurable)",
-    "drift_epoch": "drift→diffusion epoch", "onset_epoch": "compression onset epoch",
+    "drift_epoch": "drift→diffusion epoch (per seed, hidden layers)", "onset_epoch": "compression onset epoch",
     "coincide_share": "share of layers where they coincide",
     "abs_gap_bits": "median |gap to IB bound| (bits)", "signed_gap_bits": "median signed gap (bits)",
     "residual_bits": "median self-consistency residual (bits)",
@@ -34,7 +34,7 @@ MEASURED = {  # claims-file key -> words (epochs are geometric means over seeds)
 }
 LAYER_COLUMNS = (("final_ixt", "final I(X;T)"), ("final_ity", "final I(T;Y)"),
                  ("ixt_fall", "I(X;T) fall"), ("onset_epoch", "compression onset"),
-                 ("compression_share", "share after peak"), ("drift_epoch", "drift→diffusion"),
+                 ("compression_share", "share after peak"), ("drift_epoch", "drift→diffusion per seed"),
                  ("gap_to_bound", "gap to IB bound"), ("sc_residual", "SC residual"),
                  ("sc_beta", "SC best β"), ("ity_late_fall", "late I(T;Y) fall"))
 
@@ -91,8 +91,8 @@ def cell_section(doc: dict, figures: list[tuple[str, str]], figures_rel: str) ->
                          [(f"{c}. {CLAIMS[c]}", measured_text(group["claims"][c]["measured"]),
                            group["claims"][c]["rule"]["text"], verdict_text(group["claims"][c]))
                           for c in CLAIMS]))
-        out.append(Table(("layer", *_layer_titles(group), "estimator caveats"),
-                         [_layer_row(row) for row in group["layers"]]))
+        out.append(Table(("layer", *_layer_titles(group)), [_layer_row(row) for row in group["layers"]]))
+        out += _caveats(group["layers"])
         out.append(Para(f"Self-consistency (SC) on {group['partition']}, "
                         "at the last logged epoch. Intervals: 95 % bootstrap over seeds; epochs "
                         "and β as geometric means." + _labels_note(doc["config"])))
@@ -190,8 +190,20 @@ def _layer_row(row: dict) -> tuple[str, ...]:
     cells = []
     for key, _ in LAYER_COLUMNS:
         text = interval_text(_numbers(row[key])) if key in row else "–"
+        if key == "drift_epoch" and row.get("drift_epoch_seed_mean") is not None:
+            text += f" (seed-mean SNR: {row['drift_epoch_seed_mean']:.3g})"
         cells.append(text + (" ⚠" if key in ("final_ixt", "final_ity") and key[-3:] in flagged else ""))
-    return (label, *cells, "; ".join(f"⚠ {c['text']}" for c in row.get("caveats", [])) or "–")
+    return (label, *cells)
+
+
+def _caveats(layers: list[dict]) -> list:
+    """A paragraph under the layer table on every number it marks ⚠ (none when clean)."""
+    said = [f"{row['layer']}: {c['text']}" for row in layers for c in row.get("caveats", [])]
+    if not said:
+        return []
+    return [Para("⚠ Estimator caveats (an estimate that breaks an inequality the true quantity obeys, "
+                 "beyond its epoch-to-epoch noise; read these numbers as artefacts of the estimator): "
+                 + "; ".join(said) + ".")]
 
 
 def _labels_note(config: dict) -> str:

@@ -58,7 +58,7 @@ def overfit_figure(cell: CellResults, estimate: Estimate, layers: list[int], rul
     fig.legend(handles=handles, loc="outside lower center", ncols=1)
     fig.suptitle(f"{cell.name}: deep layers' I(T;Y) and the generalisation gap\n"
                  f"{style.estimator_title(estimate.estimator, estimate.params)}\n"
-                 f"{style.seed_summary(estimate.ity.shape[0], spread=True)}; late fall: smoothed "
-                 f"peak − last, mean over seeds" + (f"\n{cell.coverage(estimate.epochs)}"
-                                                     if cell.coverage(estimate.epochs) else ""), fontsize=7)
+                 f"{style.seed_summary(estimate.ity.shape[0], spread=True)}\n"
+                 "late fall = smoothed peak − last, mean over seeds"
+                 + (f"\n{cell.coverage(estimate.epochs)}" if cell.coverage(estimate.epochs) else ""), fontsize=7)
     return fig
