@@ -129,7 +129,7 @@ def _final_epoch(handle: h5py.File, run: Cell) -> int | None:
 def _check_same_run(run: Cell, estimate: Estimate) -> None:
     """UserError when ESTIMATE was not computed from this run file's snapshots."""
     where = f"{run.estimates_path.name}: group {estimate.group!r}"
-    fix = f"rerun `ibrepro analyze {run.path}` (or remove {run.estimates_path.name})"
+    fix = f"remove {run.estimates_path.name} and rerun `ibrepro analyze {run.path}`"
     theirs = str(estimate.attrs.get("run_id") or "")
     if theirs and run.run_id and theirs != run.run_id:
         raise UserError(f"{where} was estimated on another run (run_id {theirs}, "
