@@ -4,6 +4,8 @@ Saxe et al.'s activations) and, for a depth sweep, epochs to the compressed stat
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -123,9 +125,9 @@ def depth_figure(experiment: str, cells: list[CellResults], estimates: list[Esti
     ax.set_xlabel("number of hidden layers")
     ax.set_ylabel("epochs to compressed state")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_title(f"{experiment}: {style.estimator_title(first.estimator, first.params)}\n"
-                 f"compressed = first epoch after the I(X;T) peak with I(X;T) ≤ last + "
-                 f"{rules.compressed_fraction:g}·(peak − last),\nfor {DEPTH_LAYERS};\n"
-                 "median over seeds, bars 95 % interval (as claim iv)\n" + "\n".join(lines),
-                 fontsize=6)
+    rule = (f"compressed = first epoch after the I(X;T) peak with I(X;T) ≤ last + "
+            f"{rules.compressed_fraction:g}·(peak − last), for {DEPTH_LAYERS}; median over seeds, "
+            "bars 95 % interval (as claim iv)")
+    ax.set_title("\n".join([f"{experiment}: {style.estimator_title(first.estimator, first.params)}",
+                            textwrap.fill(rule, 62), *lines]), fontsize=6)
     return fig
