@@ -310,6 +310,10 @@ def test_every_marked_number_is_the_claims_files(tmp_path):
         assert {int(k) for k in drift} == {k for k, row in enumerate(layers) if row["drift_epoch_seed_mean"]}
         for k, line in drift.items():
             assert line.get_xdata()[0] == pytest.approx(layers[int(k)]["drift_epoch_seed_mean"])
+        per_seed = marked(gradients_figure(cell), "drift_per_seed")
+        assert len(per_seed) == len(layers)
+        for k, line in per_seed.items():  # claim ii's per-seed transition, its centre
+            assert line.get_xdata()[0] == pytest.approx(layers[int(k)]["drift_epoch"][0])
         onsets = marked(layer_curves_figure(cell, cell.estimates[0], rules), "onset")
         assert {int(k) for k in onsets} == {k for k, row in enumerate(layers) if np.isfinite(row["onset_epoch"][0])}
         for k, line in onsets.items():
@@ -319,7 +323,7 @@ def test_every_marked_number_is_the_claims_files(tmp_path):
         assert sorted(int(k) for k in falls) == deep
         for k, line in falls.items():
             assert f"late fall {interval_text(layers[int(k)]['ity_late_fall'], 2)} bits" in line.get_label()
-        checked += len(drift) + len(onsets) + len(falls)
+        checked += len(drift) + len(per_seed) + len(onsets) + len(falls)
     fig = depth_figure("deep", cells, [c.estimates[0] for c in cells], list(sweep), rules)
     (line,) = marked(fig, "depth").values()
     depths, epochs = line.get_data()

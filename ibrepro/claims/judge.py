@@ -198,8 +198,7 @@ def _drift(cell: CellResults) -> tuple[np.ndarray | None, str]:
     if not phases.snr_defined(cell.gradients["std_norm"][:, 1:]):
         return None, ("gradient SNR undefined: one minibatch per epoch (full-batch gradient "
                       "descent), so the gradient std is 0")
-    return phases.drift_diffusion_epoch(cell.epochs, cell.gradients["mean_norm"],
-                                        cell.gradients["std_norm"]), ""
+    return marks.seed_transitions(cell.epochs, cell.gradients), ""
 
 
 def _has_depth_sweep(cells: list[CellResults]) -> bool:

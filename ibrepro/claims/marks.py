@@ -38,6 +38,11 @@ def epoch_interval(epochs: np.ndarray) -> list[float]:
     return interval(logs, lambda a: 10.0 ** np.mean(a, axis=-1))
 
 
+def seed_transitions(epochs: np.ndarray, gradients: dict[str, np.ndarray]) -> np.ndarray:
+    """Drift→diffusion epoch per seed and layer (S, L), as claim ii measures it."""
+    return phases.drift_diffusion_epoch(epochs, gradients["mean_norm"], gradients["std_norm"])
+
+
 def seed_mean_transition(epochs: np.ndarray, gradients: dict[str, np.ndarray]) -> np.ndarray:
     """Drift→diffusion epoch (L,) of each layer's seed-mean curves (DESIGN §5): the seed means
     of mean/‖W‖ and std/‖W‖, epoch 0 left out, through `phases.drift_diffusion_epoch`."""

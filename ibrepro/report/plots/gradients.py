@@ -5,7 +5,8 @@ epoch's mean gradient and the gradient standard deviation, both divided by ‖W�
 epochs on log-log axes, averaged over seeds; their ratio (the SNR); and ‖W‖_F itself. The dotted
 lines mark the drift→diffusion transition of the seed-mean SNR drawn here
 (`ibrepro.claims.marks.seed_mean_transition`, DESIGN §5), which the claims file records per
-layer as `drift_epoch_seed_mean`; claim ii measures the crossing per seed (`drift_epoch`).
+layer as `drift_epoch_seed_mean`. Claim ii measures the crossing per seed: its geometric mean
+and 95 % interval over seeds (`drift_epoch`) are drawn as a bar at SNR = 1 per layer.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def gradients_figure(cell: CellResults) -> Figure:
                 ax.axvline(epoch, color=style.layer_colour(k, n_layers), ls=":", lw=0.9, gid=f"drift:{k}")
     if snr_drawn:
         ax_snr.axhline(1.0, color=style.REFERENCE_COLOUR, lw=0.6)
+        _per_seed_bars(ax_snr, cell)
         ax_snr.set_title(f"signal-to-noise ratio\n{_transition_text(transitions)}")
     else:
         ax_snr.set_title("signal-to-noise ratio: undefined\nstd = 0 (one minibatch per epoch?)")
@@ -71,6 +73,7 @@ def gradients_figure(cell: CellResults) -> Figure:
         Line2D([], [], color="0.3", label="mean"),
         Line2D([], [], color="0.3", ls="--", label="std"),
         Line2D([], [], color="0.3", ls=":", label="drift→diffusion: seed-mean SNR's last fall below 1"),
+        Line2D([], [], color="0.3", marker="o", ms=2.5, label="per seed (claim ii): geometric mean, 95 % interval"),
     ]
     layer_keys, _ = ax_weight.get_legend_handles_labels()
     fig.legend(handles=layer_keys + style_keys, loc="outside lower center",
@@ -80,6 +83,21 @@ def gradients_figure(cell: CellResults) -> Figure:
     fig.suptitle(f"{cell.name}: gradient statistics per layer, {style.seed_summary(n_seeds)}"
                  + (f" ({partial})" if partial else ""), fontsize=8)
     return fig
+
+
+def _per_seed_bars(ax, cell: CellResults) -> None:
+    """Per layer, claim ii's per-seed transition: geometric mean (dot) and 95 % interval (bar)
+    over seeds, stacked just above SNR = 1."""
+    per_seed = marks.seed_transitions(cell.epochs, cell.gradients)
+    n_layers = per_seed.shape[1]
+    for k in range(n_layers):
+        centre, low, high = marks.epoch_interval(per_seed[:, k])
+        if np.isfinite(centre):
+            y = 1.12 ** (k + 1)
+            errors = [[centre - low], [high - centre]] if np.isfinite(low) else None
+            bars = ax.errorbar([centre], [y], xerr=errors, fmt="o", ms=2.5, lw=0.9, capsize=1.5,
+                               color=style.layer_colour(k, n_layers))
+            bars.lines[0].set_gid(f"drift_per_seed:{k}")
 
 
 def _transition_text(transitions: np.ndarray) -> str:
