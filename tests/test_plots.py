@@ -282,6 +282,10 @@ def test_cli_plot_reports_figures_and_skips(tmp_path):
     result = runner.invoke(app, ["plot", str(tmp_path / "nothing")])
     assert result.exit_code != 0 and "no such file or directory" in result.output
     assert "Traceback" not in result.output
+    result = runner.invoke(app, ["plot", str(tmp_path / "c.h5"), "--rule", "min_fall_bits=0.3"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["plot", str(tmp_path / "c.h5"), "--rule", "min_fall=0.3"])
+    assert result.exit_code != 0 and "--rule 'min_fall=0.3'" in result.output and "Traceback" not in result.output
 
 
 # ---------------------------------------------------------------- figures mark the claims' numbers
