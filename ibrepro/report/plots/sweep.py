@@ -57,12 +57,14 @@ def _describe(key: str, value) -> str:
 
 def sweep_infoplane_figure(experiment: str, cells: list[CellResults], estimates: list[Estimate | None],
                            keys: list[str], per_seed: bool = False) -> Figure:
-    """One information plane per cell, shared axes and colour bar."""
+    """One information plane per cell, shared axes and colour bar; the title names the
+    estimator settings all panels share (a setting that follows the cell is left out)."""
     est = next(e for e in estimates if e is not None)
     counts = sorted({e.ixt.shape[0] for e in estimates if e is not None})
     seeds = (style.seed_summary(counts[0]) if len(counts) == 1
              else f"mean of {counts[0]}–{counts[-1]} seeds")
-    title = f"{experiment}: {style.estimator_title(est.estimator, est.params)}, {seeds} per panel"
+    shared = {k: v for k, v in est.params.items() if all(e.params.get(k) == v for e in estimates if e is not None)}
+    title = f"{experiment}: {style.estimator_title(est.estimator, shared)}, {seeds} per panel"
     panels = [(panel_title(c, keys) + _partial(c, e), c, e) for c, e in zip(cells, estimates)]
     return infoplane_grid(panels, title, per_seed=per_seed)
 
