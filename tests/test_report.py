@@ -189,3 +189,22 @@ def test_only_per_layer_binning_is_judged_on_that_group(experiment, tmp_path):
     (row,) = table_rows(text, "| cell | estimate group | claim i |")
     assert row[1] == "binning-layer_n30_layer (drawn labels)"
     assert "its own partition (binning-layer)" in text
+
+
+def test_caveats_stand_beside_their_numbers(experiment, report):
+    """A layer whose I(T;Y) breaks an inequality gets ⚠ beside that number and the reason
+    under the table; a clean layer gets neither."""
+    from ibrepro.report.sections import cell_section as render_cell
+
+    directory, _ = experiment
+    doc = documents(directory)["hidden-6x4"]
+    group = doc["groups"]["binning_n30_lo-1_hi1"]
+    for layer in group["layers"]:
+        layer["caveats"] = []
+    reason = "I(T;Y) ends 0.2 bits above layer 1's: a deeper layer cannot carry more"
+    group["layers"][1]["caveats"] = [{"quantity": "ity", "kind": "depth", "text": reason}]
+    text = to_markdown(render_cell(doc, [], "figures"))
+    rows = table_rows(text, "| layer | final I(X;T) |")
+    assert rows[1][2].endswith(" ⚠") and not rows[1][1].endswith(" ⚠")
+    assert not any(cell.endswith(" ⚠") for row in (rows[0], rows[2]) for cell in row)
+    assert f"layer 2: {reason}" in text
