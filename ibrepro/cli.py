@@ -207,6 +207,8 @@ def plot(
         "information planes."),
     movie: bool = typer.Option(False, "--movie/--no-movie", help="Also write the information-plane animation "
         "(GIF, and MP4 where ffmpeg is installed) per cell and estimate group."),
+    rule: list[str] = typer.Option([], "--rule", help="Change a claim rule's threshold for the numbers the figures "
+        "mark: name=value (repeatable; as for `claims`)."),
 ) -> None:
     """Draw the figures (PNG and PDF) of a cell or of every cell of an experiment."""
     from ibrepro.report.plots import make_figures
@@ -214,7 +216,7 @@ def plot(
 
     try:
         _check_estimator_names(path, [estimator] if estimator else [])
-        report = make_figures(path, out=out, estimator=estimator, per_seed=per_seed)
+        report = make_figures(path, out=out, estimator=estimator, per_seed=per_seed, rules=_rules(rule))
         movies = write_movies(path, report.out_dir, estimator) if movie else []
     except UserError as exc:
         _fail(str(exc))
@@ -282,11 +284,11 @@ def claims(
     rule: list[str] = typer.Option([], "--rule", help=RULE_HELP),
 ) -> None:
     """Judge the paper's claims on every estimate group into <cell>.claims.json (and claims.json)."""
-    from ibrepro.claims.judge import claims_path
+    from ibrepro.claims.judge import judge_path
 
     try:
         _check_estimator_names(path, estimator)
-        written = claims_path(path, tuple(estimator), _rules(rule))
+        written = judge_path(path, tuple(estimator), _rules(rule))
     except UserError as exc:
         _fail(str(exc))
     _say(f"claims -> {', '.join(str(p) for p in written)}")

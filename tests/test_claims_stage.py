@@ -20,7 +20,7 @@ from ibrepro.analysis.estimators.binning import uniform_edges
 from ibrepro.analysis.estimators.discrete import soft_information
 from ibrepro.claims import claimsfile
 from ibrepro.claims.calibration import fixed_point_encoder
-from ibrepro.claims.judge import claims_path
+from ibrepro.claims.judge import judge_path
 from ibrepro.claims.rules import Rules
 from ibrepro.claims.selfconsistency import partition_of, symbols
 from ibrepro.claims.verdicts import NOT_APPLICABLE, NOT_SUPPORTED, SUPPORTED, WORDS
@@ -50,7 +50,7 @@ def noisy(tmp_path_factory):
 def test_claims_file_schema_and_soft_labels(noisy):
     with h5py.File(noisy, "r") as run:  # the run file keeps p(y=1|x) of its noisy labels
         np.testing.assert_array_equal(run["data/p_y1"][()], tishby12_p_y1(1.0, 7.6))
-    (written,) = claims_path(noisy, rules=Rules(noise_z=2.5))
+    (written,) = judge_path(noisy, rules=Rules(noise_z=2.5))
     assert written == noisy.with_name("cell.claims.json")
     doc = json.loads(written.read_text())  # plain JSON: no NaN or Infinity tokens
     assert doc["schema"] == "ibrepro-claims/1" and doc["run"] == "cell.h5"
@@ -81,7 +81,7 @@ def test_claims_file_schema_and_soft_labels(noisy):
     kde = doc["groups"]["kde_var0.001_upper_soft_every4"]
     assert kde["claims"]["iii"]["verdict"] != NOT_APPLICABLE
     assert "binning group's partition" in kde["partition"]
-    missing = claimsfile.read(claims_path(noisy, ("binning_n30_lo-1_hi1",))[0])
+    missing = claimsfile.read(judge_path(noisy, ("binning_n30_lo-1_hi1",))[0])
     assert missing["groups"]["binning_n30_lo-1_hi1"]["claims"]["iii"]["reason"].endswith(
         f"run `ibrepro analyze {noisy} --estimator binning --set labels=soft`")
 
@@ -92,7 +92,7 @@ def test_a_diverged_run_makes_every_claim_not_applicable(noisy, tmp_path):
         shutil.copy(noisy.with_name(name), tmp_path / name)
     with h5py.File(path, "r+") as run:
         run["metrics/train_loss"][:, -1] = np.nan  # the loss blew up
-    (written,) = claims_path(path)
+    (written,) = judge_path(path)
     for group in json.loads(written.read_text())["groups"].values():
         for claim in group["claims"].values():
             assert claim["verdict"] == NOT_APPLICABLE
@@ -175,7 +175,7 @@ def test_claim_iii_verdict_follows_the_layers_self_consistency(noisy, tmp_path):
             ity = soft["ity"][()]
             ity[:, -1] = np.interp(soft["ixt"][:, -1], bound["ixt"][()], bound["ity"][()])
             soft["ity"][...] = ity
-        found[kind] = claimsfile.read(claims_path(cell, (group,))[0])["groups"][group]
+        found[kind] = claimsfile.read(judge_path(cell, (group,))[0])["groups"][group]
     fixed, shuffled = found["fixed point"], found["random"]
     assert fixed["claims"]["iii"]["verdict"] == SUPPORTED
     assert shuffled["claims"]["iii"]["verdict"] == NOT_SUPPORTED
@@ -185,7 +185,7 @@ def test_claim_iii_verdict_follows_the_layers_self_consistency(noisy, tmp_path):
 
 
 def test_full_batch_makes_claim_ii_not_applicable(noisy):
-    doc = claimsfile.read(claims_path(noisy)[0])
+    doc = claimsfile.read(judge_path(noisy)[0])
     claim = doc["groups"]["binning_n30_lo-1_hi1"]["claims"]["ii"]
     assert claim["verdict"] == NOT_APPLICABLE
     assert claim["reason"] == ("gradient SNR undefined: one minibatch per epoch (full-batch "
@@ -212,3 +212,14 @@ def test_partition_reproduces_the_estimators_own_information(name, params):
     got = soft_information(clusters, p_y)
     np.testing.assert_allclose(got[0], ixt, atol=1e-12)
     np.testing.assert_allclose(got[1], ity, atol=1e-12)
+
+
+def test_claims_do_not_load_the_report_stage():
+    """Claims read results from the analysis stage: importing the judge loads no matplotlib."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ibrepro.claims.judge; "
+            "print(sorted(m for m in sys.modules if m.startswith(('matplotlib', 'ibrepro.report'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

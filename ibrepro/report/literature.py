@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
+from ibrepro.analysis.results import CellResults
 from ibrepro.report.document import Heading, Para, Table
-from ibrepro.report.plots.load import CellResults
 
 EXPECTED = {
     "tishby12-activation": (
