@@ -10,9 +10,11 @@ layer either way:
 - intervals (`binning-layer`, the default `convention=intervals`): n_bins equal intervals
   over [lo, hi], the last one closed, so the maximum falls in the last interval: the bins of
   `np.histogram(t, n_bins, (lo, hi))`, as Lorenzen et al.'s code bins a layer over its
-  min..max (edges lo + i (hi - lo) / n_bins, `np.digitize`, the maximum in the last bin).
-  Computed as the edges convention on `np.linspace(lo, hi, n_bins + 1)` with the top edge
-  closed (`closed=True`).
+  min..max (StephanLorenzen/ExactIBAnalysisInQNNs, `uniform_bins`: `np.digitize` on
+  `np.arange(lo, hi, (hi - lo) / n_bins)`, the maximum in the last bin). Their `np.arange`
+  sometimes rounds to n_bins + 1 edges, leaving the maximum a bin of its own (93 of 720
+  layer-epochs of a paper cell); elsewhere the two agree to 1.4e-14 bits. Computed as the
+  edges convention on `np.linspace(lo, hi, n_bins + 1)` with the top edge closed (`closed=True`).
 
 Speed: one fused XLA kernel computes every unit's bin arithmetically (in float32 for float32
 data, float64 for float64 data) and packs a row into one or two int32 words (read as one int64
