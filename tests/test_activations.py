@@ -4,14 +4,14 @@ import h5py
 import jax
 import numpy as np
 import pytest
-from conftest import mnist_data_dir, tiny_config
+from helpers import mnist_data_dir, tiny_config
 
 from ibrepro import config as cfg
 from ibrepro.analysis.activations import RecomputedLayer, activation_layers, block_layers
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.errors import UserError
-from ibrepro.train.loop import make_model, train_cell
-from ibrepro.train.model import MLP
+from ibrepro.train.loop import train_cell
+from ibrepro.train.model import MLP, make_model
 from ibrepro.train.recorded import layer_outputs
 from ibrepro.train.runfile import complete_epochs, open_run
 
