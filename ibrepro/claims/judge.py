@@ -3,9 +3,9 @@
 `claims.json` (DESIGN §7).
 
 Per estimate group: claims i (compression), ii (onset at the drift->diffusion transition),
-iii (IB bound, on soft-label groups when labels are noisy, and self-consistency on the group's
-own partition) and v (late
-fall of I(T;Y) with little data), each with its measured numbers (95 % bootstrap intervals over
+iii (IB bound, on soft-label groups when labels are noisy; with noisy labels also the
+beta -> inf self-consistency on the group's own partition) and v (late fall of I(T;Y) with
+little data), each with its measured numbers (95 % bootstrap intervals over
 seeds), rule, thresholds, verdict and reason, and a per-layer table. A run whose training did
 not fit (final train accuracy near chance, or a diverged loss) gets "not applicable" throughout.
 """
@@ -26,6 +26,7 @@ from ibrepro.claims.inputs import Group, final_activations, global_ranges, load_
 from ibrepro.claims.rules import Rules
 from ibrepro.claims.selfconsistency import layer_measures, partition_of
 from ibrepro.claims.verdicts import NOT_APPLICABLE, interval, training_fit
+from ibrepro.data.labels import is_deterministic
 from ibrepro.ib.bound import data_distribution
 from ibrepro.report.plots.load import CellResults
 
@@ -55,20 +56,22 @@ def judge_cell(cell: CellResults, groups: list[Group], rules: Rules, depth_sweep
     fit = training_fit(cell.metrics.get("train_acc"), cell.metrics.get("train_loss"),
                        float(np.bincount(y).max() / y.size), rules.fit_margin)
     drift, why_no_drift = _drift(cell)
-    acts = final_activations(cell.path, np.arange(_n_seeds(cell))) if groups else None
-    binning = next((g.params for g in groups if g.estimator == "binning"), None)
     p_x, p_y_given_x = data_distribution(config, y)
+    deterministic = is_deterministic(p_y_given_x)  # then self-consistency is not applicable
+    acts = final_activations(cell.path, np.arange(_n_seeds(cell))) if groups and not deterministic else None
+    binning = next((g.params for g in groups if g.estimator == "binning"), None)
     out_groups = {}
     for group in groups:
         partition = partition_of(group.estimator, group.params, binning)
         measures = None
-        if acts is not None:
+        if acts is not None and group.labels == "soft":  # noisy labels: only soft groups are judged
             span = (global_ranges(cell.path, group.seeds)
                     if group.params.get("range") == "global" else None)
             measures = layer_measures([a[group.seeds] for a in acts], partition, p_x,
                                       p_y_given_x, span)
         bound_gap = _bound_gap(cell, group, groups)
-        claims = _group_claims(cell, group, rules, drift, why_no_drift, measures, bound_gap, depth_sweep)
+        claims = _group_claims(cell, group, rules, drift, why_no_drift, measures, bound_gap, depth_sweep,
+                               deterministic)
         if fit:
             claims = {c: {**v, "verdict": NOT_APPLICABLE, "reason": fit} for c, v in claims.items()}
         out_groups[group.name] = {
@@ -89,17 +92,17 @@ def judge_cell(cell: CellResults, groups: list[Group], rules: Rules, depth_sweep
 
 
 def _group_claims(cell, group: Group, rules: Rules, drift, why_no_drift, measures,
-                  bound_gap: tuple[np.ndarray | None, str], depth_sweep: bool) -> dict:
+                  bound_gap: tuple[np.ndarray | None, str], depth_sweep: bool, deterministic: bool) -> dict:
     n_hidden = len(cell.config["model"]["hidden"])
     ixt_hidden = group.ixt[:, :, :n_hidden]
     drift_g = None if drift is None else drift[group.seeds][:, :n_hidden]
     gap, why_gap = bound_gap
-    residual = None if measures is None else measures.residual
+    excess = None if measures is None else measures.excess(rules.sc_room)
     deep = phases.deep_layers(n_hidden)
     claims = {
         "i": claim_rules.compression(group.epochs, ixt_hidden, np.log2(cell.n_inputs), rules),
         "ii": claim_rules.coincidence(group.epochs, ixt_hidden, drift_g, why_no_drift, rules),
-        "iii": claim_rules.bound(gap, residual, why_gap, rules),
+        "iii": claim_rules.bound(gap, why_gap, excess, group.labels, deterministic, rules),
         "iv": claim_rules.depth({}, DEPTH_LAYERS, rules),
         "v": claim_rules.small_data(group.epochs, group.ity[:, :, deep] if deep else None,
                                     cell.config["train"]["train_fraction"], rules),
@@ -152,8 +155,8 @@ def _layer_table(group: Group, n_hidden: int, drift, measures, gap: np.ndarray |
         if gap is not None:
             row["gap_to_bound"] = interval(gap[:, k])
         if measures is not None:
-            row["sc_residual"] = interval(measures.residual[:, k])
-            row["sc_beta"] = interval(np.log10(measures.beta[:, k]), _geo)
+            row["sc_share"] = interval(measures.share[:, k])
+            row["sc_excess"] = interval(measures.excess(rules.sc_room)[:, k])
         rows.append(row)
     return rows
 

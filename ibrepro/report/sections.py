@@ -25,7 +25,8 @@ MEASURED = {  # claims-file key -> words (epochs are geometric means over seeds)
     "drift_epoch": "drift→diffusion epoch", "onset_epoch": "compression onset epoch",
     "coincide_share": "share of layers where they coincide",
     "abs_gap_bits": "median |gap to IB bound| (bits)", "signed_gap_bits": "median signed gap (bits)",
-    "residual_bits": "median self-consistency residual (bits)",
+    "sc_excess": "median excess share of inputs in their KL-closest cluster over random partitions "
+                 "(0 chance, 1 all)",
     "median_epochs": "median epochs to the compressed state, by depth",
     "spearman": "Spearman(depth, epochs)", "speedup": "shallowest / deepest",
     "late_fall_share": "share of seeds with a late I(T;Y) fall",
@@ -34,8 +35,8 @@ MEASURED = {  # claims-file key -> words (epochs are geometric means over seeds)
 LAYER_COLUMNS = (("final_ixt", "final I(X;T)"), ("final_ity", "final I(T;Y)"),
                  ("ixt_fall", "I(X;T) fall"), ("onset_epoch", "compression onset"),
                  ("compression_share", "share after peak"), ("drift_epoch", "drift→diffusion"),
-                 ("gap_to_bound", "gap to IB bound"), ("sc_residual", "SC residual"),
-                 ("sc_beta", "SC best β"), ("ity_late_fall", "late I(T;Y) fall"))
+                 ("gap_to_bound", "gap to IB bound"), ("sc_share", "in KL-closest cluster"),
+                 ("sc_excess", "SC excess over random"), ("ity_late_fall", "late I(T;Y) fall"))
 
 
 def verdict_text(claim: dict) -> str:
@@ -91,9 +92,10 @@ def cell_section(doc: dict, figures: list[tuple[str, str]], figures_rel: str) ->
                           for c in CLAIMS]))
         out.append(Table(("layer", *[title for _, title in LAYER_COLUMNS]),
                          [_layer_row(row) for row in group["layers"]]))
-        out.append(Para(f"Self-consistency (SC) on {group['partition']}, "
-                        "at the last logged epoch. Intervals: 95 % bootstrap over seeds; epochs "
-                        "and β as geometric means." + _labels_note(doc["config"])))
+        measured_sc = any("sc_share" in row for row in group["layers"])
+        out.append(Para((f"Self-consistency (SC) on {group['partition']}, at the last logged epoch. "
+                         if measured_sc else "") + "Intervals: 95 % bootstrap over seeds; epochs as "
+                        "geometric means." + _labels_note(doc["config"])))
     if figures:
         out.append(Heading(3, "Figures"))
         out += [Image(f"{figures_rel}/{png}", caption) for png, caption in figures]
@@ -167,10 +169,13 @@ def _labels_note(config: dict) -> str:
     if gamma:
         return (f" Labels are drawn from p(y|x) = σ(γ(f(x) − θ)), γ = {gamma:g}: the gap to the "
                 "IB bound is measured on soft-label groups only (I(T;Y) from p(y|x), "
-                "`analyze --set labels=soft`), never on the one draw of labels.")
-    return (" The labels are deterministic, so the IB bound is min(I(X;T), H(Y)), and a hard "
-            "encoder with label-pure clusters has SC residual H(T) − H(Y): zero only for a layer "
-            "that keeps exactly the label.")
+                "`analyze --set labels=soft`), never on the one draw of labels. Self-consistency "
+                "(SC): the share of inputs in the cluster whose decoder p(y|t) is KL-closest to their "
+                "p(y|x) (the IB equations as β → ∞), and its excess over random partitions of the "
+                "same cluster sizes.")
+    return (" The labels are deterministic, so the IB bound is min(I(X;T), H(Y)) and "
+            "self-consistency is not applicable: every label-pure cluster sits at KL 0 from its "
+            "inputs' p(y|x), so it would say no more than the gap.")
 
 
 def _numbers(values) -> list[float]:
