@@ -177,7 +177,8 @@ def _read_bound(group: h5py.Group) -> IBBound | None:
 
 
 def _settings(kind: str, attrs: dict) -> dict:
-    """The attrs that define an estimate: the estimator's parameters, the KDE bound, and
+    """The attrs that define an estimate: the estimator's parameters (a parameter added since
+    the group was written at its `Param.legacy` value), the KDE bound, and
     the options `every`/`seeds` (thinning) and `labels` (soft) when not at their defaults
     (provenance attrs left out)."""
     common = {p.name: p.default for p in COMMON_PARAMS}
@@ -185,9 +186,11 @@ def _settings(kind: str, attrs: dict) -> dict:
     names = ([p.name for p in known.params if p.in_name] + ["bound"] if known
              else [n for n in attrs if n not in PROVENANCE_ATTRS and n not in common and n != "estimator"])
     settings = {n: attrs[n] for n in names if n in attrs}
-    if known:  # older groups hold some parameters under a former name
+    if known:  # older groups hold some parameters under a former name, or lack newer ones
         settings |= {p.name: attrs[a] for p in known.params if p.in_name for a in p.aliases
                      if a in attrs and p.name not in attrs}
+        settings |= {p.name: p.legacy for p in known.params if p.in_name and p.legacy is not None
+                     and p.name not in settings}
     settings.update({n: attrs[n] for n, default in common.items() if n in attrs and attrs[n] != default})
     return settings
 
