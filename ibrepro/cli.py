@@ -55,9 +55,9 @@ def train(
     """Train every cell of an experiment; re-running resumes interrupted cells."""
     configure_jax()
     from ibrepro import config as cfg
+    from ibrepro.api import stages
     from ibrepro.data import full_batch
     from ibrepro.train.interrupt import Interrupted, stop_on_signals
-    from ibrepro.train.loop import train_experiment
 
     started = time.monotonic()
     try:
@@ -74,8 +74,8 @@ def train(
             results = _train_on_cluster(config, out, force, cluster, cluster_config, progress)
         else:
             with stop_on_signals() as stop, _TrainProgress(n_cells, config["train"]["epochs"], enabled=progress) as bar:
-                results = train_experiment(config, out, force=force, on_cell=bar.cell, on_snapshot=bar.snapshot,
-                                           say=lambda note: _say(f"note: {note}"), stop=stop)
+                results = stages.train(config, out, force=force, on_cell=bar.cell, on_snapshot=bar.snapshot,
+                                       say=lambda note: _say(f"note: {note}"), stop=stop)
     except Interrupted as exc:
         _fail(str(exc), 130)
     except UserError as exc:
@@ -104,7 +104,6 @@ def analyze(
 ) -> None:
     """Estimate I(X;T) and I(T;Y) per seed, epoch and layer into <cell>.mi.h5 beside each run file."""
     configure_jax()
-    from ibrepro.analysis.analyze import analyze_path
     from ibrepro.analysis.estimators.device import KERNEL_CHOICES, KERNELS_ENV
 
     if kernels is not None:
@@ -121,7 +120,9 @@ def analyze(
         if cluster:
             written = _analyze_on_cluster(path, estimator, set_, cluster, cluster_config, kernels, say)
         else:
-            written = analyze_path(path, estimator, set_, progress=progress, say=say)
+            from ibrepro.api import stages
+
+            written = stages.analyze(path, estimator, set_, progress=progress, say=say)
     except UserError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -140,10 +141,10 @@ def plot(
     per_seed: bool = typer.Option(False, "--per-seed", help="Also draw each seed's trace in the information planes."),
 ) -> None:
     """Draw the figures (PNG and PDF) of a cell or of every cell of an experiment."""
-    from ibrepro.report.plots import make_figures
+    from ibrepro.api import stages
 
     try:
-        report = make_figures(path, out=out, estimator=estimator, per_seed=per_seed)
+        report = stages.plot(path, out=out, estimator=estimator, per_seed=per_seed)
     except UserError as exc:
         _fail(str(exc))
     for message in report.skipped:
@@ -157,19 +158,13 @@ def bound(
     path: Path = typer.Argument(..., metavar="CELL", help="A cell file (<cell>.h5) or an experiment directory."),
 ) -> None:
     """Compute the IB curve of each cell's data into its <cell>.mi.h5 (group ib-bound)."""
-    from ibrepro.ib.bound import bound_path
+    from ibrepro.api import stages
 
     try:
-        written = bound_path(path)
+        written = stages.bound(path)
     except UserError as exc:
         _fail(str(exc))
     _say(f"IB bound of {len(written)} cell(s) -> {', '.join(str(p) for p in written)}")
-
-
-def _rules(items: list[str]):
-    from ibrepro.claims.rules import parse_rules
-
-    return parse_rules(items)
 
 
 RULE_HELP = "Change a claim rule's threshold: name=value (repeatable; names in the claims file)."
@@ -183,10 +178,10 @@ def claims(
     rule: list[str] = typer.Option([], "--rule", help=RULE_HELP),
 ) -> None:
     """Judge the paper's claims on every estimate group into <cell>.claims.json (and claims.json)."""
-    from ibrepro.claims.judge import claims_path
+    from ibrepro.api import stages
 
     try:
-        written = claims_path(path, tuple(estimator), _rules(rule))
+        written = stages.claims(path, estimator, rule)
     except UserError as exc:
         _fail(str(exc))
     _say(f"claims -> {', '.join(str(p) for p in written)}")
@@ -202,11 +197,10 @@ def report(
     rule: list[str] = typer.Option([], "--rule", help=RULE_HELP),
 ) -> None:
     """Write report.md and report.html from the claims files (updated first where stale) and figures."""
-    configure_jax()
-    from ibrepro.report.render import write_report
+    from ibrepro.api import stages
 
     try:
-        result = write_report(path, estimator=estimator, out=out, rules=_rules(rule))
+        result = stages.report(path, estimator=estimator, out=out, rules=rule)
     except UserError as exc:
         _fail(str(exc))
     for message in result.skipped:
