@@ -20,15 +20,16 @@ class InvalidInput(UserError, ValueError):
 
 
 def user_errors(function: Callable[P, R]) -> Callable[P, R]:
-    """Raise the library's UserErrors (bad files, names, settings) as `InvalidInput`."""
+    """Raise the library's UserErrors (bad files, names, settings) as `InvalidInput`; their
+    subclasses (an interrupted training run) pass unchanged."""
 
     @functools.wraps(function)
     def checked(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return function(*args, **kwargs)
-        except InvalidInput:
-            raise
         except UserError as exc:
+            if type(exc) is not UserError:
+                raise
             raise InvalidInput(str(exc)) from None
 
     return checked
