@@ -158,3 +158,14 @@ def test_bad_input_is_one_value_error_naming_the_argument(trained):
     assert "no run file" in _message(lambda: ibrepro.open_run(trained.with_name("nothing.h5")))
     assert "no_such_rule" in _message(lambda: ibrepro.judge(trained, rules={"no_such_rule": 1}))
     assert "estimator" in _message(lambda: ibrepro.stages.analyze(trained, ["bining"]))
+
+
+def test_older_run_files_are_read(tmp_path):
+    from synthetic_files import cell_config, write_run
+
+    path = tmp_path / "old.h5"
+    write_run(path, cell_config("old", seeds=2, epochs=100, snapshots=12))  # schema ibrepro-run/1
+    run = ibrepro.open_run(path)
+    assert run.gradients.std_norm.dims == ("seed", "epoch", "layer")
+    assert run.gradients.sizes == {"seed": 2, "epoch": len(run.epochs), "layer": 6}
+    assert run.metrics.train_loss.sizes == {"seed": 2, "epoch": len(run.epochs)}

@@ -34,7 +34,8 @@ def estimate(t: ArrayLike, y: ArrayLike, estimator: str = "binning", *, x: Array
         x: The N inputs (N, d), for estimators that use X itself (renyi).
         dataset: Fills settings whose default depends on the data (kde's sigma2: tishby12 or mnist).
         **settings: The estimator's parameters (e.g. n_bins=30, lo=-1.0, hi=1.0 for binning;
-            sigma2 for kde) and, for kde, bound="upper" or "lower" (default upper).
+            sigma2 for kde) and, for kde, bound="upper" or "lower" (default upper). A global
+            range (binning-layer, range="global") spans all the arrays given in one call.
 
     Returns:
         Information(ixt, ity): floats for one layer, else arrays of the batch shape.

@@ -99,18 +99,26 @@ class Run:
 
         from ibrepro.train.runfile import open_run as open_file
 
-        n = len(self.epochs)
+        shape = (len(self.seeds), len(self.epochs), len(self.layers))[: len(dims)]
+        data = {}
         with open_file(self.path) as run:
             found = run.get(group, {})
-            data = {name: (dims, np.asarray(found[name][:, :n])) for name in names if name in found}
+            for name in (n for n in names if n in found):
+                values = np.asarray(found[name][:, : shape[1]])
+                try:  # files written by hand may hold one row for every seed
+                    data[name] = (dims, np.broadcast_to(values, shape))
+                except ValueError:
+                    raise InvalidInput(f"{self.path}: {group}/{name} has shape {values.shape}, "
+                                       f"not {shape} ({', '.join(dims)})") from None
         return xr.Dataset(data, coords=self._coords(dims), attrs={"source": self.path.name, "status": self.status})
 
     def _coords(self, dims: tuple[str, ...]) -> dict:
+        """Seed ids and epoch numbers; with a layer axis, its positions, names and widths."""
         coords = {"seed": self.seeds, "epoch": self.epochs}
         if "layer" in dims:
-            coords.update(layer=np.arange(len(self.layers)), layer_name=("layer", list(self.layers)),
-                          width=("layer", list(self.widths)))
-        return {k: v for k, v in coords.items() if k in dims or k in ("layer_name", "width")}
+            coords |= {"layer": np.arange(len(self.layers)), "layer_name": ("layer", list(self.layers)),
+                       "width": ("layer", list(self.widths))}
+        return coords
 
     def _layer_index(self, layer: int | str) -> int:
         if isinstance(layer, str):
