@@ -56,6 +56,7 @@ class Run:
         return self._dataset("gradients", GRADIENT_NAMES, ("seed", "epoch", "layer"))
 
     @property
+    @user_errors
     def params(self) -> dict[str, dict[str, np.ndarray]]:
         """{layer name: {"kernel": (S, E, in, out), "bias": (S, E, out)}} as trained (float32);
         empty for files without `params/` (version 1, or written by `ibrepro.write_run`)."""
@@ -67,6 +68,7 @@ class Run:
             return {self.layers[int(k)]: {leaf: np.asarray(group[k][leaf][:, :n]) for leaf in group[k]}
                     for k in sorted(group, key=int)}
 
+    @user_errors
     def activations(self, layer: int | str, epoch: int | None = None, seed: int | None = None):
         """One layer's outputs on the recorded inputs, stored or recomputed from `params/`.
 
@@ -94,6 +96,7 @@ class Run:
         return xr.DataArray(values, dims=dims, coords=coords, name=self.layers[k],
                             attrs={"layer": k, "width": self.widths[k]})
 
+    @user_errors
     def _dataset(self, group: str, names: tuple[str, ...], dims: tuple[str, ...]):
         import xarray as xr
 

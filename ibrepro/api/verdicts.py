@@ -110,6 +110,7 @@ def plot_plane(path: str | Path, estimator: str | None = None, *, per_seed: bool
     """
     from ibrepro.report.plots.infoplane import infoplane_figure
     from ibrepro.report.plots.load import load_cell
+    from ibrepro.report.plots.style import PNG_DPI
 
     cell = load_cell(Path(path))
     chosen = [e for e in cell.estimates if estimator is None or estimator in (e.estimator, e.group)]
@@ -119,5 +120,5 @@ def plot_plane(path: str | Path, estimator: str | None = None, *, per_seed: bool
                            f"run ibrepro.stages.analyze first")
     fig = infoplane_figure(cell, chosen[0], per_seed)
     if save is not None:
-        fig.savefig(save)
+        fig.savefig(save, dpi=PNG_DPI)  # as `ibrepro plot` writes PNGs (vector formats ignore it)
     return fig
