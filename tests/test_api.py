@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 from typer.testing import CliRunner
 
 import ibrepro

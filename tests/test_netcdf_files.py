@@ -10,7 +10,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 
 import ibrepro
 from ibrepro.analysis.estimatesfile import write_groups
