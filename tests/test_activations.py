@@ -146,8 +146,9 @@ def _as_version_1(source, target):
         for name in ("data/x", "data/y", "data/train_mask"):
             dst[name] = src[name][()]
         for group in ("activations", "metrics", "gradients"):
-            for key in src[group]:
-                dst[f"{group}/{key}"] = src[f"{group}/{key}"][:, :n]
+            for key in src[group]:  # (version 1 had no coordinate variables: the 1-D seed/epoch/layer)
+                if src[f"{group}/{key}"].ndim > 1:
+                    dst[f"{group}/{key}"] = src[f"{group}/{key}"][:, :n]
 
 
 def test_version_1_files_are_still_read(runs, tmp_path):

@@ -9,8 +9,8 @@ from PIL import Image
 from synthetic_files import cell_config, write_estimates, write_run
 from typer.testing import CliRunner
 
+from ibrepro.analysis.results import load_cell
 from ibrepro.cli import app
-from ibrepro.report.plots import load_cell
 from ibrepro.report.plots.movie import frame_indices, movie_figure, write_movie
 
 N_INPUTS = 256

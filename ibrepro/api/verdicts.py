@@ -108,8 +108,8 @@ def plot_plane(path: str | Path, estimator: str | None = None, *, per_seed: bool
         >>> fig.axes[0].get_xlabel()
         'I(X;T) (bits)'
     """
+    from ibrepro.analysis.results import load_cell
     from ibrepro.report.plots.infoplane import infoplane_figure
-    from ibrepro.report.plots.load import load_cell
     from ibrepro.report.plots.style import PNG_DPI
 
     cell = load_cell(Path(path))

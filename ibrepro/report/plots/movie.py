@@ -17,10 +17,10 @@ from matplotlib.animation import FFMpegWriter, PillowWriter
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ibrepro.claims.phases import summary
-
 # the results model as the plots package re-exports it (its home module moves with issue 25)
-from ibrepro.report.plots import CellResults, Estimate, find_cells, load_cell, select_estimates, style
+from ibrepro.analysis.results import CellResults, Estimate, find_cells, load_cell, select_estimates
+from ibrepro.claims.phases import summary
+from ibrepro.report.plots import style
 from ibrepro.report.plots.infoplane import plane_limits
 
 __all__ = ["frame_indices", "movie_figure", "write_movie", "write_movies"]
