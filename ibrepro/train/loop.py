@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,17 +92,6 @@ def make_model(config: dict, n_classes: int) -> MLP:
                weight_init=model["init"], init_scale=model["init_scale"],
                quantize_bits=model["quantize_bits"], binary_weights=model["binary_weights"],
                noise_std=model["noise_std"], dropout=model["dropout"])
-
-
-CELL_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
-
-
-def checked_name(name: str) -> str:
-    """An experiment or cell name that stays inside the output directory, or UserError."""
-    if not CELL_NAME.fullmatch(name):
-        raise UserError(f"name {name!r} is not usable as a file name "
-                        "(letters, digits, '_', '-', '.', not starting with '.')")
-    return name
 
 
 def train_cell(name: str, config: dict, path: Path, force: bool = False,
@@ -220,12 +208,12 @@ def experiment_cells(config: dict, out_dir: Path) -> list[tuple[str, dict, Path]
 
     Names are checked so that no file lands outside `out_dir`.
     """
-    directory = Path(out_dir) / checked_name(config["name"])
+    directory = Path(out_dir) / cfg.checked_name(config["name"])
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output directory {directory}: {exc.strerror}") from None
-    return [(name, cell_config, directory / f"{checked_name(name)}.h5") for name, cell_config in cfg.cells(config)]
+    return [(name, cell_config, directory / f"{cfg.checked_name(name)}.h5") for name, cell_config in cfg.cells(config)]
 
 
 def train_experiment(config: dict, out_dir: Path, force: bool = False,
