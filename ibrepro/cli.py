@@ -47,7 +47,8 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _interruptible(message: str):
-    """A command that Ctrl-C stops from its first second: one line (`message`), exit 130."""
+    """A command that Ctrl-C stops from its first second: one line (`message`), exit 130; a
+    UserError anywhere in it (also in set-up, e.g. XLA_FLAGS) is one line, exit 2."""
     def wrap(command):
         @functools.wraps(command)
         def run(*args, **kwargs):
@@ -56,6 +57,8 @@ def _interruptible(message: str):
             with interrupts_kept() as sigint:
                 try:
                     result = command(*args, **kwargs)
+                except UserError as exc:
+                    _fail(str(exc))
                 except BaseException as exc:  # an interrupt while a module loads may arrive as another error
                     if not (sigint.requested or isinstance(exc, KeyboardInterrupt)):
                         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -212,8 +213,19 @@ def experiment_cells(config: dict, out_dir: Path) -> list[tuple[str, dict, Path]
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create output directory {directory}: {exc.strerror}") from None
+        raise UserError(f"cannot create output directory {directory}: {_blocking(directory) or exc.strerror}") from None
     return [(name, cell_config, directory / f"{cfg.checked_name(name)}.h5") for name, cell_config in cfg.cells(config)]
+
+
+def _blocking(directory: Path) -> str:
+    """Why a directory cannot be made: a dangling symbolic link or a file on its path ("" if neither)."""
+    for part in reversed([directory, *directory.parents]):
+        if part.is_symlink() and not part.exists():
+            return (f"{part} is a symbolic link to {os.readlink(part)}, which does not exist; "
+                    "create that or use another --out")
+        if part.exists() and not part.is_dir():
+            return f"{part} is a file, not a directory; use another --out"
+    return ""
 
 
 def train_experiment(config: dict, out_dir: Path, force: bool = False,
