@@ -85,8 +85,9 @@ def connect(spec: str, config_file: Path | None = None) -> Iterator[Any]:
     if spec.startswith("tcp://"):
         try:
             client = distributed.Client(spec, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError) as exc:
-            raise UserError(f"cannot reach a Dask scheduler at {spec} ({_first_line(exc)})") from None
+        except Exception as exc:  # a timeout, or something else listening there (its answer can be anything)
+            raise UserError(f"cannot connect to a Dask scheduler at {spec} ({exc.__class__.__name__}: "
+                            f"{_first_line(exc)}); check that the address is a running dask scheduler") from None
         with client:
             yield client
         return

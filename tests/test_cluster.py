@@ -169,3 +169,27 @@ def test_cluster_config_without_cluster_is_an_error(tmp_path, command):
     target = str(experiment(tmp_path, 4)) if command == "train" else str(tmp_path)
     result = CliRunner().invoke(app, [command, target, "--cluster-config", str(tmp_path / "cluster.yaml")])
     assert result.exit_code == 2 and "--cluster-config needs --cluster slurm or --cluster pbs" in result.output
+
+
+def test_something_else_listening_at_the_address_is_one_line(tmp_path):
+    """A port that answers but is no Dask scheduler (here it sends HTTP) ends in one line."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def answer():
+        for _ in range(2):  # the reachability probe, then the client
+            conn, _ = server.accept()
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" * 64)
+            conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    spec = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    result = CliRunner().invoke(app, ["train", str(experiment(tmp_path, 4)), "--out", str(tmp_path / "out"),
+                                      "--cluster", spec])
+    server.close()
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert len(result.output.strip().splitlines()) == 1 and f"cannot connect to a Dask scheduler at {spec}" \
+        in result.output
