@@ -140,7 +140,7 @@ def analyze(
     _check_cluster_options(cluster, cluster_config)
     configure_jax()
     from ibrepro.analysis.analyze import analyze_path
-    from ibrepro.analysis.estimators.device import KERNEL_CHOICES, KERNELS_ENV
+    from ibrepro.analysis.estimators.placement import KERNEL_CHOICES, KERNELS_ENV
 
     if kernels is not None:
         if kernels not in KERNEL_CHOICES:
