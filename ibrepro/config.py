@@ -29,8 +29,9 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid", "softsign", "softplus", "elu", "swish"
                "linear", "sign")
 INITS = ("truncated_normal", "normal", "glorot_uniform")
 # experiment and cell names: file names that stay inside the output directory
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
-NAME_RULE = "letters, digits, '_', '-', '.', not starting with '.'"
+# (at most 200 characters: file systems allow 255 bytes, and suffixes such as .claims.json.tmp are added)
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,199}")
+NAME_RULE = "letters, digits, '_', '-', '.', not starting with '.', at most 200 characters"
 INT_MOST = 2**31 - 1  # JAX counts epochs and rows in int32
 SEED_MOST = 2**32 - 1  # seeds become uint32 PRNG key data
 SNAPSHOTS_MOST = 10**6

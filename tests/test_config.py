@@ -166,3 +166,13 @@ def test_a_stored_config_gets_the_defaults_of_keys_it_predates():
 def test_a_damaged_stored_config_is_one_line(raw, words):
     with pytest.raises(UserError, match=words):
         cfg.stored_config(raw, "old.h5")
+
+
+def test_names_fit_a_file_system_with_every_suffix():
+    assert cfg.checked_name("a" * 200)
+    with pytest.raises(UserError, match="at most 200 characters"):
+        cfg.checked_name("a" * 201)
+    deep = cfg.resolve(BASE, ["sweep.model.hidden=[[" + ", ".join(["7"] * 100) + "]]"])
+    [(name, _)] = cfg.cells(deep)  # hidden-7x7x...: 206 characters
+    with pytest.raises(UserError, match="at most 200 characters"):
+        cfg.checked_name(name)
