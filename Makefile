@@ -53,6 +53,16 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+# the documentation site (docs/, mkdocs.yml) into site/, warnings as errors; needs the docs extra
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+.PHONY: docs
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 # train -> analyze -> bound -> report (figures included); estimators: see scripts/reproduce.sh
 reproduce: $(STAMP)
 	scripts/reproduce.sh experiments/tishby12_quick.toml $(OUT)

@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 import typer
+import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
@@ -31,9 +33,73 @@ CLUSTER_CONFIG_OPTION = typer.Option(None, "--cluster-config", help="dask-jobque
         "slurm/pbs.")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from ibrepro import __version__
+
+        print(f"ibrepro {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
-    """Train networks, estimate their information plane, and draw the paper's figures."""
+def _root(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print the version and exit."),
+) -> None:
+    """Train networks, estimate their information plane, and draw the paper's figures.
+
+    Stages: train (run file <cell>.h5) -> analyze (<cell>.mi.h5) -> bound -> claims
+    (<cell>.claims.json) -> plot / report. Documentation: docs/ (make docs), README.md.
+    """
+
+
+class _ListingCommand(typer.core.TyperCommand):
+    """A command whose help ends with a listing built when the help is shown (from the
+    estimator registry or the claim rules), so imports stay lazy and nothing is listed twice."""
+
+    listing: dict = {}  # command name -> function returning the epilog text
+
+    def format_help(self, ctx, formatter):
+        self.epilog = self.listing[self.name]()
+        return super().format_help(ctx, formatter)
+
+
+def _param_line(param) -> str:
+    default = "from the run's config" if param.default is None else param.default
+    return f"    {param.name} (default {default}): {param.help}"
+
+
+def _estimators_help() -> str:
+    """Every estimator of the registry with its --set settings and their defaults."""
+    from ibrepro.analysis.estimators import DEFAULT, REGISTRY
+    from ibrepro.analysis.request import COMMON_PARAMS
+
+    blocks = [f"Estimators (--estimator NAME, default {DEFAULT}) and their settings (--set key=value):"]
+    for e in REGISTRY.values():
+        blocks.append("\n".join([f"  {e.name}: {e.help}", *(_param_line(p) for p in e.params)]))
+    blocks.append("\n".join(["Settings for every estimator:", *(_param_line(p) for p in COMMON_PARAMS)]))
+    return escape("\n\n".join(blocks))
+
+
+def _rules_help() -> str:
+    """Every claim rule's name and default, with the comment beside it in `Rules` (the
+    source of ibrepro.claims.rules is the one place that says what each threshold means)."""
+    import dataclasses
+    import inspect
+    import re
+
+    from ibrepro.claims.rules import Rules
+
+    try:
+        comments = dict(re.findall(r"^\s+(\w+): float = [^#\n]+#\s*(.+)$", inspect.getsource(Rules), re.M))
+    except OSError:  # installed without sources
+        comments = {}
+    lines = ["Rules of the claims (--rule name=value):"]
+    lines += [f"  {f.name} (default {f.default:g}): {comments.get(f.name, '')}" for f in dataclasses.fields(Rules)]
+    return escape("\n".join(lines))
+
+
+_ListingCommand.listing = {"analyze": _estimators_help, "claims": _rules_help, "report": _rules_help}
 
 
 def _say(message: str) -> None:
@@ -81,7 +147,8 @@ def train(
     config_path: Path = typer.Argument(..., metavar="CONFIG.toml", help="Experiment file."),
     out: Path = typer.Option(Path("runs"), "--out", help="Output directory."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
-    force: bool = typer.Option(False, "--force", help="Start over cells whose stored config differs."),
+    force: bool = typer.Option(False, "--force/--no-force", help="Start over cells whose stored config differs "
+        "(their estimates and claims are set aside as <file>.old-<run id>)."),
     progress: bool = PROGRESS_OPTION,
     cluster: str | None = CLUSTER_OPTION,
     cluster_config: Path | None = CLUSTER_CONFIG_OPTION,
@@ -120,14 +187,13 @@ def train(
     _say(f"{len(results)} cell(s) ({summary}) in {time.monotonic() - started:.1f} s -> {out / config['name']}")
 
 
-@app.command()
+@app.command(cls=_ListingCommand)
 @_interruptible("estimates written before the interruption are kept")
 def analyze(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
-    estimator: list[str] = typer.Option([], "--estimator", help="binning (default), binning-layer, adaptive, kde, "
-        "exact, knn or renyi (repeatable)."),
-    set_: list[str] = typer.Option([], "--set", help="Estimator parameter or option, key=value (repeatable): n_bins, "
-        "lo, hi, range, sigma2, levels, k, alpha, every, seeds, labels (drawn, or soft: I(T;Y) from p(y|x))."),
+    estimator: list[str] = typer.Option([], "--estimator", help="Estimator name (repeatable; listed below)."),
+    set_: list[str] = typer.Option([], "--set", help="An estimator setting or a setting for every estimator, "
+        "key=value (repeatable; listed below with defaults)."),
     progress: bool = PROGRESS_OPTION,
     cluster: str | None = CLUSTER_OPTION,
     cluster_config: Path | None = CLUSTER_CONFIG_OPTION,
@@ -171,19 +237,29 @@ def plot(
         "the directory)."),
     estimator: str | None = typer.Option(None, "--estimator", help="Only estimate groups of this estimator (or group "
         "name)."),
-    per_seed: bool = typer.Option(False, "--per-seed", help="Also draw each seed's trace in the information planes."),
+    per_seed: bool = typer.Option(False, "--per-seed/--no-per-seed", help="Also draw each seed's trace in the "
+        "information planes."),
+    movie: bool = typer.Option(False, "--movie/--no-movie", help="Also write the information-plane animation "
+        "(GIF, and MP4 where ffmpeg is installed) per cell and estimate group."),
+    rule: list[str] = typer.Option([], "--rule", help="Change a claim rule's threshold for the numbers the figures "
+        "mark: name=value (repeatable; as for `claims`)."),
 ) -> None:
     """Draw the figures (PNG and PDF) of a cell or of every cell of an experiment."""
     from ibrepro.report.plots import make_figures
+    from ibrepro.report.plots.movie import write_movies
 
     try:
-        report = make_figures(path, out=out, estimator=estimator, per_seed=per_seed)
+        _check_estimator_names(path, [estimator] if estimator else [])
+        report = make_figures(path, out=out, estimator=estimator, per_seed=per_seed, rules=_rules(rule))
+        movies = write_movies(path, report.out_dir, estimator) if movie else []
     except UserError as exc:
         _fail(str(exc))
     for message in report.skipped:
         _say(f"skipped: {message}")
     _say(f"{len(report.figures) // 2} figure(s) as PNG + PDF -> {report.out_dir} "
          f"(index: {report.out_dir / 'index.html'})")
+    if movie:
+        _say(f"{len(movies)} animation file(s): {', '.join(p.name for p in movies) or 'none (no estimates)'}")
 
 
 @app.command()
@@ -201,16 +277,41 @@ def bound(
     _say(f"IB bound of {len(written)} cell(s) -> {', '.join(str(p) for p in written)}")
 
 
+def _check_estimator_names(path: Path, names: list[str]) -> None:
+    """UserError (one line, the known names) unless every `--estimator` name is an estimator
+    or the name of an estimate group of a cell under `path`."""
+    if not names:
+        return
+    import h5py
+
+    from ibrepro.analysis.cell import estimates_path, find_cells
+    from ibrepro.analysis.estimators import REGISTRY
+
+    groups: set[str] = set()
+    for run in find_cells(path):
+        try:
+            with h5py.File(estimates_path(run), "r", locking=False) as estimates:
+                groups |= {name for name, g in estimates.items()
+                           if isinstance(g, h5py.Group) and g.attrs.get("estimator") != "ib-bound"}
+        except OSError:  # none yet, or unreadable: the stage itself says so
+            continue
+    unknown = [name for name in names if name not in REGISTRY and name not in groups]
+    if unknown:
+        found = f"estimate groups in {path}: {', '.join(sorted(groups))}" if groups else f"no estimate groups in {path}"
+        raise UserError(f"unknown --estimator {', '.join(map(repr, unknown))}; estimators: {', '.join(REGISTRY)}; "
+                        f"{found}")
+
+
 def _rules(items: list[str]):
     from ibrepro.claims.rules import parse_rules
 
     return parse_rules(items)
 
 
-RULE_HELP = "Change a claim rule's threshold: name=value (repeatable; names in the claims file)."
+RULE_HELP = "Change a claim rule's threshold: name=value (repeatable; rules listed below with defaults)."
 
 
-@app.command()
+@app.command(cls=_ListingCommand)
 @_interruptible("run the same command again to judge the claims")
 def claims(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
@@ -219,16 +320,17 @@ def claims(
     rule: list[str] = typer.Option([], "--rule", help=RULE_HELP),
 ) -> None:
     """Judge the paper's claims on every estimate group into <cell>.claims.json (and claims.json)."""
-    from ibrepro.claims.judge import claims_path
+    from ibrepro.claims.judge import judge_path
 
     try:
-        written = claims_path(path, tuple(estimator), _rules(rule))
+        _check_estimator_names(path, estimator)
+        written = judge_path(path, tuple(estimator), _rules(rule))
     except UserError as exc:
         _fail(str(exc))
     _say(f"claims -> {', '.join(str(p) for p in written)}")
 
 
-@app.command()
+@app.command(cls=_ListingCommand)
 @_interruptible("run the same command again to write the report")
 def report(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
@@ -243,6 +345,7 @@ def report(
     from ibrepro.report.render import write_report
 
     try:
+        _check_estimator_names(path, [estimator] if estimator else [])
         result = write_report(path, estimator=estimator, out=out, rules=_rules(rule))
     except UserError as exc:
         _fail(str(exc))

@@ -28,12 +28,7 @@ TOP_LEVEL = {
     "ibrepro.__main__": "cli",
 }
 # (importer, imported): why the edge may run against the flow
-EXCEPTIONS = {
-    # TEMPORARY: the results model moves to analysis/results.py (issue 25, branch trust-figures);
-    # the integrator drops these two when that lands.
-    ("ibrepro.claims.inputs", "ibrepro.report.plots.load"): "results model still in report/plots/load.py",
-    ("ibrepro.claims.judge", "ibrepro.report.plots.load"): "results model still in report/plots/load.py",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

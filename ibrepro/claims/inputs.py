@@ -1,7 +1,7 @@
 """Everything the claims stage reads: a cell's run file and estimate groups (read-only).
 
 The one place where the claims stage reads files: the cell and its estimates through
-`ibrepro.report.plots.load` (which reads `ibrepro.analysis.estimatesfile`), and activations
+`ibrepro.analysis.results` (which reads `ibrepro.analysis.estimatesfile`), and activations
 through the one activation reader (stored, or recomputed from `params/`) for the
 self-consistency measures.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ibrepro.analysis.activations import activation_layers, block_layers
+from ibrepro.analysis.results import CellResults, load_cell
 from ibrepro.errors import UserError
-from ibrepro.report.plots.load import CellResults, load_cell
 from ibrepro.train.runfile import complete_epochs, open_run
 
 

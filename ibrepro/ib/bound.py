@@ -10,7 +10,9 @@ The curve depends only on the data distribution p(x, y) the information plane is
   `data/y` (a deterministic function of the row), so the curve is min(I(X;T), H(Y)) with H(Y)
   the entropy of the evaluation labels. It is computed through the same `ib.ib_curve`.
 
-The curve is written as group `ib-bound` of `<cell>.mi.h5` (attr `estimator` = "ib-bound"):
+The curve is written as group `ib-bound` of `<cell>.mi.h5` (attr `estimator` = "ib-bound";
+tishby12: `gamma`, `theta` say where p(y|x) came from; no `labels` attr, a name kept for
+estimate groups):
 datasets `beta`, `ixt`, `ity` (bits), one point per beta, sorted by I(X;T). It runs on from the
 end point of `ib_curve` flat to I(X;T) = H(X) = log2 N (beta = inf there too: any refinement of
 the sufficient statistic keeps I(T;Y) = I(X;Y)), so a plot spans the whole I(X;T) axis. The run
@@ -73,12 +75,8 @@ def bound_group(run_path: Path) -> tuple[dict[str, np.ndarray], dict]:
              "i_xy": float(curve.ity[-1]), "source": run_path.name,
              "run_id": run_id.decode() if isinstance(run_id, bytes) else str(run_id),
              "ibrepro_version": ibrepro.__version__}
-    if config["dataset"] == "tishby12":
-        gamma, theta = config["data"]["gamma"], config["data"]["theta"]
-        attrs.update(gamma=gamma, theta=theta,
-                     labels="deterministic rule" if gamma == 0 else "p(y=1|x) = sigmoid(gamma (f(x) - theta))")
-    else:
-        attrs["labels"] = "evaluation labels data/y (deterministic), X uniform over the evaluation rows"
+    if config["dataset"] == "tishby12":  # p(y|x): the rule (gamma = 0) or sigmoid(gamma (f(x) - theta))
+        attrs.update(gamma=config["data"]["gamma"], theta=config["data"]["theta"])
     return {"beta": curve.beta, "ixt": curve.ixt, "ity": curve.ity}, attrs
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import jax
 import numpy as np
 import optax
@@ -101,6 +102,7 @@ def train_cell(name: str, config: dict, path: Path, force: bool = False,
     with cell_lock(path):
         n_seeds = config["train"]["seeds"]
         devices = device_count_for(n_seeds)
+        previous = _run_id(path)  # before a start over (--force) removes the file
         status = existing_status(path, config, force, devices)
         if status == "complete":
             checkpoint.remove(checkpoint_path(path))
@@ -116,6 +118,10 @@ def train_cell(name: str, config: dict, path: Path, force: bool = False,
         schedule = logged_epochs(config["train"]["epochs"], config["log"]["snapshots"])
         if status is None:
             checkpoint.remove(checkpoint_path(path))
+            moved = set_aside_results(path, previous or time.strftime("%Y%m%dT%H%M%S"))
+            if moved:
+                say(f"{path.name}: a new run; the previous run's results set aside as "
+                    f"{', '.join(m.name for m in moved)}")
             RunWriter.create(path, config, __version__, provenance(),
                              {"x": arrays.x_eval, "y": arrays.y_eval, "train_mask": arrays.train_mask,
                               "p_y1": noisy_p_y1(config)},
@@ -135,6 +141,33 @@ def train_cell(name: str, config: dict, path: Path, force: bool = False,
         finally:
             writer.close()
     return outcome
+
+
+# what later stages write beside <cell>.h5: estimates (analyze, bound) and claims; they belong
+# to one run of the cell (analysis.cell.estimates_path, claims.claimsfile.claims_path)
+RESULT_SUFFIXES = (".mi.h5", ".claims.json")
+
+
+def set_aside_results(path: Path, tag: str) -> list[Path]:
+    """Move a cell's estimates and claims out of the way of a new run: `<name>.old-<tag>`
+    beside them (tag: the previous run's id). Returns the paths they were moved to."""
+    stem = path.name[: -len(path.suffix)]
+    moved = []
+    for suffix in RESULT_SUFFIXES:
+        result = path.with_name(stem + suffix)
+        if result.exists():
+            moved.append(result.replace(result.with_name(f"{result.name}.old-{tag}")))
+    return moved
+
+
+def _run_id(path: Path) -> str | None:
+    """The run id of an existing run file, None when there is none or it cannot be read."""
+    try:
+        with h5py.File(path, "r", locking=False) as run:
+            value = run.attrs.get("run_id")
+    except OSError:
+        return None
+    return None if value is None else (value.decode() if isinstance(value, bytes) else str(value))
 
 
 def _param_shapes(params) -> list[dict]:
