@@ -176,3 +176,13 @@ def test_names_fit_a_file_system_with_every_suffix():
     [(name, _)] = cfg.cells(deep)  # hidden-7x7x...: 206 characters
     with pytest.raises(UserError, match="at most 200 characters"):
         cfg.checked_name(name)
+
+
+def test_the_memory_estimate_knows_the_tishby12_data():
+    from ibrepro.data.tishby12 import tishby12_inputs
+    from ibrepro.footprint import DATASET_SHAPES, training_bytes
+
+    shape = DATASET_SHAPES["tishby12"]
+    assert tishby12_inputs().shape == (shape.pool, shape.width) and shape.pool == shape.eval
+    paper = cfg.cells(cfg.resolve(BASE))[0][1]
+    assert 10e6 < training_bytes(paper) < 1e9  # 50 seeds of the paper's network: tens of MB
