@@ -157,9 +157,9 @@ def train(
     _check_cluster_options(cluster, cluster_config)
     configure_jax()
     from ibrepro import config as cfg
+    from ibrepro.api import stages
     from ibrepro.data import full_batch
     from ibrepro.train.interrupt import Interrupted, stop_on_signals
-    from ibrepro.train.loop import train_experiment
 
     started = time.monotonic()
     try:
@@ -176,8 +176,8 @@ def train(
             results = _train_on_cluster(config, out, force, cluster, cluster_config, progress)
         else:
             with stop_on_signals() as stop, _TrainProgress(n_cells, config["train"]["epochs"], enabled=progress) as bar:
-                results = train_experiment(config, out, force=force, on_cell=bar.cell, on_snapshot=bar.snapshot,
-                                           say=lambda note: _say(f"note: {note}"), stop=stop)
+                results = stages.train(config, out, force=force, on_cell=bar.cell, on_snapshot=bar.snapshot,
+                                       say=lambda note: _say(f"note: {note}"), stop=stop)
     except Interrupted as exc:
         _fail(str(exc), 130)
     except UserError as exc:
@@ -205,7 +205,6 @@ def analyze(
     """Estimate I(X;T) and I(T;Y) per seed, epoch and layer into <cell>.mi.h5 beside each run file."""
     _check_cluster_options(cluster, cluster_config)
     configure_jax()
-    from ibrepro.analysis.analyze import analyze_path
     from ibrepro.analysis.estimators.placement import KERNEL_CHOICES, KERNELS_ENV
 
     if kernels is not None:
@@ -222,7 +221,9 @@ def analyze(
         if cluster:
             written = _analyze_on_cluster(path, estimator, set_, cluster, cluster_config, kernels, say)
         else:
-            written = analyze_path(path, estimator, set_, progress=progress, say=say)
+            from ibrepro.api import stages
+
+            written = stages.analyze(path, estimator, set_, progress=progress, say=say)
     except UserError as exc:
         _fail(str(exc))
     _say(f"{len(written)} cell(s) analysed in {time.monotonic() - started:.1f} s -> "
@@ -245,13 +246,10 @@ def plot(
         "mark: name=value (repeatable; as for `claims`)."),
 ) -> None:
     """Draw the figures (PNG and PDF) of a cell or of every cell of an experiment."""
-    from ibrepro.report.plots import make_figures
-    from ibrepro.report.plots.movie import write_movies
+    from ibrepro.api import stages
 
     try:
-        _check_estimator_names(path, [estimator] if estimator else [])
-        report = make_figures(path, out=out, estimator=estimator, per_seed=per_seed, rules=_rules(rule))
-        movies = write_movies(path, report.out_dir, estimator) if movie else []
+        report = stages.plot(path, out=out, estimator=estimator, per_seed=per_seed, rules=rule, movie=movie)
     except UserError as exc:
         _fail(str(exc))
     for message in report.skipped:
@@ -259,7 +257,8 @@ def plot(
     _say(f"{len(report.figures) // 2} figure(s) as PNG + PDF -> {report.out_dir} "
          f"(index: {report.out_dir / 'index.html'})")
     if movie:
-        _say(f"{len(movies)} animation file(s): {', '.join(p.name for p in movies) or 'none (no estimates)'}")
+        names = ", ".join(p.name for p in report.movies) or "none (no estimates)"
+        _say(f"{len(report.movies)} animation file(s): {names}")
 
 
 @app.command()
@@ -268,44 +267,13 @@ def bound(
     path: Path = typer.Argument(..., metavar="CELL", help="A cell file (<cell>.h5) or an experiment directory."),
 ) -> None:
     """Compute the IB curve of each cell's data into its <cell>.mi.h5 (group ib-bound)."""
-    from ibrepro.ib.bound import bound_path
+    from ibrepro.api import stages
 
     try:
-        written = bound_path(path)
+        written = stages.bound(path)
     except UserError as exc:
         _fail(str(exc))
     _say(f"IB bound of {len(written)} cell(s) -> {', '.join(str(p) for p in written)}")
-
-
-def _check_estimator_names(path: Path, names: list[str]) -> None:
-    """UserError (one line, the known names) unless every `--estimator` name is an estimator
-    or the name of an estimate group of a cell under `path`."""
-    if not names:
-        return
-    import h5py
-
-    from ibrepro.analysis.cell import estimates_path, find_cells
-    from ibrepro.analysis.estimators import REGISTRY
-
-    groups: set[str] = set()
-    for run in find_cells(path):
-        try:
-            with h5py.File(estimates_path(run), "r", locking=False) as estimates:
-                groups |= {name for name, g in estimates.items()
-                           if isinstance(g, h5py.Group) and g.attrs.get("estimator") != "ib-bound"}
-        except OSError:  # none yet, or unreadable: the stage itself says so
-            continue
-    unknown = [name for name in names if name not in REGISTRY and name not in groups]
-    if unknown:
-        found = f"estimate groups in {path}: {', '.join(sorted(groups))}" if groups else f"no estimate groups in {path}"
-        raise UserError(f"unknown --estimator {', '.join(map(repr, unknown))}; estimators: {', '.join(REGISTRY)}; "
-                        f"{found}")
-
-
-def _rules(items: list[str]):
-    from ibrepro.claims.rules import parse_rules
-
-    return parse_rules(items)
 
 
 RULE_HELP = "Change a claim rule's threshold: name=value (repeatable; rules listed below with defaults)."
@@ -320,11 +288,10 @@ def claims(
     rule: list[str] = typer.Option([], "--rule", help=RULE_HELP),
 ) -> None:
     """Judge the paper's claims on every estimate group into <cell>.claims.json (and claims.json)."""
-    from ibrepro.claims.judge import judge_path
+    from ibrepro.api import stages
 
     try:
-        _check_estimator_names(path, estimator)
-        written = judge_path(path, tuple(estimator), _rules(rule))
+        written = stages.claims(path, estimator, rule)
     except UserError as exc:
         _fail(str(exc))
     _say(f"claims -> {', '.join(str(p) for p in written)}")
@@ -341,12 +308,10 @@ def report(
     rule: list[str] = typer.Option([], "--rule", help=RULE_HELP),
 ) -> None:
     """Write report.md and report.html from the claims files (updated first where stale) and figures."""
-    configure_jax()
-    from ibrepro.report.render import write_report
+    from ibrepro.api import stages
 
     try:
-        _check_estimator_names(path, [estimator] if estimator else [])
-        result = write_report(path, estimator=estimator, out=out, rules=_rules(rule))
+        result = stages.report(path, estimator=estimator, out=out, rules=rule)
     except UserError as exc:
         _fail(str(exc))
     for message in result.skipped:

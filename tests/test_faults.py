@@ -34,7 +34,7 @@ def datasets(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
         n = complete_epochs(f)
         f.visititems(lambda name, o: out.__setitem__(name, o[()]) if isinstance(o, h5py.Dataset) else None)
-    return {k: (v[:, :n] if k.split("/")[0] in ("params", "activations", "metrics", "gradients") else v)
+    return {k: (v[:, :n] if k.split("/")[0] in ("params", "activations", "metrics", "gradients") and v.ndim > 1 else v)
             for k, v in out.items()}
 
 

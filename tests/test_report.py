@@ -187,7 +187,7 @@ def test_only_per_layer_binning_is_judged_on_that_group(experiment, tmp_path):
     analyze_path(cell, ["binning-layer"], progress=False)
     text = write_report(cell).markdown.read_text()
     (row,) = table_rows(text, "| cell | estimate group | claim i |")
-    assert row[1] == "binning-layer_n30_layer (drawn labels)"
+    assert row[1] == "binning-layer_n30_layer_intervals (drawn labels)"
     # deterministic labels: self-consistency is not applicable, so no partition is named
     assert "self-consistency is not applicable" in text and "Self-consistency (SC) on" not in text
 

@@ -2,7 +2,8 @@
 
 One group per estimator setting: `ixt`, `ity` (S, E, L) in bits, `epochs` (E,), `seeds` (S,),
 attrs `estimator`, the parameters by name and provenance; the `ib-bound` group holds the IB
-curve (`beta`, `ixt`, `ity`).
+curve (`beta`, `ixt`, `ity`). Each group also carries netCDF-4 dimension scales (`seed`,
+`epoch`, `layer`; `point` on the curve), so xarray with h5netcdf opens the file on its own.
 
 Writes are atomic at every point. Each write builds the whole new file beside the old one
 (the old groups copied, the new ones added), flushes and fsyncs it, renames it over the old
@@ -25,6 +26,7 @@ import numpy as np
 
 from ibrepro.analysis.estimators import REGISTRY
 from ibrepro.analysis.request import COMMON_PARAMS
+from ibrepro.dimscales import drop_scale_links, label_estimate_group
 from ibrepro.durable import replace_durably
 from ibrepro.errors import UserError
 from ibrepro.train.runfile import hdf5_reason, in_use_message, is_lock_error
@@ -99,6 +101,7 @@ def _replace(path: Path, groups: Groups) -> None:
                 group = new.create_group(name)
                 for key, value in datasets.items():
                     group.create_dataset(key, data=value)
+                label_estimate_group(group)
                 group.attrs.update(attrs)
         replace_durably(tmp, path)
     except OSError as exc:
@@ -108,10 +111,17 @@ def _replace(path: Path, groups: Groups) -> None:
 
 
 def _copy_kept(old: h5py.File, new: h5py.File, skip: set[str]) -> None:
-    """Copy every group of `old` not in `skip`, as it is."""
+    """Copy every group of `old` not in `skip`, as it is (its dimension scales attached again)."""
     for name, group in old.items():
         if name not in skip:
             old.copy(group, new, name=name)
+            _relabel(new[name])
+
+
+def _relabel(group: h5py.Group) -> None:
+    """Dimension scales again on a group copied from the old file (older files get them here)."""
+    drop_scale_links(group)
+    label_estimate_group(group)
 
 
 def _open(path: Path) -> h5py.File:
@@ -181,7 +191,8 @@ def _read_bound(group: h5py.Group) -> IBBound | None:
 
 
 def _settings(kind: str, attrs: dict) -> dict:
-    """The attrs that define an estimate: the estimator's parameters, the KDE bound, and
+    """The attrs that define an estimate: the estimator's parameters (a parameter added since
+    the group was written at its `Param.legacy` value), the KDE bound, and
     the options `every`/`seeds` (thinning) and `labels` (soft) when not at their defaults
     (provenance attrs left out)."""
     common = {p.name: p.default for p in COMMON_PARAMS}
@@ -189,9 +200,11 @@ def _settings(kind: str, attrs: dict) -> dict:
     names = ([p.name for p in known.params if p.in_name] + ["bound"] if known
              else [n for n in attrs if n not in PROVENANCE_ATTRS and n not in common and n != "estimator"])
     settings = {n: attrs[n] for n in names if n in attrs}
-    if known:  # older groups hold some parameters under a former name
+    if known:  # older groups hold some parameters under a former name, or lack newer ones
         settings |= {p.name: attrs[a] for p in known.params if p.in_name for a in p.aliases
                      if a in attrs and p.name not in attrs}
+        settings |= {p.name: p.legacy for p in known.params if p.in_name and p.legacy is not None
+                     and p.name not in settings}
     settings.update({n: attrs[n] for n, default in common.items() if n in attrs and attrs[n] != default})
     return settings
 

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ibrepro.analysis.estimators.adaptive import equal_mass_symbols
-from ibrepro.analysis.estimators.binning import uniform_edges
+from ibrepro.analysis.estimators.partition import partition_symbols
 from ibrepro.ib.fixedpoint import nearest_decoder_share
 
 N_PERMUTATIONS = 10
@@ -72,20 +71,7 @@ def partition_of(estimator: str, params: dict, binning: dict | None) -> Partitio
 
 def symbols(partition: Partition, acts: np.ndarray, global_range: tuple[float, float] | None = None) -> np.ndarray:
     """Cluster index (N,) of each input from one seed's layer activations (N, w)."""
-    p = partition.params
-    acts = np.asarray(acts, np.float64)  # one seed's layer: small
-    if partition.estimator == "exact":
-        rows = acts
-    elif partition.estimator == "adaptive":
-        rows = equal_mass_symbols(acts[None], int(p["n_bins"]))[0]
-    else:
-        if partition.estimator == "binning":
-            lo, hi = float(p["lo"]), float(p["hi"])
-        elif global_range is not None:
-            lo, hi = global_range
-        else:
-            lo, hi = float(np.nanmin(acts)), float(np.nanmax(acts))
-        rows = np.digitize(acts, uniform_edges(lo, hi, int(p["n_bins"])))
+    rows = partition_symbols(partition.estimator, partition.params, np.asarray(acts, np.float64), global_range)
     return np.unique(rows, axis=0, return_inverse=True)[1].ravel()
 
 

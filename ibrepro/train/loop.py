@@ -26,6 +26,7 @@ from ibrepro.train.interrupt import Interrupted, StopRequest
 from ibrepro.train.lock import cell_lock
 from ibrepro.train.model import make_model
 from ibrepro.train.provenance import now, provenance
+from ibrepro.train.recorded import recorded_activations
 from ibrepro.train.resume import existing_status, resume_point
 from ibrepro.train.runfile import GRADIENT_NAMES, METRIC_NAMES, checkpoint_path, layer_widths
 from ibrepro.train.schedule import logged_epochs
@@ -136,7 +137,7 @@ def train_cell(name: str, config: dict, path: Path, force: bool = False,
                 outcome = "resumed"
             writer.truncate(start)
             _run_schedule(name, sharded, writer, state, shared, seeds, schedule, start, on_snapshot,
-                          config["log"]["activations"], config["log"]["checkpoint_seconds"], devices, stop)
+                          _recorder(trainer, arrays, config), config["log"]["checkpoint_seconds"], devices, stop)
             writer.finish(now())
         finally:
             writer.close()
@@ -176,8 +177,16 @@ def _param_shapes(params) -> list[dict]:
             for module, leaves in param_layers(params)]
 
 
+def _recorder(trainer: Trainer, arrays: CellArrays, config: dict):
+    """record(params, evaluated layers) -> the activations a snapshot stores, or None when
+    `log.activations` is off (`ibrepro.train.recorded.recorded_activations`)."""
+    if not config["log"]["activations"]:
+        return None
+    return functools.partial(recorded_activations, trainer.model, arrays.x_eval, storage_dtype(config))
+
+
 def _run_schedule(name, sharded, writer, state, shared, seeds, schedule, start, on_snapshot,
-                  store_activations, checkpoint_seconds, devices, stop):
+                  record, checkpoint_seconds, devices, stop):
     """Advance through the logged epochs from snapshot `start`, writing each snapshot.
 
     Each snapshot is written while the next one computes (JAX dispatches asynchronously);
@@ -192,10 +201,11 @@ def _run_schedule(name, sharded, writer, state, shared, seeds, schedule, start, 
         metrics = np.asarray(metrics)
         arrays = {f"metrics/{n}": metrics[:, j] for j, n in enumerate(METRIC_NAMES)}
         arrays.update({f"gradients/{n}": np.asarray(grads)[:, j] for j, n in enumerate(GRADIENT_NAMES)})
+        params = jax.tree.map(np.asarray, params)
         for k, (_, leaves) in enumerate(param_layers(params)):
-            arrays.update({f"params/{k}/{leaf}": np.asarray(v) for leaf, v in leaves.items()})
-        if store_activations:
-            arrays.update({f"activations/{k}": np.asarray(a) for k, a in enumerate(layers)})
+            arrays.update({f"params/{k}/{leaf}": v for leaf, v in leaves.items()})
+        if record is not None:
+            arrays.update({f"activations/{k}": a for k, a in enumerate(record(params, layers))})
         writer.append(index, arrays)
         if on_snapshot is not None:
             on_snapshot(Snapshot(name, epoch, int(schedule[-1]), _seed_mean(metrics[:, 0]),

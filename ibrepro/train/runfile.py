@@ -142,7 +142,10 @@ def checkpoint_path(run_path: Path) -> Path:
 
 
 def n_classes(config: dict) -> int:
-    """Classes of a config's dataset (the softmax output's width)."""
+    """Classes of a config's dataset (the softmax output's width); `model.classes` when the
+    file says (run files written from other networks' activations by `ibrepro.write_run`)."""
+    if "classes" in config.get("model", {}):
+        return int(config["model"]["classes"])
     return 2 if config.get("dataset", "tishby12") == "tishby12" else 10
 
 

@@ -47,6 +47,7 @@ class PlotReport:
     skipped: list[str] = field(default_factory=list)  # one line each: what and why
     captions: dict[str, str] = field(default_factory=dict)  # PNG name -> caption
     index: list[Path] = field(default_factory=list)
+    movies: list[Path] = field(default_factory=list)  # animations, when asked for
 
     def save(self, fig: Figure, stem: str, caption: str) -> None:
         """Write one figure (PNG + PDF) and remember its caption."""
