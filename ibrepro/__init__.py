@@ -5,7 +5,7 @@ stages are functions of `ibrepro.stages` (`train`, `analyze`, `bound`, `claims`,
 `report`: the ones the CLI calls; `ibrepro.train` and the like name subpackages). Importing
 `ibrepro` is light: each name loads its module (and JAX, matplotlib, xarray) on first use.
 
-Example:
+Examples:
     >>> import ibrepro
     >>> sorted(ibrepro.__all__)[:3]
     ['Information', 'Run', 'Verdicts']

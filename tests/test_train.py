@@ -10,7 +10,7 @@ from helpers import tiny_config
 from typer.testing import CliRunner
 
 from ibrepro.analysis.analyze import analyze_path
-from ibrepro.claims.judge import claims_path
+from ibrepro.claims.judge import judge_path
 from ibrepro.cli import app
 from ibrepro.data import prepare
 from ibrepro.errors import UserError
@@ -147,7 +147,7 @@ def test_forced_start_over_sets_the_old_results_aside(tmp_path):
     path = tmp_path / "cell.h5"
     train_cell("cell", tiny_config(), path)
     analyze_path(path, ["binning"], progress=False)
-    claims_path(path)
+    judge_path(path)
     with h5py.File(path, "r") as run:
         old_id = run.attrs["run_id"]
     old_estimates = (tmp_path / "cell.mi.h5").read_bytes()

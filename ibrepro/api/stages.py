@@ -4,7 +4,7 @@ train -> analyze -> bound -> claims -> plot -> report; each reads the previous s
 and writes its own beside them (DESIGN.md section 7), so a script can drive a whole
 experiment without a subprocess. Bad input raises ValueError (the CLI prints its message).
 
-Example:
+Examples:
     >>> import ibrepro, tempfile
     >>> config = {"name": "doc", "dataset": "tishby12", "model": {"hidden": [4, 3]},
     ...           "train": {"epochs": 4, "seeds": 1}, "log": {"snapshots": 3}}
@@ -39,7 +39,10 @@ def train(config: PathLike | Mapping[str, Any], out: PathLike = "runs", *, overr
         out: The output directory.
         overrides: "key=value" changes, as `--set` takes them.
         force: Start over cells whose stored config differs.
-        on_cell, on_snapshot, say, stop: Progress callbacks and a stop request (the CLI's).
+        on_cell: Called with (index, count, name) as each cell starts.
+        on_snapshot: Called with each snapshot's progress (epoch, metrics) after it is written.
+        say: Receives one-line notes (e.g. results set aside by a new run).
+        stop: A stop request polled after every snapshot: a checkpoint is written, then Interrupted.
 
     Returns:
         (run file, "trained" | "resumed" | "skipped") per cell.
