@@ -284,13 +284,13 @@ def stored_config(raw: Any, source: str) -> dict:
     `source` names the file in messages. Keys without a default (name, dataset) and the
     values it holds are kept as stored; the structural keys `model.hidden` and `train.seeds`
     are left absent when absent (the file's arrays say what they are). UserError when the
-    config is not a table, has no known dataset, or holds a table where a value belongs
-    (or the reverse).
+    config is not a table, names no dataset (any name: files written by `ibrepro.write_run`
+    say "custom"), or holds a value where a table belongs.
     """
     if not isinstance(raw, dict):
         raise UserError(f"{source}: its config is not a JSON object; the file is damaged (train it again)")
-    if raw.get("dataset") not in DATASETS:
-        raise UserError(f"{source}: its config names no known dataset (found {_short(raw.get('dataset'))}); "
+    if not isinstance(raw.get("dataset"), str) or not raw["dataset"]:  # own networks' files say "custom"
+        raise UserError(f"{source}: its config names no dataset (found {_short(raw.get('dataset'))}); "
                         "the file is damaged (train it again)")
     config = copy.deepcopy(raw)
     for key, field in FIELDS.items():

@@ -160,7 +160,7 @@ def test_a_stored_config_gets_the_defaults_of_keys_it_predates():
 
 @pytest.mark.parametrize("raw, words", [
     ([1, 2], "old.h5: its config is not a JSON object"),
-    ({"name": "t"}, "old.h5: its config names no known dataset"),
+    ({"name": "t"}, "old.h5: its config names no dataset"),
     ({"dataset": "tishby12", "model": 3}, "old.h5: its config holds a value at 'model'"),
 ])
 def test_a_damaged_stored_config_is_one_line(raw, words):

@@ -87,7 +87,7 @@ DAMAGES = {
     "run bytes overwritten": (_heap_signature, "cannot be read (bad global heap collection signature)", READERS),
     "config not an object": (_attr("config", "[1, 2]"), "its config is not a JSON object", READERS),
     "config not JSON": (_attr("config", "{not json"), "its config attr is not valid JSON", READERS),
-    "config without dataset": (_config(lambda c: c.pop("dataset")), "its config names no known dataset", READERS),
+    "config without dataset": (_config(lambda c: c.pop("dataset")), "its config names no dataset", READERS),
     "epochs out of order": (_dataset("epochs", lambda e: e[::-1].copy()), "logged epochs are not increasing",
                             ("analyze", "plot", "claims", "report")),
     "negative labels": (_dataset("data/y", lambda y: y - 1), "data/y holds labels that are not non-negative",
