@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -16,9 +18,11 @@ from rich.text import Text
 
 from ibrepro.errors import UserError
 from ibrepro.jaxsetup import configure as configure_jax
+from ibrepro.train.interrupt import StopRequest, interrupts_kept
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Reproduce the information plane of deep networks (Shwartz-Ziv & Tishby 2017).")
+EARLY_INTERRUPT = StopRequest()  # Ctrl-C between the start of `main` and the command's own handler
 console = Console(stderr=True, markup=False)  # messages hold paths and names, printed as they are
 # options train and analyze share
 PROGRESS_OPTION = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
@@ -108,7 +112,37 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _interruptible(message: str):
+    """A command that Ctrl-C stops from its first second: one line (`message`), exit 130; a
+    UserError anywhere in it (also in set-up, e.g. XLA_FLAGS) is one line, exit 2."""
+    def wrap(command):
+        @functools.wraps(command)
+        def run(*args, **kwargs):
+            if EARLY_INTERRUPT.requested:
+                _fail(f"interrupted; {message}", 130)
+            with interrupts_kept() as sigint:
+                try:
+                    result = command(*args, **kwargs)
+                except UserError as exc:
+                    _fail(str(exc))
+                except BaseException as exc:  # an interrupt while a module loads may arrive as another error
+                    if not (sigint.requested or isinstance(exc, KeyboardInterrupt)):
+                        raise
+                    _fail(f"interrupted; {message}", 130)
+                if sigint.requested:
+                    _fail(f"interrupted; {message}", 130)
+            return result
+        return run
+    return wrap
+
+
+def _check_cluster_options(cluster: str | None, cluster_config: Path | None) -> None:
+    if cluster_config is not None and not cluster:
+        _fail("--cluster-config needs --cluster slurm or --cluster pbs")
+
+
 @app.command()
+@_interruptible("run the same command again to resume from the last checkpoint")
 def train(
     config_path: Path = typer.Argument(..., metavar="CONFIG.toml", help="Experiment file."),
     out: Path = typer.Option(Path("runs"), "--out", help="Output directory."),
@@ -120,6 +154,7 @@ def train(
     cluster_config: Path | None = CLUSTER_CONFIG_OPTION,
 ) -> None:
     """Train every cell of an experiment; re-running resumes interrupted cells."""
+    _check_cluster_options(cluster, cluster_config)
     configure_jax()
     from ibrepro import config as cfg
     from ibrepro.api import stages
@@ -147,14 +182,13 @@ def train(
         _fail(str(exc), 130)
     except UserError as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted; run the same command again to resume from the last checkpoint", 130)
     counts = {k: sum(1 for _, outcome in results if outcome == k) for k in ("trained", "resumed", "skipped")}
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     _say(f"{len(results)} cell(s) ({summary}) in {time.monotonic() - started:.1f} s -> {out / config['name']}")
 
 
 @app.command(cls=_ListingCommand)
+@_interruptible("estimates written before the interruption are kept")
 def analyze(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
     estimator: list[str] = typer.Option([], "--estimator", help="Estimator name (repeatable; listed below)."),
@@ -169,6 +203,7 @@ def analyze(
         "sets $IBREPRO_KERNELS."),
 ) -> None:
     """Estimate I(X;T) and I(T;Y) per seed, epoch and layer into <cell>.mi.h5 beside each run file."""
+    _check_cluster_options(cluster, cluster_config)
     configure_jax()
     from ibrepro.analysis.estimators.placement import KERNEL_CHOICES, KERNELS_ENV
 
@@ -191,13 +226,12 @@ def analyze(
             written = stages.analyze(path, estimator, set_, progress=progress, say=say)
     except UserError as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted; estimates written before the interruption are kept", 130)
     _say(f"{len(written)} cell(s) analysed in {time.monotonic() - started:.1f} s -> "
          f"{', '.join(str(p) for p in written)}")
 
 
 @app.command()
+@_interruptible("figures written before the interruption are kept; run the same command again")
 def plot(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (default: figures/ beside the cell, or in "
@@ -228,6 +262,7 @@ def plot(
 
 
 @app.command()
+@_interruptible("the estimates files are unchanged")
 def bound(
     path: Path = typer.Argument(..., metavar="CELL", help="A cell file (<cell>.h5) or an experiment directory."),
 ) -> None:
@@ -245,6 +280,7 @@ RULE_HELP = "Change a claim rule's threshold: name=value (repeatable; rules list
 
 
 @app.command(cls=_ListingCommand)
+@_interruptible("run the same command again to judge the claims")
 def claims(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
     estimator: list[str] = typer.Option([], "--estimator", help="Only estimate groups of this estimator or group name "
@@ -262,6 +298,7 @@ def claims(
 
 
 @app.command(cls=_ListingCommand)
+@_interruptible("run the same command again to write the report")
 def report(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
     estimator: str | None = typer.Option(None, "--estimator", help="Only estimate groups of this estimator or group "
@@ -372,7 +409,8 @@ class _TrainProgress:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: a Ctrl-C before the command starts is kept for it."""
+    signal.signal(signal.SIGINT, lambda signum, frame: setattr(EARLY_INTERRUPT, "requested", True))
     app()
 
 

@@ -29,6 +29,7 @@ from ibrepro.analysis.request import COMMON_PARAMS
 from ibrepro.dimscales import drop_scale_links, label_estimate_group
 from ibrepro.durable import replace_durably
 from ibrepro.errors import UserError
+from ibrepro.train.runfile import hdf5_reason, in_use_message, is_lock_error
 
 IB_BOUND = "ib-bound"
 PROVENANCE_ATTRS = ("ibrepro_version", "run_status", "source", "run_id", "labels")
@@ -127,9 +128,9 @@ def _open(path: Path) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except OSError as exc:
-        if "lock" in str(exc).lower():
-            raise UserError(f"{path} is in use by another process (HDF5 file lock)") from None
-        raise UserError(f"{path} is not a readable HDF5 file ({exc.__class__.__name__}); "
+        if is_lock_error(exc):
+            raise UserError(in_use_message(path)) from None
+        raise UserError(f"{path} is not a readable HDF5 file ({hdf5_reason(exc)}); "
                         f"move it away to recompute its estimates") from None
 
 
@@ -169,6 +170,9 @@ def _read_estimate(name: str, group: h5py.Group, attrs: dict) -> tuple[Estimate 
     if not (np.isfinite(ixt) & np.isfinite(ity)).any():
         return None, "has no finite estimates"
     seeds = np.asarray(group["seeds"][:]) if "seeds" in group else None
+    if seeds is not None and (seeds.shape != ixt.shape[:1] or seeds.dtype.kind not in "iu"
+                              or (seeds.size and seeds.min() < 0) or np.unique(seeds).size != seeds.size):
+        return None, f"has seeds {seeds.tolist()[:8]} that are not {ixt.shape[0]} distinct run seed indices"
     extras = {key: np.asarray(group[key], float)[:, : epochs.size] for key in group
               if key not in ("ixt", "ity", "epochs", "seeds") and group[key].shape == group["ixt"].shape}
     return Estimate(group=name, estimator=str(kind), params=_settings(str(kind), attrs), attrs=attrs,

@@ -41,6 +41,11 @@ def load_groups(path: Path, estimators: tuple[str, ...] = ()) -> tuple[CellResul
         raise UserError(f"{path} has no complete snapshot yet")
     chosen = [e for e in cell.estimates
               if not estimators or e.estimator in estimators or e.group in estimators]
+    beyond = next((e for e in chosen if e.seeds is not None and e.seeds.size and e.seeds.max() >= cell.run.n_seeds),
+                  None)
+    if beyond is not None:
+        raise UserError(f"{cell.run.estimates_path}: group {beyond.group!r} names run seed {int(beyond.seeds.max())}, "
+                        f"the run has {cell.run.n_seeds} seeds; the file is damaged (move it away and analyze again)")
     groups = [Group(e.group, e.estimator, dict(e.params), str(e.attrs.get("labels", "drawn")),
                     np.arange(e.ixt.shape[0]) if e.seeds is None else e.seeds, e.epochs, e.ixt, e.ity)
               for e in chosen]

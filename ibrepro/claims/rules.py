@@ -94,7 +94,7 @@ def compression(epochs, ixt, max_bits: float, rules: Rules) -> Claim:
     ixt = np.asarray(ixt, float)[:, :, ~ceiling]
     share = phases.compression_share(epochs, ixt, rules.min_fall_bits, rules.noise_z)
     onset = phases.compression_onset(epochs, ixt, rules.min_fall_bits, rules.noise_z)
-    measured["compression_share"] = interval(np.nanmean(share, axis=1))
+    measured["compression_share"] = interval(_per_seed(np.mean, share))
     measured["compressing_seed_layers"] = [int(np.isfinite(onset).sum()), int(onset.size)]
     verdict = above(measured["compression_share"], rules.compression_share)
     reason = f"layers {', '.join(map(str, stuck))} at the ceiling left out" if stuck else ""
@@ -242,11 +242,16 @@ def _median(values: np.ndarray) -> np.ndarray:
 
 def _nanmedian(values: np.ndarray) -> np.ndarray:
     """Median over layers per seed (S,), NaN for a seed with no finite value."""
+    return _per_seed(np.median, values)
+
+
+def _per_seed(statistic, values: np.ndarray) -> np.ndarray:
+    """`statistic` of each seed's finite values (S,): NaN, without a warning, for a seed with none."""
     values = np.asarray(values, float)
     finite = np.isfinite(values)
     out = np.full(values.shape[0], np.nan)
     for s in np.flatnonzero(finite.any(axis=1)):
-        out[s] = np.median(values[s][finite[s]])
+        out[s] = statistic(values[s][finite[s]])
     return out
 
 

@@ -32,7 +32,7 @@ from ibrepro.data.labels import label_distribution
 from ibrepro.data.tishby12 import N_PATTERNS
 from ibrepro.errors import UserError
 from ibrepro.ib.curve import IBCurve, ib_curve
-from ibrepro.train.runfile import open_run, run_config
+from ibrepro.train.runfile import open_run, run_config, run_labels
 
 GROUP = "ib-bound"
 ESTIMATOR = "ib-bound"
@@ -67,10 +67,7 @@ def bound_group(run_path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """Datasets and attrs of the `ib-bound` group for one run file."""
     with open_run(run_path) as run:
         config = run_config(run)
-        try:
-            y_eval = run["data/y"][()]
-        except KeyError:
-            raise UserError(f"{run_path} has no data/y labels") from None
+        y_eval = run_labels(run)
         run_id = run.attrs.get("run_id", "")
     p_x, p_y_given_x = data_distribution(config, y_eval)
     curve = bound_curve(p_x, p_y_given_x)

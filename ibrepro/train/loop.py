@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-import re
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,15 +88,6 @@ def storage_dtype(config: dict) -> str:
     return config["log"]["dtype"]
 
 
-CELL_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
-
-
-def checked_name(name: str) -> str:
-    """An experiment or cell name that stays inside the output directory, or UserError."""
-    if not CELL_NAME.fullmatch(name):
-        raise UserError(f"name {name!r} is not usable as a file name "
-                        "(letters, digits, '_', '-', '.', not starting with '.')")
-    return name
 
 
 def train_cell(name: str, config: dict, path: Path, force: bool = False,
@@ -254,12 +245,23 @@ def experiment_cells(config: dict, out_dir: Path) -> list[tuple[str, dict, Path]
 
     Names are checked so that no file lands outside `out_dir`.
     """
-    directory = Path(out_dir) / checked_name(config["name"])
+    directory = Path(out_dir) / cfg.checked_name(config["name"])
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create output directory {directory}: {exc.strerror}") from None
-    return [(name, cell_config, directory / f"{checked_name(name)}.h5") for name, cell_config in cfg.cells(config)]
+        raise UserError(f"cannot create output directory {directory}: {_blocking(directory) or exc.strerror}") from None
+    return [(name, cell_config, directory / f"{cfg.checked_name(name)}.h5") for name, cell_config in cfg.cells(config)]
+
+
+def _blocking(directory: Path) -> str:
+    """Why a directory cannot be made: a dangling symbolic link or a file on its path ("" if neither)."""
+    for part in reversed([directory, *directory.parents]):
+        if part.is_symlink() and not part.exists():
+            return (f"{part} is a symbolic link to {os.readlink(part)}, which does not exist; "
+                    "create that or use another --out")
+        if part.exists() and not part.is_dir():
+            return f"{part} is a file, not a directory; use another --out"
+    return ""
 
 
 def train_experiment(config: dict, out_dir: Path, force: bool = False,
