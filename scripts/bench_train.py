@@ -12,8 +12,14 @@ steadier number; wall ~ CPU / devices when the cores are free).
 The reference is the obvious JAX loop: one network, a Python loop over minibatches calling a
 jitted per-step update (value_and_grad + optax), a numpy reshuffle each epoch.
 
+With `--noise STD` and/or `--dropout P` the script instead trains the same cell noise-free, with
+hidden-layer noise and/or with dropout, one after the other in the same process, and reports each
+cell's whole `train_cell` wall time (start-up and compiles included) and its ratio to the
+noise-free cell's.
+
     .venv/bin/python scripts/bench_train.py [--epochs 300] [--seeds 50] [--devices N]
                                             [--ref-seeds 3] [--ref-epochs 3] [--params-only] [--mnist]
+                                            [--noise 0.1] [--dropout 0.2]
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mnist-fraction", type=float, default=0.1, help="MNIST training fraction")
     p.add_argument("--mnist-epochs", type=int, default=3, help="at least 3")
     p.add_argument("--mnist-seeds", type=int, default=2)
+    p.add_argument("--noise", type=float, default=0.0, help="compare a cell with model.noise_std = NOISE")
+    p.add_argument("--dropout", type=float, default=0.0, help="compare a cell with model.dropout = DROPOUT")
     return p.parse_args()
 
 
@@ -73,7 +81,7 @@ def pipeline_run(raw: dict, workdir: Path) -> dict:
     train_cell("cell", config, path,
                on_snapshot=lambda s: stamps.append((time.perf_counter(), time.process_time())))
     t1, c1 = time.perf_counter(), time.process_time()
-    return {"steady": t1 - stamps[1][0], "cpu": c1 - stamps[1][1], "startup": stamps[1][0] - t0,
+    return {"steady": t1 - stamps[1][0], "cpu": c1 - stamps[1][1], "startup": stamps[1][0] - t0, "total": t1 - t0,
             "bytes": path.stat().st_size, "snapshots": len(stamps)}
 
 
@@ -116,13 +124,41 @@ def plain_reference(config: dict, n_seeds: int, n_epochs: int) -> float:
     return elapsed / (n_seeds * n_epochs)
 
 
+def paper_cell(epochs: int, seeds: int) -> dict:
+    """The paper cell's raw config (DESIGN §9) with the given epochs and seeds."""
+    return {"name": "bench", "dataset": "tishby12",
+            "model": {"hidden": [10, 7, 5, 4, 3], "activation": "tanh"},
+            "train": {"optimizer": "adam", "lr": 4e-4, "batch_size": 256, "epochs": epochs,
+                      "seeds": seeds, "train_fraction": 0.85}}
+
+
+def perturbed_case(workdir: Path) -> None:
+    """Noise-free, noisy and dropout cells of the paper's shape: whole wall time and ratios."""
+    e, s = ARGS.epochs, ARGS.seeds
+    k = max(6, round(FULL_SNAPSHOTS * e / FULL_EPOCHS))
+    variants = {"noise-free": {}}
+    if ARGS.noise > 0:
+        variants[f"noise_std={ARGS.noise:g}"] = {"noise_std": ARGS.noise}
+    if ARGS.dropout > 0:
+        variants[f"dropout={ARGS.dropout:g}"] = {"dropout": ARGS.dropout}
+    base = paper_cell(e, s)
+    print(f"jax {jax.__version__}, {len(jax.devices())} host devices, {os.cpu_count()} CPUs")
+    print(f"tishby12 12-10-7-5-4-3-2 tanh, adam 4e-4, batch 256, 85%: {s} seeds x {e} epochs, {k} snapshots")
+    runs = {}
+    for label, model in variants.items():
+        raw = {**base, "name": f"bench-{len(runs)}", "model": {**base["model"], **model},
+               "log": {"snapshots": k, "activations": True}}
+        runs[label] = run = pipeline_run(raw, workdir)
+        ratio = run["total"] / runs["noise-free"]["total"]
+        steady = run["steady"] / runs["noise-free"]["steady"]
+        print(f"  {label:14s}: {run['total']:7.2f} s wall incl. startup ({run['startup']:.1f} s); "
+              f"{ratio:5.2f}x noise-free ({steady:.2f}x after startup)")
+
+
 def tishby_case(workdir: Path) -> None:
     e, s = ARGS.epochs, ARGS.seeds
     k = max(6, round(FULL_SNAPSHOTS * e / FULL_EPOCHS))
-    base = {"name": "bench", "dataset": "tishby12",
-            "model": {"hidden": [10, 7, 5, 4, 3], "activation": "tanh"},
-            "train": {"optimizer": "adam", "lr": 4e-4, "batch_size": 256, "epochs": e,
-                      "seeds": s, "train_fraction": 0.85}}
+    base = paper_cell(e, s)
     runs = {}
     for snaps in (k, 4):
         raw = {**base, "name": f"bench-{snaps}", "log": {"snapshots": snaps, "activations": not ARGS.params_only}}
@@ -186,7 +222,10 @@ def mnist_case(workdir: Path) -> None:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        tishby_case(Path(tmp))
+        if ARGS.noise > 0 or ARGS.dropout > 0:
+            perturbed_case(Path(tmp))
+        else:
+            tishby_case(Path(tmp))
         if ARGS.mnist:
             mnist_case(Path(tmp))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10

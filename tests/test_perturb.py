@@ -5,9 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from helpers import tiny_config
+from scipy import special, stats
 
 from ibrepro.data import prepare
 from ibrepro.errors import UserError
+from ibrepro.train import noise
 from ibrepro.train.engine import SeedData, SharedData
 from ibrepro.train.loop import make_trainer, seed_keys
 
@@ -62,3 +64,24 @@ def test_noise_enters_each_hidden_layer_and_recorded_outputs_are_noiseless():
 def test_bad_noise_and_dropout_are_refused(key, value):
     with pytest.raises(UserError, match=key):
         tiny_config(f"{key}={value}")
+
+
+def test_erfinv_matches_scipy_on_the_whole_grid_the_noise_uses():
+    v = ((np.arange(2**24, dtype=np.int64) * 2 - (2**24 - 1)) * 2.0**-24).astype(np.float32)
+    exact = special.erfinv(v.astype(np.float64))
+    approx = np.asarray(jax.jit(noise.erfinv)(v), np.float64)
+    np.testing.assert_allclose(approx, exact, rtol=1e-6, atol=1e-7)
+
+
+def test_noise_draws_are_standard_normal_independent_and_a_function_of_the_key():
+    key = seed_keys(0, 1)[0]
+    z = np.asarray(noise.normal(key, (500, 400)), np.float64)
+    assert stats.kstest(z.ravel(), "norm").pvalue > 1e-3
+    assert abs(z.mean()) < 4 / np.sqrt(z.size) and abs(z.std() - 1) < 4 / np.sqrt(2 * z.size)
+    for a, b in [(z[:, :-1], z[:, 1:]), (z[:-1], z[1:])]:  # neighbours along either axis
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 4 / np.sqrt(a.size)
+    np.testing.assert_array_equal(z, noise.normal(key, (500, 400)))
+    other = np.asarray(noise.normal(jax.random.fold_in(key, 1), (500, 400)), np.float64)
+    assert abs(np.corrcoef(z.ravel(), other.ravel())[0, 1]) < 4 / np.sqrt(z.size)
+    keep = np.asarray(noise.bernoulli(key, 0.8, (500, 400)))
+    assert abs(keep.mean() - 0.8) < 4 * np.sqrt(0.8 * 0.2 / keep.size)

@@ -3,7 +3,8 @@
 Optional perturbations of the hidden layers (flax-style, keys passed in `rngs`):
 `noise_std` > 0 adds N(0, noise_std² I) to every hidden layer's output, in training and in
 evaluation (Goldfeld et al. 2019; rng stream "noise"); `dropout` > 0 drops hidden units in
-training only (rng stream "dropout"). The returned layer outputs are always the noiseless
+training only (rng stream "dropout"); both are drawn by `ibrepro.train.noise` (a keyed hash,
+not threefry: cheaper on CPUs). The returned layer outputs are always the noiseless
 S_l = act(W T_{l-1} + b), computed from the (noisy) layer below.
 """
 
@@ -15,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ibrepro.train import noise
 from ibrepro.train import quantize as q
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -102,9 +104,9 @@ class MLP(nn.Module):
     def perturb(self, x: jax.Array, train: bool) -> jax.Array:
         """A hidden layer's output as the next layer sees it: plus noise, then dropout."""
         if self.noise_std > 0:
-            x = x + self.noise_std * jax.random.normal(self.make_rng("noise"), x.shape, x.dtype)
+            x = x + self.noise_std * noise.normal(self.make_rng("noise"), x.shape, x.dtype)
         if train and self.dropout > 0:
-            keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.dropout, x.shape)
+            keep = noise.bernoulli(self.make_rng("dropout"), 1.0 - self.dropout, x.shape)
             x = jnp.where(keep, x / (1.0 - self.dropout), 0.0)
         return x
 
