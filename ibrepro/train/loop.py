@@ -26,7 +26,15 @@ from ibrepro.train.lock import cell_lock
 from ibrepro.train.model import MLP
 from ibrepro.train.provenance import now, provenance
 from ibrepro.train.resume import existing_status, resume_point
-from ibrepro.train.runfile import GRADIENT_NAMES, METRIC_NAMES, checkpoint_path, layer_widths
+from ibrepro.train.runfile import (
+    GRADIENT_NAMES,
+    METRIC_NAMES,
+    checkpoint_path,
+    diverged_epochs,
+    divergence_note,
+    layer_widths,
+    open_run,
+)
 from ibrepro.train.schedule import logged_epochs
 from ibrepro.train.writer import RunWriter
 
@@ -232,9 +240,15 @@ def train_experiment(config: dict, out_dir: Path, force: bool = False,
                      on_cell: Callable[[int, int, str], None] | None = None,
                      on_snapshot: Callable[[Snapshot], None] | None = None,
                      say: Callable[[str], None] | None = None,
-                     stop: StopRequest | None = None) -> list[tuple[Path, str]]:
-    """Train every cell of a resolved experiment config under `out_dir/<name>/`, in turn."""
-    results = []
+                     stop: StopRequest | None = None, allow_divergence: bool = False) -> list[tuple[Path, str]]:
+    """Train every cell of a resolved experiment config under `out_dir/<name>/`, in turn.
+
+    A cell whose training loss became non-finite for some seed is trained to the end (its
+    run file records the seeds in `diverged`); once every cell is done, UserError names the
+    diverged cells, unless `allow_divergence`, when `say` is told instead.
+    """
+    say = say or (lambda note: None)
+    results, diverged = [], []
     cells = experiment_cells(config, out_dir)
     for index, (name, cell_config, path) in enumerate(cells):
         if stop is not None and stop.requested:
@@ -242,4 +256,14 @@ def train_experiment(config: dict, out_dir: Path, force: bool = False,
         if on_cell is not None:
             on_cell(index, len(cells), name)
         results.append((path, train_cell(name, cell_config, path, force, on_snapshot, say, stop)))
+        with open_run(path) as run:
+            note = divergence_note(str(path), diverged_epochs(run))
+        if note:
+            diverged.append(note)
+    if diverged and not allow_divergence:
+        more = f" (and {len(diverged) - 1} more cell(s))" if len(diverged) > 1 else ""
+        raise UserError(f"{diverged[0]}{more}: their estimates will be NaN and claims leave them out; "
+                        "lower train.lr, or pass --allow-divergence to accept diverged runs")
+    for note in diverged:
+        say(f"{note}; their estimates will be NaN and claims leave them out")
     return results
