@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ibrepro.errors import UserError
+
 _ERRNO_IN_TEXT = re.compile(r"errno = (\d+)")
 
 
@@ -60,6 +62,14 @@ def write_atomically(path: Path, payload: bytes) -> None:
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_file(path: Path, payload: bytes) -> None:
+    """`write_atomically`, any failure a one-line UserError naming the file (left as it was)."""
+    try:
+        write_atomically(path, payload)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {failure_reason(exc)}; the file there is unchanged") from None
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from ibrepro.analysis.cell import find_cells
 from ibrepro.claims import claimsfile
 from ibrepro.claims.judge import claims_path, sources
 from ibrepro.claims.rules import Rules
+from ibrepro.durable import write_file
 from ibrepro.errors import UserError
 from ibrepro.report import sections
 from ibrepro.report.document import Heading, Image, Para, to_html, to_markdown
@@ -94,8 +95,8 @@ def write_report(path: str | Path, estimator: str | None = None, out: str | Path
         doc += [Para(f"- {line}") for line in plotted.skipped]
     doc += sections.settings_section(documents)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    md_path.write_text(to_markdown(doc))
-    html_path.write_text(to_html(doc, title=f"ibrepro report: {path.name}"))
+    write_file(md_path, to_markdown(doc).encode())
+    write_file(html_path, to_html(doc, title=f"ibrepro report: {path.name}").encode())
     return ReportResult(md_path, html_path, figures_dir, list(plotted.skipped), judged)
 
 

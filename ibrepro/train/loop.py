@@ -104,13 +104,19 @@ def make_model(config: dict, n_classes: int) -> MLP:
 
 
 CELL_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+# file names are at most 255 bytes; the longest made from a cell name is <cell>.claims.json.tmp
+NAME_BYTES = 255 - len(".claims.json.tmp")
 
 
 def checked_name(name: str) -> str:
-    """An experiment or cell name that stays inside the output directory, or UserError."""
+    """An experiment or cell name that stays inside the output directory and leaves room for
+    the files named after it, or UserError."""
     if not CELL_NAME.fullmatch(name):
         raise UserError(f"name {name!r} is not usable as a file name "
                         "(letters, digits, '_', '-', '.', not starting with '.')")
+    if len(name) > NAME_BYTES:
+        raise UserError(f"name {name[:40]}... is {len(name)} characters long; file names allow "
+                        f"{NAME_BYTES} (shorten the name or the sweep values in it)")
     return name
 
 
