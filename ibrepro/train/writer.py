@@ -6,7 +6,11 @@ disk), and `epochs` holds the whole schedule. Training then changes no HDF5 meta
 only array contents at fixed places, so a kill at any moment leaves a readable file, and a
 reader in another process sees a consistent file at any time. A snapshot counts once its
 arrays are flushed and fsync'ed: only then is `complete_snapshots` raised. The status and
-finish time are fixed-size attributes rewritten in place (one write).
+finish time are fixed-size attributes rewritten in place (one write), after `diverged`.
+
+Every write error is raised where the write was asked for (the file has no sieve buffer and
+no chunk cache, and h5py's "Exception ignored" errors are caught) and ends in one line; a new
+file is read back before it is renamed into place.
 """
 
 from __future__ import annotations
@@ -183,10 +187,9 @@ class RunWriter:
         """(state, meta) of this file's checkpoint, or None when there is none usable."""
         return checkpoint.load(self.checkpoint_path, target)
 
-    def finish(self, finished: str) -> np.ndarray:
-        """Record which seeds diverged, mark the run complete (durably, after the rest is
-        durable) and remove the checkpoint. Returns `diverged` (S,): per seed the first logged
-        epoch whose training loss is not finite, -1 if none."""
+    def finish(self, finished: str) -> None:
+        """Record which seeds diverged (`diverged`), then mark the run complete, each durably,
+        and remove the checkpoint."""
         diverged = first_nonfinite(self.handle["metrics/train_loss"][:, :self.complete],
                                    self.handle["epochs"][:self.complete])
         try:
@@ -202,7 +205,6 @@ class RunWriter:
         except WRITE_ERRORS as exc:
             raise write_error(self.path, exc, self.complete) from None
         checkpoint.remove(self.checkpoint_path)
-        return diverged
 
     def close(self) -> None:
         try:
