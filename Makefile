@@ -12,28 +12,42 @@ PAPER_EXPERIMENTS := experiments/tishby12_datasize.toml experiments/tishby12_dep
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: install install-locked lock test reproduce reproduce-all reproduce-paper bench clean
+.PHONY: install lock test reproduce reproduce-all reproduce-paper bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,cluster]"
-	touch $(STAMP)
+# The extras the lock pins and the tests run with.
+EXTRAS := test,cluster
 
-install: $(STAMP)
-
-# The exact versions the tests passed with ($(LOCK)), then ibrepro itself without resolving again.
-install-locked:
+# `make install` (and so `make test`, and CI on a fresh clone) installs the exact versions in
+# $(LOCK), then ibrepro itself without resolving again.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r $(LOCK)
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# Rewrite $(LOCK) from .venv: run after the tests pass in a fresh `make install`.
-lock: $(STAMP)
-	{ sed -n '/^#/!q;p' $(LOCK); $(BIN)/pip freeze --exclude-editable; } > $(LOCK).new
+install: $(STAMP)
+
+# After changing dependencies in pyproject.toml: resolve ibrepro[$(EXTRAS)] afresh in a scratch
+# environment and write its closure to $(LOCK) (ibrepro itself left out); then `make test`.
+LOCK_VENV := .venv-lock
+define LOCK_HEADER
+# The exact versions `make install` installs and the test suite passes with: the dependency
+# closure of ibrepro[$(EXTRAS)], without ibrepro itself, resolved by `make lock`.
+# After changing dependencies in pyproject.toml, run `make lock`, then `make test`.
+endef
+export LOCK_HEADER
+
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet -e ".[$(EXTRAS)]"
+	{ echo "$$LOCK_HEADER"; \
+	  $(LOCK_VENV)/bin/python -c 'import platform; print(f"# Python {platform.python_version()}, {platform.system()} {platform.machine()}")'; \
+	  $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)
+	rm -rf $(LOCK_VENV)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -54,9 +68,14 @@ reproduce-paper: $(STAMP)
 	$(BIN)/python scripts/plan_reproduce.py $(OUT) $(PAPER_EXPERIMENTS) $(if $(IGNORE_DISK),--ignore-disk)
 	for exp in $(PAPER_EXPERIMENTS); do scripts/reproduce.sh $$exp $(OUT) || exit 1; done
 
-bench: $(STAMP)
-	$(BIN)/python scripts/bench_train.py
-	$(BIN)/python scripts/bench_mi.py
+# Every benchmark in scripts/, each at its default (paper-cell) scale, one after another; each
+# prints its own numbers. `make bench-NAME` runs scripts/bench_NAME.py alone.
+BENCHMARKS := $(patsubst scripts/bench_%.py,%,$(wildcard scripts/bench_*.py))
+
+bench: $(addprefix bench-,$(BENCHMARKS))
+
+bench-%: scripts/bench_%.py $(STAMP)
+	$(BIN)/python $<
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) $(LOCK_VENV) *.egg-info

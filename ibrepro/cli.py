@@ -108,7 +108,7 @@ def analyze(
     """Estimate I(X;T) and I(T;Y) per seed, epoch and layer into <cell>.mi.h5 beside each run file."""
     configure_jax()
     from ibrepro.analysis.analyze import analyze_path
-    from ibrepro.analysis.estimators.device import KERNEL_CHOICES, KERNELS_ENV
+    from ibrepro.analysis.estimators.placement import KERNEL_CHOICES, KERNELS_ENV
 
     if kernels is not None:
         if kernels not in KERNEL_CHOICES:

@@ -128,7 +128,7 @@ def _train_cell(name: str, config: dict, path: Path, force: bool, report: Callab
 def _analyze_cell(path: Path, name: str, settings: dict[str, str], kernels: str | None,
                   report: Callable[[dict], None]) -> Path:
     from ibrepro.analysis.analyze import analyze_path
-    from ibrepro.analysis.estimators.device import KERNELS_ENV
+    from ibrepro.analysis.estimators.placement import KERNELS_ENV
 
     if kernels is not None:
         os.environ[KERNELS_ENV] = kernels

@@ -145,6 +145,7 @@ def resolve(raw: dict, overrides: list[str] = ()) -> dict:
         else:
             _set(config, key, value)
     sweep = config.pop("sweep", {}) or {}
+    config.pop("reproduce", None)  # what scripts/reproduce.sh runs (ibrepro.reproduce_plan), not a cell's config
     flat = flatten(config)
     for key in flat:
         if key not in FIELDS:

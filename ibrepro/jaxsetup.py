@@ -39,7 +39,7 @@ def use_all_cores() -> None:
             since = ".".join(map(str, YNN_FLAG_SINCE))
             print(f"note: jaxlib {'.'.join(map(str, jaxlib_version()))} predates XLA's {YNN_FLAG} "
                   f"(jaxlib >= {since}); not setting it. ibrepro needs jax >= {since}: "
-                  f"pip install -U 'jax>={since}' (or make install-locked)", file=sys.stderr)
+                  f"pip install -U 'jax>={since}' (or make install: the locked versions)", file=sys.stderr)
     os.environ["XLA_FLAGS"] = flags.strip()
 
 

@@ -38,9 +38,9 @@ configure()  # as the command line does: one host device per core
 from ibrepro.analysis.analyze import analyze_path  # noqa: E402
 from ibrepro.analysis.estimators.adaptive import adaptive_reference  # noqa: E402
 from ibrepro.analysis.estimators.binning import binning_reference  # noqa: E402
-from ibrepro.analysis.estimators.device import KERNELS_ENV  # noqa: E402
 from ibrepro.analysis.estimators.discrete import plugin_reference  # noqa: E402
 from ibrepro.analysis.estimators.kde import kde_reference  # noqa: E402
+from ibrepro.analysis.estimators.placement import KERNELS_ENV  # noqa: E402
 
 REFERENCES = {
     "binning": lambda t, y: binning_reference(t, -1.0, 1.0, 30, y),

@@ -1,38 +1,19 @@
-"""Test set-up: two host devices (so seed sharding is exercised) and shared helpers."""
+"""Test set-up: two host devices (so seed sharding is exercised) and the `tiny` fixture.
+Helpers shared by test modules live in tests/helpers.py."""
 
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")  # before configure()
 
-from pathlib import Path  # noqa: E402
-
 import pytest  # noqa: E402
+from helpers import tiny_config  # noqa: E402
 
-from ibrepro import config as cfg  # noqa: E402
 from ibrepro.jaxsetup import configure  # noqa: E402
 
 configure()
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-
-
-def mnist_data_dir() -> Path | None:
-    """The MNIST IDX files: ../shared/data/mnist, else $IBREPRO_DATA_DIR(/mnist); None if absent."""
-    candidates = [SHARED_MNIST]
-    if os.environ.get("IBREPRO_DATA_DIR"):
-        base = Path(os.environ["IBREPRO_DATA_DIR"])
-        candidates += [base / "mnist", base]
-    return next((d for d in candidates if (d / "train-images-idx3-ubyte.gz").is_file()), None)
-
-
-def tiny_config(*overrides: str, name: str = "tiny") -> dict:
-    """A small, fast tishby12 config with the given --set overrides."""
-    raw = {"name": name, "dataset": "tishby12"}
-    base = ["train.seeds=2", "train.epochs=12", "log.snapshots=6", "model.hidden=[6, 4]",
-            "train.lr=0.01"]
-    return cfg.resolve(raw, [*base, *overrides])
-
 
 @pytest.fixture
 def tiny():
+    """`helpers.tiny_config`, for tests that take it as a fixture."""
     return tiny_config

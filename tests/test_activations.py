@@ -3,12 +3,13 @@
 import h5py
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 
 from ibrepro.analysis.activations import RecomputedLayer, activation_layers, block_layers
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.errors import UserError
-from ibrepro.train.loop import make_model, train_cell
+from ibrepro.train.loop import train_cell
+from ibrepro.train.model import make_model
 from ibrepro.train.runfile import complete_epochs, open_run
 
 

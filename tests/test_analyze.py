@@ -12,7 +12,6 @@ import pytest
 
 from ibrepro.analysis import analyze as an
 from ibrepro.analysis import estimators, stream
-from ibrepro.analysis.estimatesfile import PARTIAL
 from ibrepro.analysis.estimators import Block, Labels
 from ibrepro.errors import UserError
 
@@ -158,17 +157,6 @@ def test_rerun_replaces_only_its_own_group(cell):
         np.testing.assert_allclose(f["binning_n30_lo-1_hi1/ixt"][()], expected(acts, y, "binning")[""][0], atol=1e-12)
         assert f["adaptive_n30"].attrs["marker"] == "untouched"
         np.testing.assert_array_equal(f["adaptive_n30/ity"][()], kept)
-
-
-def test_interrupted_write_leaves_no_partial_group(cell):
-    path, _, _ = cell
-    mi = path.with_name("cell.mi.h5")
-    an.analyze_path(path, progress=False)
-    with h5py.File(mi, "a") as f:  # as if a run died while writing another estimator
-        f.create_group("adaptive_n30" + PARTIAL).create_dataset("ixt", data=np.zeros(3))
-    an.analyze_path(path, ["binning"], progress=False)
-    with h5py.File(mi, "r") as f:
-        assert set(f) == {"binning_n30_lo-1_hi1"}
 
 
 def test_running_cell_uses_complete_snapshots(tmp_path):

@@ -10,7 +10,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 from typer.testing import CliRunner
 
 from ibrepro.analysis import estimators

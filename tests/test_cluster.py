@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ibrepro.analysis.estimators.device import KERNELS_ENV
+from ibrepro.analysis.estimators.placement import KERNELS_ENV
 from ibrepro.cli import app
 
 distributed = pytest.importorskip("distributed")

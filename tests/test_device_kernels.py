@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from ibrepro.analysis import estimators
-from ibrepro.analysis.estimators import Block, Labels, ondevice
+from ibrepro.analysis.estimators import Block, Labels, discrete_device
 from ibrepro.analysis.estimators.binning import binning_reference
-from ibrepro.analysis.estimators.device import KERNELS_ENV, device_kernels
 from ibrepro.analysis.estimators.discrete import plugin_reference
+from ibrepro.analysis.estimators.placement import KERNELS_ENV, device_kernels
 from ibrepro.errors import UserError
 
 PATHS = ("host", "device")
@@ -106,11 +106,11 @@ def test_hash_collisions_are_flagged_and_recounted(monkeypatch):
     symbols[2] = symbols[2, :1]  # one distinct row: equal hashes, no collision
     codes = rng.integers(0, 2, 50)
     with jax.enable_x64(True):
-        _, _, collided = ondevice.hashed_entropies(np.zeros((3, 50), np.uint64), codes, symbols)
+        _, _, collided = discrete_device.hashed_entropies(np.zeros((3, 50), np.uint64), codes, symbols)
     assert np.asarray(collided).tolist() == [True, True, False]
     labels = Labels.from_labels(codes)
-    monkeypatch.setattr(ondevice, "row_hash", lambda rows: jnp.zeros(rows.shape[:2], jnp.uint64))
-    ixt, ity = ondevice.symbol_information(symbols, 31, labels)
+    monkeypatch.setattr(discrete_device, "row_hash", lambda rows: jnp.zeros(rows.shape[:2], jnp.uint64))
+    ixt, ity = discrete_device.symbol_information(symbols, 31, labels)
     for k in range(3):
         want = plugin_reference(symbols[k], codes)
         assert abs(ixt[k] - want[0]) < 1e-9 and abs(ity[k] - want[1]) < 1e-9
@@ -122,8 +122,8 @@ def test_wide_rows_are_hashed_and_exact():
     symbols[:, 100:] = symbols[:, :100]
     y = rng.integers(0, 10, 200)
     labels = Labels.from_labels(y)
-    assert not ondevice.fits_one_key(30, 31, labels)
-    ixt, ity = ondevice.symbol_information(symbols, 31, labels)
+    assert not discrete_device.fits_one_key(30, 31, labels)
+    ixt, ity = discrete_device.symbol_information(symbols, 31, labels)
     for k in range(2):
         want = plugin_reference(symbols[k], y)
         assert abs(ixt[k] - want[0]) < 1e-9 and abs(ity[k] - want[1]) < 1e-9

@@ -88,15 +88,8 @@ def test_a_killed_writers_leftovers_are_cleaned(tmp_path):
     path = tmp_path / "c.mi.h5"
     ef.write_groups(path, {"binning_a": group(1.0)})
     (tmp_path / "c.mi.h5.tmp").write_bytes(b"half a file")  # a writer killed mid-write
-    with h5py.File(path, "a") as f:  # an older in-place writer's groups
-        f.copy(f["binning_a"], "kde_done.partial")
-        f["kde_done.partial"].attrs.update(estimator="kde", _complete=True)
-        f.copy(f["binning_a"], "adaptive_half.partial")
-    estimates, _, _ = ef.read_estimates(path)
-    assert [e.group for e in estimates] == ["binning_a"]  # partial groups are never read
     ef.write_groups(path, {"binning_z": group(2.0)})
-    assert set(contents(path)) == {"binning_a", "binning_z", "kde_done"}
-    assert "_complete" not in contents(path)["kde_done"][1]
+    assert set(contents(path)) == {"binning_a", "binning_z"}
     assert not (tmp_path / "c.mi.h5.tmp").exists()
 
 
@@ -125,3 +118,13 @@ def test_unreadable_file_is_reported_before_any_work(tmp_path):
     with pytest.raises(UserError, match="not a readable HDF5 file"):
         ef.write_groups(path, {"binning_a": group(1.0)})
     assert path.read_bytes() == b"not hdf5"
+
+
+def test_a_parameter_is_read_under_its_former_name(tmp_path):
+    path = tmp_path / "c.mi.h5"
+    datasets, attrs = group(1.0, "noisy")
+    older = {**attrs, "beta": 0.1, "n_samples": 64, "n_passes": 4, "rng": 3}  # noisy's seed was `rng`
+    ef.write_groups(path, {"noisy_old": (datasets, older), "noisy_new": (datasets, {**older, "seed": 5})})
+    params = {e.group: e.params for e in ef.read_estimates(path)[0]}
+    assert params["noisy_old"] == {"beta": 0.1, "n_samples": 64, "n_passes": 4, "seed": 3}
+    assert params["noisy_new"]["seed"] == 5  # the current name wins

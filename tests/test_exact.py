@@ -5,14 +5,14 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 from test_analyze import write_run
 
 from ibrepro.analysis import estimators
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.analysis.estimators import exact
 from ibrepro.analysis.estimators.base import Block, Labels
-from ibrepro.analysis.estimators.device import KERNELS_ENV
+from ibrepro.analysis.estimators.placement import KERNELS_ENV
 from ibrepro.errors import UserError
 
 

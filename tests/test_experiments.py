@@ -4,7 +4,6 @@ bound at tiny scale; one of them also goes through `report` (figures are the slo
 from __future__ import annotations
 
 import json
-import shlex
 import tomllib
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ibrepro.cli import app
+from ibrepro.reproduce_plan import AnalyzeRun, parse_table
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 NAMES = ["tishby12_activation", "tishby12_fullbatch", "tishby12_noisy_labels",
@@ -26,10 +26,9 @@ def cli(*args) -> None:
     assert result.exit_code == 0, result.output
 
 
-def directives(path: Path) -> list[list[str]]:
-    """The extra `analyze` arguments an experiment asks for (as scripts/reproduce.sh reads them)."""
-    prefix = "# reproduce: analyze "
-    return [shlex.split(line[len(prefix):]) for line in path.read_text().splitlines() if line.startswith(prefix)]
+def extra_runs(raw: dict, path: Path) -> tuple[AnalyzeRun, ...]:
+    """The extra `analyze` runs an experiment's [reproduce] table asks for (as scripts/reproduce.sh makes them)."""
+    return parse_table(raw.get("reproduce", {}), str(path))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -42,8 +41,8 @@ def test_experiment_runs_end_to_end_at_tiny_scale(tmp_path, name):
     cli("train", path, "--out", tmp_path, *(a for t in tiny for a in ("--set", t)))
     cells = tmp_path / raw["name"]
     cli("analyze", cells)
-    for extra in directives(path):
-        cli("analyze", cells, *extra)
+    for extra in extra_runs(raw, path):
+        cli("analyze", cells, *extra.args)
     cli("bound", cells)
     if name == "tishby12_noise_injected":  # figures take seconds: the report of one file only
         cli("report", cells, "--estimator", "noisy")
@@ -57,7 +56,7 @@ def test_experiment_runs_end_to_end_at_tiny_scale(tmp_path, name):
         assert json.loads(f.attrs["config"])[key.split(".")[0]][key.split(".")[1]] == values[-1]
     with h5py.File(cells / run.name.replace(".h5", ".mi.h5"), "r") as f:
         groups = {f[g].attrs.get("estimator", g) for g in f}
-        wanted = {"binning", *(e[e.index("--estimator") + 1] for e in directives(path))}
+        wanted = {"binning", *(e for run in extra_runs(raw, path) for e in run.estimators)}
         assert wanted <= groups
         for g in f:
             if "ixt" in f[g]:

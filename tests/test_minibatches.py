@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from conftest import tiny_config
+from helpers import tiny_config
 from typer.testing import CliRunner
 
 from ibrepro.analysis import estimators

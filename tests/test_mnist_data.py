@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from conftest import mnist_data_dir
+from helpers import mnist_data_dir
 
 from ibrepro.data import download, mnist, registry
 from ibrepro.data.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_idx

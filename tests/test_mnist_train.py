@@ -1,17 +1,18 @@
 import numpy as np
 import pytest
-from conftest import SHARED_MNIST
+from helpers import mnist_data_dir
 
 from ibrepro import config as cfg
 from ibrepro.train.loop import train_cell
 from ibrepro.train.runfile import open_run
 
-pytestmark = pytest.mark.skipif(not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists(),
-                                reason="the shared MNIST files are not beside the repo")
+MNIST_DIR = mnist_data_dir()
+pytestmark = pytest.mark.skipif(MNIST_DIR is None,
+                                reason="no MNIST files in ../shared/data/mnist or $IBREPRO_DATA_DIR")
 
 
 def test_tiny_mnist_cell_trains_and_writes_the_contract(tmp_path):
-    config = cfg.resolve({"name": "m", "dataset": "mnist", "data": {"dir": str(SHARED_MNIST)}},
+    config = cfg.resolve({"name": "m", "dataset": "mnist", "data": {"dir": str(MNIST_DIR)}},
                          ["model.hidden=[64, 16]", "train.seeds=2", "train.epochs=3", "train.batch_size=64",
                           "train.lr=1e-3", "train.train_fraction=0.1", "log.snapshots=4",
                           "log.eval_samples=1000", "log.train_metric_samples=2000"])

@@ -8,13 +8,14 @@ import h5py
 import jax
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 
 from ibrepro.analysis import analyze as an
 from ibrepro.analysis import estimators
 from ibrepro.analysis.cell import estimates_path
 from ibrepro.analysis.estimators import Block, Labels
 from ibrepro.analysis.estimators.noisy import propagate, sample_information
+from ibrepro.analysis.request import parse_request
 from ibrepro.errors import UserError
 from ibrepro.train.loop import train_cell
 from ibrepro.train.model import MLP
@@ -101,7 +102,7 @@ def test_analyze_writes_standard_errors_and_uses_each_epochs_parameters(tmp_path
     with h5py.File(estimates_path(path), "r") as f, h5py.File(path, "r") as run:
         (name,) = list(f)
         group = f[name]
-        assert dict(group.attrs) | {"beta": 0.1, "n_samples": 64, "n_passes": 4, "rng": 0} == dict(group.attrs)
+        assert dict(group.attrs) | {"beta": 0.1, "n_samples": 64, "n_passes": 4, "seed": 0} == dict(group.attrs)
         ixt, ity, se = group["ixt"][()], group["ity"][()], group["ixt_se"][()]
         assert ixt.shape == ity.shape == se.shape == group["ity_se"].shape == (2, 3, 3)
         assert np.isfinite(ixt).all() and np.isfinite(se).all() and (se >= 0).all()
@@ -153,3 +154,9 @@ def test_clustering_ratio_against_all_pairs():
     assert class_clustering(acts, Labels.from_labels(y)) == pytest.approx(expected, rel=1e-12)
     assert expected < 0.6
     assert math.isnan(class_clustering(np.zeros((30, 4)), Labels.from_labels(y)))
+
+
+def test_the_former_name_rng_is_accepted_for_seed_with_a_deprecation_note(caplog):
+    request = parse_request(["noisy"], {"rng": "3"})
+    assert request.given["noisy"] == {"seed": 3}
+    assert "--set rng is deprecated, use seed=3" in caplog.text

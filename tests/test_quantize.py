@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 from test_exact import brute_force
 
 from ibrepro.analysis.analyze import analyze_path

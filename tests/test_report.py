@@ -7,7 +7,7 @@ import re
 import shutil
 
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 from typer.testing import CliRunner
 
 from ibrepro.analysis.analyze import analyze_path

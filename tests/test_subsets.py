@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import mnist_data_dir
+from helpers import mnist_data_dir
 
 from ibrepro.data import mnist, subsets
 from ibrepro.errors import UserError

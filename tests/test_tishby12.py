@@ -2,12 +2,9 @@ import itertools
 
 import numpy as np
 
+from ibrepro.analysis.estimators import Labels
+from ibrepro.data.labels import label_entropy
 from ibrepro.data.tishby12 import ICOSAHEDRON, tishby12_inputs, tishby12_labels, tishby12_p_y1, tishby12_score
-
-
-def _entropy(p):
-    p = np.asarray(p)[np.asarray(p) > 0]
-    return float(-(p * np.log2(p)).sum())
 
 
 def _symmetry_permutations():
@@ -43,7 +40,9 @@ def test_label_counts_and_entropy():
     assert y.sum() == 2118
     p1 = y.mean()
     assert abs(p1 - 0.51709) < 1e-5
-    assert abs(_entropy([p1, 1 - p1]) - 0.99916) < 1e-5
+    assert abs(label_entropy(y) - 0.99916) < 1e-5
+    assert label_entropy(y, np.eye(2)[y]) == label_entropy(y) == Labels.from_labels(y).entropy  # one definition
+    assert label_entropy(y, np.full((4096, 2), 0.5)) == 1.0  # soft: p(y) is the mean of p(y|x)
 
 
 def test_threshold_gap():

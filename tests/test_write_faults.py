@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 
 from ibrepro import config as cfg
 from ibrepro import durable

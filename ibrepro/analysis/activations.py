@@ -138,7 +138,7 @@ def _layers(run: h5py.File) -> list:
     config = run_config(run)
     if "activations" in run:
         return [run[f"activations/{k}"] for k in range(len(run["activations"]))]
-    from ibrepro.train.loop import make_model
+    from ibrepro.train.model import make_model
 
     try:
         classes = n_classes(config)

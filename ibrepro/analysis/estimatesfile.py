@@ -10,9 +10,7 @@ back, renames it over the old file and fsyncs the directory (`ibrepro.durable`).
 anywhere, or failing to write (disk full, I/O error), a reader finds either the old file or
 the new one, whole; HDF5 itself never writes to the disk, so none of its write errors can go
 unreported. A lock file (`<cell>.mi.h5.lock`) keeps two writers from losing each
-other's groups; a temporary file left by a killed writer is removed by the next one. Files
-written by versions that wrote groups in place may hold `<name>.partial` groups: these are
-finished (when marked complete) or dropped at the next write, and never read.
+other's groups; a temporary file left by a killed writer is removed by the next one.
 """
 
 from __future__ import annotations
@@ -34,8 +32,6 @@ from ibrepro.durable import failure_reason, write_atomically
 from ibrepro.errors import UserError
 
 IB_BOUND = "ib-bound"
-PARTIAL = ".partial"  # suffix of a group an older in-place writer had not finished
-COMPLETE_ATTR = "_complete"  # set by that writer on a partial group once it was whole
 PROVENANCE_ATTRS = ("ibrepro_version", "run_status", "source", "run_id", "labels")
 LOCK_TIMEOUT_S = 60
 
@@ -117,15 +113,9 @@ def _image(path: Path, groups: Groups) -> bytes:
 
 
 def _copy_kept(old: h5py.File, new: h5py.File, skip: set[str]) -> None:
-    """Copy every finished group of `old` not in `skip` (finishing complete partial groups)."""
+    """Copy every group of `old` not in `skip`, as it is."""
     for name, group in old.items():
-        if name.endswith(PARTIAL):
-            real = name[: -len(PARTIAL)]
-            if not group.attrs.get(COMPLETE_ATTR, False) or real in old or real in skip:
-                continue
-            old.copy(group, new, name=real)
-            del new[real].attrs[COMPLETE_ATTR]
-        elif name not in skip:
+        if name not in skip:
             old.copy(group, new, name=name)
 
 
@@ -144,7 +134,7 @@ def read_estimates(path: Path) -> tuple[tuple[Estimate, ...], IBBound | None, tu
     estimates, bound, notes = [], None, []
     with _open(path) as handle:
         for name, group in handle.items():
-            if not isinstance(group, h5py.Group) or name.endswith(PARTIAL):
+            if not isinstance(group, h5py.Group):
                 continue
             attrs = {key: _attr(value) for key, value in group.attrs.items()}
             kind = attrs.get("estimator")
@@ -201,6 +191,9 @@ def _settings(kind: str, attrs: dict) -> dict:
     names = ([p.name for p in known.params if p.in_name] + ["bound"] if known
              else [n for n in attrs if n not in PROVENANCE_ATTRS and n not in common and n != "estimator"])
     settings = {n: attrs[n] for n in names if n in attrs}
+    if known:  # older groups hold some parameters under a former name
+        settings |= {p.name: attrs[a] for p in known.params if p.in_name for a in p.aliases
+                     if a in attrs and p.name not in attrs}
     settings.update({n: attrs[n] for n, default in common.items() if n in attrs and attrs[n] != default})
     return settings
 

@@ -10,6 +10,7 @@ any work starts.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from ibrepro.analysis.cell import Cell
 from ibrepro.analysis.estimators.base import Estimator, Labels, Param, Value
 from ibrepro.data.labels import label_distribution
 from ibrepro.errors import UserError
+
+log = logging.getLogger(__name__)
 
 COMMON_PARAMS = (
     Param("every", int, 1, "every", "analyse every K-th logged epoch (the first, every K-th, and the last)", low=1),
@@ -62,11 +65,14 @@ def parse_request(names: Sequence[str], settings: Mapping[str, str]) -> Request:
         if key in common:
             values[key] = common[key].parse(text)
         elif not owners:
-            known = sorted({p for e in chosen for p in e.param_index} | set(common))
+            known = sorted({p.name for e in chosen for p in e.params} | set(common))
             raise UserError(f"unknown parameter {key!r} for estimator(s) "
                             f"{', '.join(e.name for e in chosen)}; known: {', '.join(known)}")
         for e in owners:
-            given[e.name][key] = e.param_index[key].parse(text)
+            param = e.param_index[key]
+            if key != param.name:
+                log.warning("%s: --set %s is deprecated, use %s=%s", e.name, key, param.name, text)
+            given[e.name][param.name] = param.parse(text)
     seeds = str(values["seeds"])
     parse_seeds(seeds, None)
     soft = values["labels"] == "soft"

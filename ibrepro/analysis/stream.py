@@ -24,7 +24,7 @@ import numpy as np
 from ibrepro.analysis.activations import RecomputedLayer, activation_layers, block_layers
 from ibrepro.analysis.cell import Cell
 from ibrepro.analysis.estimators.base import Block, Estimator, Value, finite_rows
-from ibrepro.analysis.estimators.device import device_kernels
+from ibrepro.analysis.estimators.placement import device_kernels
 from ibrepro.analysis.request import CellPlan
 from ibrepro.errors import UserError
 from ibrepro.train.runfile import complete_epochs, open_run

@@ -33,3 +33,15 @@ def label_distribution(config: dict, y_eval: np.ndarray, p_y1: np.ndarray | None
 def is_deterministic(p_y_given_x: np.ndarray) -> bool:
     """Whether every row of p(y|x) is one-hot (then soft labels are the drawn ones)."""
     return bool(np.all((p_y_given_x == 0) | (p_y_given_x == 1)))
+
+
+def label_entropy(y: np.ndarray, p_y_given_x: np.ndarray | None = None) -> float:
+    """H(Y) in bits over the evaluation inputs, each weighted 1/N: p(y) is the class frequency
+    of the labels `y`, or the mean of p(y|x) (N, C) when given (soft labels)."""
+    if p_y_given_x is None:
+        _, counts = np.unique(np.asarray(y), return_counts=True)
+        p = counts / counts.sum()
+    else:
+        p = np.asarray(p_y_given_x, np.float64).mean(axis=0)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum())

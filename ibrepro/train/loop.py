@@ -23,7 +23,7 @@ from ibrepro.train import checkpoint
 from ibrepro.train.engine import SeedData, ShardedTrainer, SharedData, Trainer, device_count_for, param_layers
 from ibrepro.train.interrupt import Interrupted, StopRequest
 from ibrepro.train.lock import cell_lock
-from ibrepro.train.model import MLP
+from ibrepro.train.model import make_model
 from ibrepro.train.provenance import now, provenance
 from ibrepro.train.resume import existing_status, resume_point
 from ibrepro.train.runfile import (
@@ -92,15 +92,6 @@ def _sharded(trainer: Trainer, n_seeds: int) -> ShardedTrainer:
 def storage_dtype(config: dict) -> str:
     """The dtype activations are recorded in (`log.dtype`, float32 unless set)."""
     return config["log"]["dtype"]
-
-
-def make_model(config: dict, n_classes: int) -> MLP:
-    """The network of a config's [model] table (training and the activation reader share it)."""
-    model = config["model"]
-    return MLP(hidden=tuple(model["hidden"]), n_classes=n_classes, activation=model["activation"],
-               weight_init=model["init"], init_scale=model["init_scale"],
-               quantize_bits=model["quantize_bits"], binary_weights=model["binary_weights"],
-               noise_std=model["noise_std"], dropout=model["dropout"])
 
 
 CELL_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")

@@ -114,3 +114,12 @@ def perturbation_rngs(key: jax.Array) -> dict[str, jax.Array]:
     """The rng streams of `MLP.perturb` from one key (independent noise and dropout draws)."""
     noise, dropout = jax.random.split(key)
     return {"noise": noise, "dropout": dropout}
+
+
+def make_model(config: dict, n_classes: int) -> MLP:
+    """The network of a config's [model] table (training and the activation reader share it)."""
+    model = config["model"]
+    return MLP(hidden=tuple(model["hidden"]), n_classes=n_classes, activation=model["activation"],
+               weight_init=model["init"], init_scale=model["init_scale"],
+               quantize_bits=model["quantize_bits"], binary_weights=model["binary_weights"],
+               noise_std=model["noise_std"], dropout=model["dropout"])

@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
-from ibrepro.analysis.estimators.device import device_kernels, thread_device
 from ibrepro.analysis.estimators.discrete import information_from_symbols, plugin_reference
-from ibrepro.analysis.estimators.ondevice import symbol_information
+from ibrepro.analysis.estimators.discrete_device import symbol_information
+from ibrepro.analysis.estimators.placement import device_kernels, thread_device
 
 
 def equal_mass_symbols(acts: np.ndarray, n_bins: int) -> np.ndarray:

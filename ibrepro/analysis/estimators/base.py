@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ibrepro.data.labels import label_entropy
 from ibrepro.errors import UserError
 
 Value = int | float | str
@@ -27,7 +28,8 @@ class Param:
     `low`/`high` are inclusive bounds for numbers (`low_open` makes the lower one strict);
     `choices` lists the allowed strings; `tag` prefixes the value in group names, unless
     `in_name` is False (a parameter that cannot change the estimate, only allow it).
-    A default of None means the estimator fills it from the run's config.
+    A default of None means the estimator fills it from the run's config. `aliases` are former
+    names: still accepted by `--set` (with a deprecation note) and read from older groups' attrs.
     """
 
     name: str
@@ -40,6 +42,7 @@ class Param:
     low_open: bool = False
     choices: tuple[str, ...] = ()
     in_name: bool = True
+    aliases: tuple[str, ...] = ()
 
     def parse(self, text: str) -> Value:
         """Turn a `--set` string into a checked value (UserError when it is not one)."""
@@ -100,9 +103,7 @@ class Labels:
     @property
     def entropy(self) -> float:
         """H(Y) in bits, with each input weighted 1/N (p(y) the mean of p(y|x) when soft)."""
-        p = self.counts / self.n if self.soft is None else self.soft.mean(axis=0)
-        p = p[p > 0]
-        return float(-(p * np.log2(p)).sum())
+        return label_entropy(self.codes, self.soft)
 
 
 @dataclass(frozen=True)
@@ -186,10 +187,10 @@ class Estimator:
     fixed_batch: bool = False
     soft_labels: bool = False
     device_path: bool = False
-    param_index: dict[str, Param] = field(init=False, repr=False, compare=False)
+    param_index: dict[str, Param] = field(init=False, repr=False, compare=False)  # by name and alias
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "param_index", {p.name: p for p in self.params})
+        object.__setattr__(self, "param_index", {n: p for p in self.params for n in (p.name, *p.aliases)})
 
     def resolve(self, given: Mapping[str, Value], config: Mapping[str, Any]) -> dict[str, Value]:
         """All parameter values: given ones, else config-derived defaults, else plain defaults."""

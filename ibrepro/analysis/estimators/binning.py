@@ -10,7 +10,7 @@ key). The arithmetic bin equals np.digitize except possibly for values within a 
 are redone with np.digitize itself, so the partition is exact. Exact comparisons decide the
 outer edges lo and hi, where saturated units sit. On the device path (`device_kernels`) each
 value is compared with its edges in float64 (np.digitize's own test) and the rows are counted
-on the device (`ondevice.symbol_information`).
+on the device (`discrete_device.symbol_information`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
-from ibrepro.analysis.estimators.device import device_kernels, thread_device
 from ibrepro.analysis.estimators.discrete import class_bits, information_from_keys, pack_rows, plugin_reference
-from ibrepro.analysis.estimators.ondevice import symbol_information
+from ibrepro.analysis.estimators.discrete_device import symbol_information
+from ibrepro.analysis.estimators.placement import device_kernels, thread_device
 from ibrepro.errors import UserError
 
 # A value whose arithmetic bin position u lies within guard = G * (n_bins + (|lo|+|hi|) / bin

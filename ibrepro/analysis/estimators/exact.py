@@ -41,9 +41,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
-from ibrepro.analysis.estimators.device import device_kernels, thread_device
 from ibrepro.analysis.estimators.discrete import class_bits, information_from_symbols, sorted_key_entropies
-from ibrepro.analysis.estimators.ondevice import hashed_entropies, key_entropies, row_hash
+from ibrepro.analysis.estimators.discrete_device import hashed_entropies, key_entropies, row_hash
+from ibrepro.analysis.estimators.placement import device_kernels, thread_device
 from ibrepro.errors import UserError
 
 GRID_TOLERANCE = 1e-3  # in grid steps: how far a value may sit from a level and count as on the grid

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
-from ibrepro.analysis.estimators.device import device_kernels, thread_device
+from ibrepro.analysis.estimators.placement import device_kernels, thread_device
 
 BOUNDS = ("upper", "lower")
 # analysis noise variance per dataset (Saxe et al.'s settings)

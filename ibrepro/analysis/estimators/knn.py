@@ -36,7 +36,7 @@ computes the (ROWS × all) max-norm distances, takes each group's minimum, picks
 the k+1 groups with the smallest minima (which must hold its k+1 nearest points, itself
 included) and finds the (k+1)-th smallest distance among those few candidates; a second loop
 recomputes the distances and counts those within ρ_i. Cost O(N² w): on CPU about 55 ms of
-one core per layer-epoch at N = 4096, width 10 (scripts/bench_estimators_new.py).
+one core per layer-epoch at N = 4096, width 10 (scripts/bench_knn_renyi.py).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
-from ibrepro.analysis.estimators.device import thread_device
+from ibrepro.analysis.estimators.placement import thread_device
 from ibrepro.errors import UserError
 
 JITTER_SEED = 0

@@ -23,7 +23,7 @@ representations cluster) is the RMS distance between the recorded outputs S_l of
 inputs over the RMS distance between those of different classes (exact, from class means and
 variances): it falls as each class gathers into tight clusters.
 
-The draws (and the noisy passes) depend only on the `rng` parameter, the run's seed index and
+The draws (and the noisy passes) depend only on the `seed` parameter, the run's seed index and
 the layer: the same at every epoch (common random numbers, so curves over epochs are smooth).
 """
 
@@ -69,7 +69,7 @@ class Network:
 def network_from_run(run: h5py.File, values: Mapping[str, Value]) -> Network:
     """The Network of a run file: the training model with analysis noise `beta` in every
     hidden layer (params None, with a warning, when the file stores none)."""
-    from ibrepro.train.loop import make_model
+    from ibrepro.train.model import make_model
 
     config = run_config(run)
     params = run["params"] if "params" in run else None
@@ -168,7 +168,7 @@ def _estimate(block: Block, labels: Labels, params: Mapping[str, Value], context
     out = np.full((4, block.acts.shape[0]), np.nan)
     clustering = np.array([class_clustering(a, labels) for a in block.acts])
     for b, seed in enumerate(block.seeds.tolist()):
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(int(params["rng"])), seed), layer)
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(int(params["seed"])), seed), layer)
         pass_key, draw_key = jax.random.split(key)
         if layer == 0:
             centres = block.acts[b][None]
@@ -194,7 +194,8 @@ NOISY = Estimator(
               low=0.0, low_open=True),
         Param("n_samples", int, 512, "n", "Monte Carlo draws per layer-epoch", low=2),
         Param("n_passes", int, 4, "pass", "noisy passes of every input for layers past the first", low=1),
-        Param("rng", int, 0, "rng", "seed of the draws (fixed: the same draws at every epoch)", low=0),
+        Param("seed", int, 0, "rng", "seed of the draws (fixed: the same draws at every epoch)", low=0,
+              aliases=("rng",)),
     ),
     estimate=_estimate,
     config_defaults=_config_defaults,

@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
-from ibrepro.analysis.estimators.device import thread_device
+from ibrepro.analysis.estimators.placement import thread_device
 from ibrepro.errors import UserError
 
 SIGMA_FLOOR = 1e-12

@@ -15,6 +15,7 @@ import numpy as np
 from ibrepro.analysis.cell import Cell, find_cells, read_cell
 from ibrepro.analysis.estimatesfile import Estimate, IBBound, read_estimates
 from ibrepro.config import get as config_get
+from ibrepro.data.labels import label_entropy
 from ibrepro.errors import UserError
 from ibrepro.train.runfile import GRADIENT_NAMES, METRIC_NAMES, open_run
 
@@ -64,9 +65,7 @@ class CellResults:
     @property
     def label_entropy(self) -> float:
         """H(Y) in bits over the evaluation inputs."""
-        _, counts = np.unique(self.run.y, return_counts=True)
-        p = counts / counts.sum()
-        return float(-(p * np.log2(p)).sum())
+        return label_entropy(self.run.y)
 
 
 def load_cell(path: Path) -> CellResults:

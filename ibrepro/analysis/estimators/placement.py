@@ -1,4 +1,4 @@
-"""Where estimator kernels run: the device per worker thread, and the host or device path."""
+"""Where estimator kernels run (placement): the device per worker thread, and the host or device path."""
 
 from __future__ import annotations
 

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.estimators.base import Labels
-from ibrepro.analysis.estimators.device import thread_device
 from ibrepro.analysis.estimators.discrete import class_bits, information_from_symbols, radix_bits
+from ibrepro.analysis.estimators.placement import thread_device
 
 # two 32-bit multiply-xorshift lanes (odd multipliers, distinct per lane), joined into 64 bits
 _LANES = ((0x9E3779B1, 15, 0x2545F491), (0x85EBCA77, 13, 0xC2B2AE3D))

@@ -6,7 +6,7 @@ with its own host device as `ibrepro analyze` runs them, and the plain reference
 module (`knn_reference`, `renyi_reference`) on one layer-epoch; prints ms per layer-epoch, the
 ratio and the largest difference between the two.
 
-    .venv/bin/python scripts/bench_estimators_new.py [--n 4096 --widths 10,7,5,4,3,2 --workers 2]
+    .venv/bin/python scripts/bench_knn_renyi.py [--n 4096 --widths 10,7,5,4,3,2 --workers 2]
 """
 
 from __future__ import annotations
