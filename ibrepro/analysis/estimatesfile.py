@@ -68,9 +68,13 @@ def check_writable(path: Path) -> None:
     if not os.access(directory, os.W_OK | os.X_OK):
         raise UserError(f"cannot write {path}: directory {directory} is not writable")
     lock = _lock_path(path)
-    if lock.exists() and not lock.is_file():
-        raise UserError(f"cannot write {path}: its lock {lock} is not a file; move it away")
-    if path.exists():
+    try:
+        if lock.exists() and not lock.is_file():
+            raise UserError(f"cannot write {path}: its lock {lock} is not a file; move it away")
+        exists = path.exists()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+    if exists:
         _open(path).close()
 
 

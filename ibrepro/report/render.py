@@ -63,8 +63,11 @@ def write_report(path: str | Path, estimator: str | None = None, out: str | Path
     path = Path(path)
     find_cells(path)  # bad paths fail before anything is written
     out_dir = Path(out) if out is not None else (path if path.is_dir() else path.parent)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"output path {out_dir} exists and is not a directory")
+    try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UserError(f"output path {out_dir} exists and is not a directory")
+    except OSError as exc:
+        raise UserError(f"cannot use output path {out_dir}: {exc.strerror}") from None
     documents, experiment, judged = ensure_claims(path, rules)
     if estimator is not None:
         documents, experiment = _only(documents, experiment, estimator)
