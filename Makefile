@@ -15,7 +15,7 @@ LOCK := requirements.lock
 .PHONY: install lock test reproduce reproduce-all reproduce-paper bench clean
 
 # The extras the lock pins and the tests run with.
-EXTRAS := test,cluster
+EXTRAS := test,cluster,docs
 
 # `make install` (and so `make test`, and CI on a fresh clone) installs the exact versions in
 # $(LOCK), then ibrepro itself without resolving again.
@@ -52,6 +52,11 @@ lock:
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# the documentation site (docs/, mkdocs.yml) into site/, warnings as errors (the lock has the docs extra)
+.PHONY: docs
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # train -> analyze -> bound -> report (figures included); estimators: see scripts/reproduce.sh
 reproduce: $(STAMP)

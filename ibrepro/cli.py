@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 import typer
+import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
 from ibrepro.errors import UserError
 from ibrepro.jaxsetup import configure as configure_jax
+from ibrepro.train.interrupt import StopRequest, interrupts_kept
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Reproduce the information plane of deep networks (Shwartz-Ziv & Tishby 2017).")
+EARLY_INTERRUPT = StopRequest()  # Ctrl-C between the start of `main` and the command's own handler
 console = Console(stderr=True, markup=False)  # messages hold paths and names, printed as they are
 # options train and analyze share
 PROGRESS_OPTION = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
@@ -27,9 +33,73 @@ CLUSTER_CONFIG_OPTION = typer.Option(None, "--cluster-config", help="dask-jobque
         "slurm/pbs.")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from ibrepro import __version__
+
+        print(f"ibrepro {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
-    """Train networks, estimate their information plane, and draw the paper's figures."""
+def _root(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print the version and exit."),
+) -> None:
+    """Train networks, estimate their information plane, and draw the paper's figures.
+
+    Stages: train (run file <cell>.h5) -> analyze (<cell>.mi.h5) -> bound -> claims
+    (<cell>.claims.json) -> plot / report. Documentation: docs/ (make docs), README.md.
+    """
+
+
+class _ListingCommand(typer.core.TyperCommand):
+    """A command whose help ends with a listing built when the help is shown (from the
+    estimator registry or the claim rules), so imports stay lazy and nothing is listed twice."""
+
+    listing: dict = {}  # command name -> function returning the epilog text
+
+    def format_help(self, ctx, formatter):
+        self.epilog = self.listing[self.name]()
+        return super().format_help(ctx, formatter)
+
+
+def _param_line(param) -> str:
+    default = "from the run's config" if param.default is None else param.default
+    return f"    {param.name} (default {default}): {param.help}"
+
+
+def _estimators_help() -> str:
+    """Every estimator of the registry with its --set settings and their defaults."""
+    from ibrepro.analysis.estimators import DEFAULT, REGISTRY
+    from ibrepro.analysis.request import COMMON_PARAMS
+
+    blocks = [f"Estimators (--estimator NAME, default {DEFAULT}) and their settings (--set key=value):"]
+    for e in REGISTRY.values():
+        blocks.append("\n".join([f"  {e.name}: {e.help}", *(_param_line(p) for p in e.params)]))
+    blocks.append("\n".join(["Settings for every estimator:", *(_param_line(p) for p in COMMON_PARAMS)]))
+    return escape("\n\n".join(blocks))
+
+
+def _rules_help() -> str:
+    """Every claim rule's name and default, with the comment beside it in `Rules` (the
+    source of ibrepro.claims.rules is the one place that says what each threshold means)."""
+    import dataclasses
+    import inspect
+    import re
+
+    from ibrepro.claims.rules import Rules
+
+    try:
+        comments = dict(re.findall(r"^\s+(\w+): float = [^#\n]+#\s*(.+)$", inspect.getsource(Rules), re.M))
+    except OSError:  # installed without sources
+        comments = {}
+    lines = ["Rules of the claims (--rule name=value):"]
+    lines += [f"  {f.name} (default {f.default:g}): {comments.get(f.name, '')}" for f in dataclasses.fields(Rules)]
+    return escape("\n".join(lines))
+
+
+_ListingCommand.listing = {"analyze": _estimators_help, "claims": _rules_help, "report": _rules_help}
 
 
 def _say(message: str) -> None:
@@ -42,12 +112,43 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _interruptible(message: str):
+    """A command that Ctrl-C stops from its first second: one line (`message`), exit 130; a
+    UserError anywhere in it (also in set-up, e.g. XLA_FLAGS) is one line, exit 2."""
+    def wrap(command):
+        @functools.wraps(command)
+        def run(*args, **kwargs):
+            if EARLY_INTERRUPT.requested:
+                _fail(f"interrupted; {message}", 130)
+            with interrupts_kept() as sigint:
+                try:
+                    result = command(*args, **kwargs)
+                except UserError as exc:
+                    _fail(str(exc))
+                except BaseException as exc:  # an interrupt while a module loads may arrive as another error
+                    if not (sigint.requested or isinstance(exc, KeyboardInterrupt)):
+                        raise
+                    _fail(f"interrupted; {message}", 130)
+                if sigint.requested:
+                    _fail(f"interrupted; {message}", 130)
+            return result
+        return run
+    return wrap
+
+
+def _check_cluster_options(cluster: str | None, cluster_config: Path | None) -> None:
+    if cluster_config is not None and not cluster:
+        _fail("--cluster-config needs --cluster slurm or --cluster pbs")
+
+
 @app.command()
+@_interruptible("run the same command again to resume from the last checkpoint")
 def train(
     config_path: Path = typer.Argument(..., metavar="CONFIG.toml", help="Experiment file."),
     out: Path = typer.Option(Path("runs"), "--out", help="Output directory."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key=value (repeatable)."),
-    force: bool = typer.Option(False, "--force", help="Start over cells whose stored config differs."),
+    force: bool = typer.Option(False, "--force/--no-force", help="Start over cells whose stored config differs "
+        "(their estimates and claims are set aside as <file>.old-<run id>)."),
     progress: bool = PROGRESS_OPTION,
     cluster: str | None = CLUSTER_OPTION,
     cluster_config: Path | None = CLUSTER_CONFIG_OPTION,
@@ -55,11 +156,12 @@ def train(
                                           "loss became non-finite (the run file records it in `diverged`)."),
 ) -> None:
     """Train every cell of an experiment; re-running resumes interrupted cells."""
+    _check_cluster_options(cluster, cluster_config)
     configure_jax()
     from ibrepro import config as cfg
+    from ibrepro.api import stages
     from ibrepro.data import full_batch
     from ibrepro.train.interrupt import Interrupted, stop_on_signals
-    from ibrepro.train.loop import train_experiment
 
     started = time.monotonic()
     try:
@@ -76,27 +178,25 @@ def train(
             results = _train_on_cluster(config, out, force, cluster, cluster_config, progress)
         else:
             with stop_on_signals() as stop, _TrainProgress(n_cells, config["train"]["epochs"], enabled=progress) as bar:
-                results = train_experiment(config, out, force=force, on_cell=bar.cell, on_snapshot=bar.snapshot,
-                                           say=lambda note: _say(f"note: {note}"), stop=stop,
-                                           allow_divergence=allow_divergence)
+                results = stages.train(config, out, force=force, on_cell=bar.cell, on_snapshot=bar.snapshot,
+                                       say=lambda note: _say(f"note: {note}"), stop=stop,
+                                       allow_divergence=allow_divergence)
     except Interrupted as exc:
         _fail(str(exc), 130)
     except UserError as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted; run the same command again to resume from the last checkpoint", 130)
     counts = {k: sum(1 for _, outcome in results if outcome == k) for k in ("trained", "resumed", "skipped")}
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     _say(f"{len(results)} cell(s) ({summary}) in {time.monotonic() - started:.1f} s -> {out / config['name']}")
 
 
-@app.command()
+@app.command(cls=_ListingCommand)
+@_interruptible("estimates written before the interruption are kept")
 def analyze(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
-    estimator: list[str] = typer.Option([], "--estimator", help="binning (default), binning-layer, adaptive, kde, "
-        "exact, knn or renyi (repeatable)."),
-    set_: list[str] = typer.Option([], "--set", help="Estimator parameter or option, key=value (repeatable): n_bins, "
-        "lo, hi, range, sigma2, levels, k, alpha, every, seeds, labels (drawn, or soft: I(T;Y) from p(y|x))."),
+    estimator: list[str] = typer.Option([], "--estimator", help="Estimator name (repeatable; listed below)."),
+    set_: list[str] = typer.Option([], "--set", help="An estimator setting or a setting for every estimator, "
+        "key=value (repeatable; listed below with defaults)."),
     progress: bool = PROGRESS_OPTION,
     cluster: str | None = CLUSTER_OPTION,
     cluster_config: Path | None = CLUSTER_CONFIG_OPTION,
@@ -106,8 +206,8 @@ def analyze(
         "sets $IBREPRO_KERNELS."),
 ) -> None:
     """Estimate I(X;T) and I(T;Y) per seed, epoch and layer into <cell>.mi.h5 beside each run file."""
+    _check_cluster_options(cluster, cluster_config)
     configure_jax()
-    from ibrepro.analysis.analyze import analyze_path
     from ibrepro.analysis.estimators.placement import KERNEL_CHOICES, KERNELS_ENV
 
     if kernels is not None:
@@ -124,61 +224,66 @@ def analyze(
         if cluster:
             written = _analyze_on_cluster(path, estimator, set_, cluster, cluster_config, kernels, say)
         else:
-            written = analyze_path(path, estimator, set_, progress=progress, say=say)
+            from ibrepro.api import stages
+
+            written = stages.analyze(path, estimator, set_, progress=progress, say=say)
     except UserError as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted; estimates written before the interruption are kept", 130)
     _say(f"{len(written)} cell(s) analysed in {time.monotonic() - started:.1f} s -> "
          f"{', '.join(str(p) for p in written)}")
 
 
 @app.command()
+@_interruptible("figures written before the interruption are kept; run the same command again")
 def plot(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (default: figures/ beside the cell, or in "
         "the directory)."),
     estimator: str | None = typer.Option(None, "--estimator", help="Only estimate groups of this estimator (or group "
         "name)."),
-    per_seed: bool = typer.Option(False, "--per-seed", help="Also draw each seed's trace in the information planes."),
+    per_seed: bool = typer.Option(False, "--per-seed/--no-per-seed", help="Also draw each seed's trace in the "
+        "information planes."),
+    movie: bool = typer.Option(False, "--movie/--no-movie", help="Also write the information-plane animation "
+        "(GIF, and MP4 where ffmpeg is installed) per cell and estimate group."),
+    rule: list[str] = typer.Option([], "--rule", help="Change a claim rule's threshold for the numbers the figures "
+        "mark: name=value (repeatable; as for `claims`)."),
 ) -> None:
     """Draw the figures (PNG and PDF) of a cell or of every cell of an experiment."""
-    from ibrepro.report.plots import make_figures
+    from ibrepro.api import stages
 
     try:
-        report = make_figures(path, out=out, estimator=estimator, per_seed=per_seed)
+        report = stages.plot(path, out=out, estimator=estimator, per_seed=per_seed, rules=rule, movie=movie)
     except UserError as exc:
         _fail(str(exc))
     for message in report.skipped:
         _say(f"skipped: {message}")
     _say(f"{len(report.figures) // 2} figure(s) as PNG + PDF -> {report.out_dir} "
          f"(index: {report.out_dir / 'index.html'})")
+    if movie:
+        names = ", ".join(p.name for p in report.movies) or "none (no estimates)"
+        _say(f"{len(report.movies)} animation file(s): {names}")
 
 
 @app.command()
+@_interruptible("the estimates files are unchanged")
 def bound(
     path: Path = typer.Argument(..., metavar="CELL", help="A cell file (<cell>.h5) or an experiment directory."),
 ) -> None:
     """Compute the IB curve of each cell's data into its <cell>.mi.h5 (group ib-bound)."""
-    from ibrepro.ib.bound import bound_path
+    from ibrepro.api import stages
 
     try:
-        written = bound_path(path)
+        written = stages.bound(path)
     except UserError as exc:
         _fail(str(exc))
     _say(f"IB bound of {len(written)} cell(s) -> {', '.join(str(p) for p in written)}")
 
 
-def _rules(items: list[str]):
-    from ibrepro.claims.rules import parse_rules
-
-    return parse_rules(items)
+RULE_HELP = "Change a claim rule's threshold: name=value (repeatable; rules listed below with defaults)."
 
 
-RULE_HELP = "Change a claim rule's threshold: name=value (repeatable; names in the claims file)."
-
-
-@app.command()
+@app.command(cls=_ListingCommand)
+@_interruptible("run the same command again to judge the claims")
 def claims(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
     estimator: list[str] = typer.Option([], "--estimator", help="Only estimate groups of this estimator or group name "
@@ -186,16 +291,17 @@ def claims(
     rule: list[str] = typer.Option([], "--rule", help=RULE_HELP),
 ) -> None:
     """Judge the paper's claims on every estimate group into <cell>.claims.json (and claims.json)."""
-    from ibrepro.claims.judge import claims_path
+    from ibrepro.api import stages
 
     try:
-        written = claims_path(path, tuple(estimator), _rules(rule))
+        written = stages.claims(path, estimator, rule)
     except UserError as exc:
         _fail(str(exc))
     _say(f"claims -> {', '.join(str(p) for p in written)}")
 
 
-@app.command()
+@app.command(cls=_ListingCommand)
+@_interruptible("run the same command again to write the report")
 def report(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
     estimator: str | None = typer.Option(None, "--estimator", help="Only estimate groups of this estimator or group "
@@ -205,11 +311,10 @@ def report(
     rule: list[str] = typer.Option([], "--rule", help=RULE_HELP),
 ) -> None:
     """Write report.md and report.html from the claims files (updated first where stale) and figures."""
-    configure_jax()
-    from ibrepro.report.render import write_report
+    from ibrepro.api import stages
 
     try:
-        result = write_report(path, estimator=estimator, out=out, rules=_rules(rule))
+        result = stages.report(path, estimator=estimator, out=out, rules=rule)
     except UserError as exc:
         _fail(str(exc))
     for message in result.skipped:
@@ -307,7 +412,8 @@ class _TrainProgress:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: a Ctrl-C before the command starts is kept for it."""
+    signal.signal(signal.SIGINT, lambda signum, frame: setattr(EARLY_INTERRUPT, "requested", True))
     app()
 
 

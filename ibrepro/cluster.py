@@ -16,6 +16,8 @@ the optional extra `ibrepro[cluster]`.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +29,7 @@ from ibrepro.errors import UserError
 
 EXTRA_HINT = "install the cluster extra: pip install 'ibrepro[cluster]'"
 JOBQUEUE_KINDS = ("slurm", "pbs")
+CONNECT_TIMEOUT_S = 5
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,11 @@ class Task:
 
 
 def check_spec(spec: str, config_file: Path | None) -> None:
-    """Raise UserError for a malformed --cluster value or a missing extra, before any work."""
+    """Raise UserError for a malformed --cluster value, a missing extra, an unreachable
+    scheduler or a missing submit command, before any work."""
     _import_distributed()
+    if config_file is not None and spec not in JOBQUEUE_KINDS:
+        raise UserError(f"--cluster-config is for --cluster slurm or pbs, not {spec!r}; leave it out")
     if spec.startswith("local:"):
         count = spec.partition(":")[2]
         if not count.isdigit() or int(count) < 1:
@@ -49,8 +55,27 @@ def check_spec(spec: str, config_file: Path | None) -> None:
         if config_file is None or not Path(config_file).is_file():
             raise UserError(f"--cluster {spec} needs --cluster-config FILE.yaml (dask-jobqueue settings)")
         _jobqueue_settings(Path(config_file))
-    elif not spec.startswith("tcp://"):
+        command = _jobqueue_class(spec).job_cls.submit_command
+        if shutil.which(command) is None:
+            raise UserError(f"--cluster {spec} submits jobs with {command}, which is not on PATH here; "
+                            "run on the cluster's login node")
+    elif spec.startswith("tcp://"):
+        _check_reachable(spec)
+    else:
         raise UserError(f"--cluster wants local:N, tcp://HOST:PORT, slurm or pbs; got {spec!r}")
+
+
+def _check_reachable(spec: str) -> None:
+    """UserError unless `tcp://HOST:PORT` names a port that accepts connections."""
+    host, _, port = spec[len("tcp://"):].rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--cluster wants tcp://HOST:PORT with a port number in 1..65535, got {spec!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise UserError(f"cannot reach a Dask scheduler at {spec} ({reason}); start it "
+                        f"(dask scheduler) or check the address") from None
 
 
 @contextmanager
@@ -58,19 +83,24 @@ def connect(spec: str, config_file: Path | None = None) -> Iterator[Any]:
     """A `distributed.Client` for a checked --cluster value (the cluster closes on exit)."""
     distributed = _import_distributed()
     if spec.startswith("tcp://"):
-        with distributed.Client(spec) as client:
+        try:
+            client = distributed.Client(spec, timeout=CONNECT_TIMEOUT_S)
+        except Exception as exc:  # a timeout, or something else listening there (its answer can be anything)
+            raise UserError(f"cannot connect to a Dask scheduler at {spec} ({exc.__class__.__name__}: "
+                            f"{_first_line(exc)}); check that the address is a running dask scheduler") from None
+        with client:
             yield client
         return
     if spec.startswith("local:"):
         cluster = distributed.LocalCluster(n_workers=int(spec.partition(":")[2]), threads_per_worker=1,
                                            processes=True, dashboard_address=":0")
     else:
-        import dask_jobqueue
-
         settings = _jobqueue_settings(Path(config_file))
-        jobs = int(settings.pop("jobs", 1))
-        kind = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[spec]
-        cluster = kind(**settings)
+        jobs = settings.pop("jobs", 1)
+        try:
+            cluster = _jobqueue_class(spec)(**settings)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"cluster config {config_file}: {_first_line(exc)}") from None
         cluster.scale(jobs=jobs)
     with cluster, distributed.Client(cluster) as client:
         yield client
@@ -167,4 +197,20 @@ def _jobqueue_settings(path: Path) -> dict:
         raise UserError(f"cannot read cluster config {path} ({exc.__class__.__name__})") from None
     if not isinstance(settings, dict):
         raise UserError(f"cluster config {path} must be a mapping of dask-jobqueue settings")
+    jobs = settings.get("jobs", 1)
+    if type(jobs) is not int or jobs < 1:
+        raise UserError(f"cluster config {path}: jobs must be a whole number >= 1, got {jobs!r}")
     return settings
+
+
+def _jobqueue_class(spec: str):
+    """dask-jobqueue's cluster class for `slurm` or `pbs`."""
+    import dask_jobqueue
+
+    return {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[spec]
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's first sentence, on one line."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    return text.split(". ")[0].rstrip(".")

@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+from ibrepro.errors import UserError
+
 DEVICE_FLAG = "--xla_force_host_platform_device_count"
 # XLA's YNNPACK fusions make the many tiny batched dots of a small MLP ~30% slower than its
 # Eigen path on these CPUs (measured by scripts/bench_train.py); leave them off unless the
@@ -30,6 +32,7 @@ def use_all_cores() -> None:
     set those flags. Takes effect only if JAX's backend has not started yet. A jaxlib too old
     for the YNN flag gets a one-line note instead (XLA would abort on the unknown flag)."""
     flags = os.environ.get("XLA_FLAGS", "")
+    check_device_count(flags)
     if DEVICE_FLAG not in flags:
         flags = f"{flags} {DEVICE_FLAG}={os.cpu_count() or 1}"
     if YNN_FLAG not in flags:
@@ -41,6 +44,15 @@ def use_all_cores() -> None:
                   f"(jaxlib >= {since}); not setting it. ibrepro needs jax >= {since}: "
                   f"pip install -U 'jax>={since}' (or make install: the locked versions)", file=sys.stderr)
     os.environ["XLA_FLAGS"] = flags.strip()
+
+
+def check_device_count(flags: str) -> None:
+    """UserError when XLA_FLAGS asks for a host device count that is not a whole number >= 1
+    (XLA would print 90 lines of flag help and abort, or fail to start its CPU backend)."""
+    for value in re.findall(rf"{DEVICE_FLAG}(?:=(\S*))?(?:\s|$)", flags):
+        if not (value.isdigit() and int(value) >= 1):
+            raise UserError(f"XLA_FLAGS has {DEVICE_FLAG}={value}: the host device count must be a whole "
+                            "number >= 1; fix it or leave it out of XLA_FLAGS")
 
 
 def compile_cache_dir() -> Path:

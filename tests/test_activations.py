@@ -1,15 +1,18 @@
 """The activation reader: stored or recomputed from params/ (bit for bit), v1 files, structure."""
 
 import h5py
+import jax
 import numpy as np
 import pytest
-from helpers import tiny_config
+from helpers import mnist_data_dir, tiny_config
 
+from ibrepro import config as cfg
 from ibrepro.analysis.activations import RecomputedLayer, activation_layers, block_layers
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.errors import UserError
 from ibrepro.train.loop import train_cell
-from ibrepro.train.model import make_model
+from ibrepro.train.model import MLP, make_model
+from ibrepro.train.recorded import layer_outputs
 from ibrepro.train.runfile import complete_epochs, open_run
 
 
@@ -38,6 +41,49 @@ def test_recomputed_activations_equal_stored_bit_for_bit(runs):
             out = np.zeros((2, 1, *data.shape[2:]), np.float32)
             again.read_direct(out, np.s_[0:2, 3:4], np.s_[:, :])
             assert np.array_equal(out, data[0:2, 3:4])
+
+
+@pytest.mark.parametrize("bits", [0, 4])
+def test_a_parameter_set_gives_the_same_outputs_whatever_shares_its_call(bits):
+    """784 inputs into 7 units: the shape where a vmap over parameter sets (XLA's one product
+    of B x 7 columns) moved values by ~1e-6 between B = 1 and B = 3 on CPU, and a quantized
+    layer's grid with its minimum."""
+    model = MLP(hidden=(7, 4), n_classes=3, quantize_bits=bits)
+    x = np.random.default_rng(0).standard_normal((256, 784)).astype(np.float32)
+    sets = [model.init(jax.random.key(i), x[:1])["params"] for i in range(5)]
+    stacked = jax.tree.map(lambda *a: np.stack(a), *sets)
+    together = layer_outputs(model, stacked, x)
+    backwards = layer_outputs(model, jax.tree.map(lambda a: a[::-1], stacked), x)
+    for i, one in enumerate(sets):
+        alone = layer_outputs(model, jax.tree.map(lambda a: a[None], one), x)
+        for k in range(3):
+            assert np.array_equal(alone[k][0], together[k][i]), (i, k)
+            assert np.array_equal(backwards[k][4 - i], together[k][i]), (i, k)
+    assert len({together[0][i].tobytes() for i in range(5)}) == 5  # the sets differ
+
+
+@pytest.mark.skipif(mnist_data_dir() is None, reason="MNIST files not found (../shared/data)")
+@pytest.mark.parametrize("bits", [0, 4])
+def test_mnist_recomputed_equals_recorded_in_any_block(tmp_path, bits):
+    """The issue's case: a trained MNIST cell with a narrow first layer, recomputed in one
+    block, seed by seed and seed-epoch by seed-epoch, equals what training recorded."""
+    config = cfg.resolve({"name": "m", "dataset": "mnist", "data": {"dir": str(mnist_data_dir())}},
+                         ["model.hidden=[7, 4]", f"model.quantize_bits={bits}", "train.seeds=2",
+                          "train.epochs=2", "train.batch_size=128", "train.train_fraction=0.01",
+                          "log.snapshots=3", "log.eval_samples=256", "log.train_metric_samples=256"])
+    path = tmp_path / "cell.h5"
+    train_cell("cell", config, path)
+    with open_run(path) as run:
+        recorded = [layer[()] for layer in activation_layers(run)]
+        model, x = make_model(config, 10), run["data/x"][()]
+        seeds, epochs = recorded[0].shape[:2]
+        for k, data in enumerate(recorded):
+            again = RecomputedLayer(run, k, model, x, "float32", data.shape[-1])
+            assert np.array_equal(again[:, :], data), k
+            for s in range(seeds):
+                assert np.array_equal(again[s, :], data[s]), (k, s)
+                for e in range(epochs):
+                    assert np.array_equal(again[s, e], data[s, e]), (k, s, e)
 
 
 def test_block_of_all_layers_from_params_equals_stored(runs):
@@ -100,8 +146,9 @@ def _as_version_1(source, target):
         for name in ("data/x", "data/y", "data/train_mask"):
             dst[name] = src[name][()]
         for group in ("activations", "metrics", "gradients"):
-            for key in src[group]:
-                dst[f"{group}/{key}"] = src[f"{group}/{key}"][:, :n]
+            for key in src[group]:  # (version 1 had no coordinate variables: the 1-D seed/epoch/layer)
+                if src[f"{group}/{key}"].ndim > 1:
+                    dst[f"{group}/{key}"] = src[f"{group}/{key}"][:, :n]
 
 
 def test_version_1_files_are_still_read(runs, tmp_path):

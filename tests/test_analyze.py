@@ -110,11 +110,11 @@ def test_small_blocks_give_the_same_numbers(cell, monkeypatch):
     path, acts, y = cell
     an.analyze_path(path, ["binning-layer"], progress=False)
     with h5py.File(path.with_name("cell.mi.h5"), "r") as f:
-        whole = f["binning-layer_n30_layer"]["ixt"][()]
+        whole = f["binning-layer_n30_layer_intervals"]["ixt"][()]
     monkeypatch.setattr(stream, "BLOCK_BYTES", N * 4 * 4 * 3)  # a few seed-epochs per block, ragged ends
     an.analyze_path(path, ["binning-layer"], progress=False, workers=2)
     with h5py.File(path.with_name("cell.mi.h5"), "r") as f:
-        np.testing.assert_array_equal(f["binning-layer_n30_layer"]["ixt"][()], whole)
+        np.testing.assert_array_equal(f["binning-layer_n30_layer_intervals"]["ixt"][()], whole)
     np.testing.assert_allclose(whole, expected(acts, y, "binning-layer")[""][0], atol=1e-12)
 
 
@@ -131,15 +131,15 @@ def test_global_range(cell):
     path, acts, y = cell
     an.analyze_path(path, ["binning-layer"], {"range": "global", "n_bins": "12"}, progress=False)
     with h5py.File(path.with_name("cell.mi.h5"), "r") as f:
-        got = f["binning-layer_n12_global"]["ixt"][()]
+        got = f["binning-layer_n12_global_intervals"]["ixt"][()]
     labels = Labels.from_labels(y)
-    from ibrepro.analysis.estimators.binning import uniform_information
+    from ibrepro.analysis.estimators.binning import layer_information
 
     for s in range(S):
         lo = min(float(a[s].min()) for a in acts.values())
         hi = max(float(a[s].max()) for a in acts.values())
         for k, a in acts.items():
-            ixt, _ = uniform_information(a[s], np.full(E, lo), np.full(E, hi), 12, labels)
+            ixt, _ = layer_information(a[s], np.full(E, lo), np.full(E, hi), 12, "intervals", labels)
             np.testing.assert_allclose(got[s, :, k], ixt, atol=1e-12)
 
 

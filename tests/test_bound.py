@@ -52,6 +52,7 @@ def test_deterministic_tishby12_bound_is_min_of_ixt_and_hy(tmp_path):
     assert bound_path(run) == [estimates_path(run)]
     data, attrs = read_bound(run)
     assert attrs["estimator"] == "ib-bound" and attrs["gamma"] == 0 and attrs["theta"] == 7.6
+    assert "labels" not in attrs  # the estimate groups' attr name (drawn / soft); not here
     assert data["beta"].shape == data["ixt"].shape == data["ity"].shape
     h_y = entropy_bits(np.array([2118, 4096 - 2118]) / 4096)  # DESIGN §2: 0.99916 bits
     assert h_y == pytest.approx(0.99916, abs=1e-5)
@@ -91,7 +92,7 @@ def test_image_dataset_bound_uses_the_eval_labels(tmp_path):
     run = fake_run(tmp_path / "cell.h5", config, y)
     bound_path(run)
     data, attrs = read_bound(run)
-    assert "gamma" not in attrs and attrs["dataset"] == "mnist"
+    assert "gamma" not in attrs and "labels" not in attrs and attrs["dataset"] == "mnist"
     h_y = entropy_bits(np.bincount(y) / y.size)
     grid = np.linspace(0, np.log2(100), 50)
     assert data["ixt"][-1] == pytest.approx(np.log2(100))

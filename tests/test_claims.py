@@ -9,6 +9,7 @@ from ibrepro.claims.calibration import EPOCHS, SCENARIOS
 from ibrepro.claims.rules import Rules, parse_rules
 from ibrepro.claims.verdicts import INCONCLUSIVE, NOT_APPLICABLE, NOT_MEASURABLE, NOT_SUPPORTED, SUPPORTED
 from ibrepro.errors import UserError
+from ibrepro.ib.fixedpoint import nearest_decoder_share
 
 RULES = Rules()
 
@@ -25,7 +26,7 @@ def test_exact_words_on_the_issue_examples():
     rng = np.random.default_rng(0)
     assert calibration.i_null_last_dip(rng, RULES).verdict == NOT_SUPPORTED  # was "supported"
     assert calibration.v_null_trendless(rng, RULES).verdict == NOT_SUPPORTED  # was "supported"
-    above = claim_rules.bound(np.full((5, 6), -0.7), None, "", RULES)  # above the bound
+    above = claim_rules.bound(np.full((5, 6), -0.7), "", None, "drawn", True, RULES)  # above the bound
     assert above.verdict == NOT_SUPPORTED
     assert above.measured["abs_gap_bits"][0] == pytest.approx(0.7)
     assert calibration.i_effect(rng, RULES).verdict == SUPPORTED
@@ -50,16 +51,49 @@ def test_undefined_snr_makes_claim_ii_not_applicable():
     assert (claim.verdict, claim.reason) == (NOT_APPLICABLE, why)
 
 
-def test_claim_iii_needs_both_the_gap_and_the_residual():
+def test_claim_iii_with_noisy_labels_needs_the_gap_and_self_consistency():
     gap = np.full((6, 4), 0.01)
-    assert claim_rules.bound(gap, np.full((6, 4), 0.01), "", RULES).verdict == SUPPORTED
-    far = claim_rules.bound(gap, np.full((6, 4), 0.5), "", RULES)
-    assert (far.verdict, far.reason) == (NOT_SUPPORTED, "gap to the IB bound passes; "
-                                                        "self-consistency residual fails")
+    consistent = np.full((6, 4), 0.9)
+    claim = claim_rules.bound(gap, "", consistent, "soft", False, RULES)
+    assert claim.verdict == SUPPORTED and claim.measured["sc_excess"][0] == pytest.approx(0.9)
+    assert "I(T;Y) from soft labels, p(y|x)" in claim.rule and claim.thresholds["sc_excess"] == RULES.sc_excess
+    far = claim_rules.bound(gap, "", np.full((6, 4), 0.1), "soft", False, RULES)
+    assert (far.verdict, far.reason) == (NOT_SUPPORTED, "gap to the IB bound passes; self-consistency fails")
+    off = claim_rules.bound(gap + 0.5, "", consistent, "soft", False, RULES)
+    assert (off.verdict, off.reason) == (NOT_SUPPORTED, "gap to the IB bound fails; self-consistency passes")
     straddle = gap + np.array([0.0, 0.1, 0.0, 0.1, 0.0, 0.1])[:, None]  # mean 0.06, wide interval
-    assert claim_rules.bound(straddle, None, "", RULES).verdict == INCONCLUSIVE
-    missing = claim_rules.bound(None, None, "no IB bound", RULES)
+    assert claim_rules.bound(straddle, "", consistent, "soft", False, RULES).verdict == INCONCLUSIVE
+    missing = claim_rules.bound(None, "no IB bound", consistent, "soft", False, RULES)
     assert (missing.verdict, missing.reason) == (NOT_APPLICABLE, "no IB bound")
+    trivial = claim_rules.bound(gap, "", np.full((6, 4), np.nan), "soft", False, RULES)
+    assert trivial.verdict == NOT_MEASURABLE and "random partitions" in trivial.reason
+
+
+def test_claim_iii_with_deterministic_labels_is_judged_on_the_gap_alone():
+    on = claim_rules.bound(np.full((6, 4), 0.01), "", None, "drawn", True, RULES)
+    assert on.verdict == SUPPORTED and "sc_excess" not in on.measured
+    assert "self-consistency not applicable" in on.reason and "deterministic" in on.reason
+    assert "drawn labels, deterministic" in on.rule and "sc_excess" not in on.thresholds
+    off = claim_rules.bound(np.full((6, 4), 0.3), "", None, "drawn", True, RULES)
+    assert off.verdict == NOT_SUPPORTED and off.reason.startswith("gap to the IB bound fails; "
+                                                                  "self-consistency not applicable")
+
+
+def test_claim_iii_verdict_follows_the_encoders_self_consistency():
+    """The same synthetic cell (on the bound, noisy labels) with fixed-point encoders, then
+    with random partitions of the same inputs."""
+    rng = np.random.default_rng(4)
+    assert calibration.iii_fixed_points(rng, RULES).verdict == SUPPORTED
+    assert calibration.iii_null_random(rng, RULES).verdict == NOT_SUPPORTED
+
+
+def test_fixed_point_encoders_are_fixed_points():
+    rng = np.random.default_rng(8)
+    _, p_y, _ = calibration.sc_problem(rng, 256)
+    for k in (2, 5, 17):
+        clusters = calibration.fixed_point_encoder(rng, p_y, k)
+        assert nearest_decoder_share(np.full(256, 1 / 256), p_y, clusters) == 1.0
+        assert 2 <= np.unique(clusters).size <= k
 
 
 def test_claim_iv_on_known_epochs():

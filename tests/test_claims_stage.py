@@ -16,16 +16,19 @@ from typer.testing import CliRunner
 from ibrepro.analysis import estimators
 from ibrepro.analysis.analyze import analyze_path
 from ibrepro.analysis.estimators import Block, Labels
+from ibrepro.analysis.estimators.binning import uniform_edges
 from ibrepro.analysis.estimators.discrete import soft_information
 from ibrepro.claims import claimsfile
-from ibrepro.claims.judge import claims_path
+from ibrepro.claims.calibration import fixed_point_encoder
+from ibrepro.claims.judge import judge_path
 from ibrepro.claims.rules import Rules
 from ibrepro.claims.selfconsistency import partition_of, symbols
-from ibrepro.claims.verdicts import NOT_APPLICABLE, WORDS
+from ibrepro.claims.verdicts import NOT_APPLICABLE, NOT_SUPPORTED, SUPPORTED, WORDS
 from ibrepro.cli import app
 from ibrepro.data.tishby12 import tishby12_p_y1
 from ibrepro.ib.bound import bound_path
 from ibrepro.train.loop import train_cell
+from ibrepro.train.runfile import complete_epochs
 
 CLAIM_NAMES = ["i", "ii", "iii", "iv", "v"]
 
@@ -47,7 +50,7 @@ def noisy(tmp_path_factory):
 def test_claims_file_schema_and_soft_labels(noisy):
     with h5py.File(noisy, "r") as run:  # the run file keeps p(y=1|x) of its noisy labels
         np.testing.assert_array_equal(run["data/p_y1"][()], tishby12_p_y1(1.0, 7.6))
-    (written,) = claims_path(noisy, rules=Rules(noise_z=2.5))
+    (written,) = judge_path(noisy, rules=Rules(noise_z=2.5))
     assert written == noisy.with_name("cell.claims.json")
     doc = json.loads(written.read_text())  # plain JSON: no NaN or Infinity tokens
     assert doc["schema"] == "ibrepro-claims/1" and doc["run"] == "cell.h5"
@@ -78,7 +81,7 @@ def test_claims_file_schema_and_soft_labels(noisy):
     kde = doc["groups"]["kde_var0.001_upper_soft_every4"]
     assert kde["claims"]["iii"]["verdict"] != NOT_APPLICABLE
     assert "binning group's partition" in kde["partition"]
-    missing = claimsfile.read(claims_path(noisy, ("binning_n30_lo-1_hi1",))[0])
+    missing = claimsfile.read(judge_path(noisy, ("binning_n30_lo-1_hi1",))[0])
     assert missing["groups"]["binning_n30_lo-1_hi1"]["claims"]["iii"]["reason"].endswith(
         f"run `ibrepro analyze {noisy} --estimator binning --set labels=soft`")
 
@@ -89,7 +92,7 @@ def test_a_diverged_run_makes_every_claim_not_applicable(noisy, tmp_path):
         shutil.copy(noisy.with_name(name), tmp_path / name)
     with h5py.File(path, "r+") as run:
         run["metrics/train_loss"][:, -1] = np.nan  # the loss blew up
-    (written,) = claims_path(path)
+    (written,) = judge_path(path)
     for group in json.loads(written.read_text())["groups"].values():
         for claim in group["claims"].values():
             assert claim["verdict"] == NOT_APPLICABLE
@@ -111,6 +114,22 @@ def test_cli_claims_and_its_errors(noisy, tmp_path):
         assert result.exit_code != 0 and len(result.output.strip().splitlines()) == 1
 
 
+def test_unknown_estimator_name_is_an_error_not_an_empty_file(noisy, tmp_path):
+    cell = tmp_path / "cell.h5"
+    for name in ("cell.h5", "cell.mi.h5"):
+        shutil.copy(noisy.with_name(name), tmp_path / name)
+    runner = CliRunner()
+    for command in ("claims", "report", "plot"):
+        result = runner.invoke(app, [command, str(cell), "--estimator", "binnig"])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code != 0 and len(lines) == 1, result.output
+        assert "'binnig'" in lines[0] and "binning-layer" in lines[0] and "binning_n30_lo-1_hi1_soft" in lines[0]
+    assert not (tmp_path / "cell.claims.json").exists() and not (tmp_path / "report.md").exists()
+    result = runner.invoke(app, ["claims", str(cell), "--estimator", "binning_n30_lo-1_hi1_soft"])  # a group name
+    assert result.exit_code == 0, result.output
+    assert list(claimsfile.read(tmp_path / "cell.claims.json")["groups"]) == ["binning_n30_lo-1_hi1_soft"]
+
+
 def test_staleness(noisy, tmp_path):
     target = tmp_path / "x.claims.json"
     claimsfile.write(target, {"schema": claimsfile.SCHEMA, "rules": Rules().as_dict()})
@@ -126,8 +145,47 @@ def test_staleness(noisy, tmp_path):
     assert claimsfile.is_stale(target, [], Rules().as_dict())
 
 
+def test_claim_iii_verdict_follows_the_layers_self_consistency(noisy, tmp_path):
+    """The noisy cell with its last snapshot's layers replaced by activations that bin into
+    fixed-point partitions of the 12-bit inputs (every input in its KL-closest cluster), then
+    into random ones, and its soft-label I(T;Y) set on the IB bound: claim iii is supported,
+    then not, on the self-consistency alone."""
+    group = "binning_n30_lo-1_hi1_soft"
+    centres = uniform_edges(-1.0, 1.0, 30)[:-1] + 1.0 / 29  # one per bin
+    found = {}
+    for kind in ("fixed point", "random"):
+        cell = tmp_path / kind.replace(" ", "_") / "cell.h5"
+        cell.parent.mkdir()
+        for name in ("cell.h5", "cell.mi.h5"):
+            shutil.copy(noisy.with_name(name), cell.with_name(name))
+        rng = np.random.default_rng(0)
+        with h5py.File(cell, "r+") as run:
+            p_y1 = run["data/p_y1"][()]
+            p_y = np.stack([1 - p_y1, p_y1], axis=1)
+            last = complete_epochs(run) - 1
+            for layer in run["activations"].values():
+                for s in range(layer.shape[0]):
+                    clusters = (fixed_point_encoder(rng, p_y, 8) if kind == "fixed point"
+                                else rng.integers(0, 8, p_y.shape[0]))
+                    acts = np.zeros(layer.shape[2:], np.float32)
+                    acts[:, 0] = centres[clusters]
+                    layer[s, last] = acts
+        with h5py.File(cell.with_name("cell.mi.h5"), "r+") as estimates:
+            bound, soft = estimates["ib-bound"], estimates[group]
+            ity = soft["ity"][()]
+            ity[:, -1] = np.interp(soft["ixt"][:, -1], bound["ixt"][()], bound["ity"][()])
+            soft["ity"][...] = ity
+        found[kind] = claimsfile.read(judge_path(cell, (group,))[0])["groups"][group]
+    fixed, shuffled = found["fixed point"], found["random"]
+    assert fixed["claims"]["iii"]["verdict"] == SUPPORTED
+    assert shuffled["claims"]["iii"]["verdict"] == NOT_SUPPORTED
+    assert shuffled["claims"]["iii"]["reason"] == "gap to the IB bound passes; self-consistency fails"
+    assert all(row["sc_share"][0] == 1.0 for row in fixed["layers"])
+    assert all(abs(row["sc_excess"][0]) < 0.2 for row in shuffled["layers"])
+
+
 def test_full_batch_makes_claim_ii_not_applicable(noisy):
-    doc = claimsfile.read(claims_path(noisy)[0])
+    doc = claimsfile.read(judge_path(noisy)[0])
     claim = doc["groups"]["binning_n30_lo-1_hi1"]["claims"]["ii"]
     assert claim["verdict"] == NOT_APPLICABLE
     assert claim["reason"] == ("gradient SNR undefined: one minibatch per epoch (full-batch "
@@ -154,3 +212,14 @@ def test_partition_reproduces_the_estimators_own_information(name, params):
     got = soft_information(clusters, p_y)
     np.testing.assert_allclose(got[0], ixt, atol=1e-12)
     np.testing.assert_allclose(got[1], ity, atol=1e-12)
+
+
+def test_claims_do_not_load_the_report_stage():
+    """Claims read results from the analysis stage: importing the judge loads no matplotlib."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ibrepro.claims.judge; "
+            "print(sorted(m for m in sys.modules if m.startswith(('matplotlib', 'ibrepro.report'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -119,3 +119,77 @@ def test_bad_cluster_values_are_one_line_errors(tmp_path, spec):
     result = CliRunner().invoke(app, ["train", str(experiment(tmp_path, 4)), "--out", str(tmp_path),
                                       "--cluster", spec])
     assert result.exit_code == 2 and "--cluster" in result.output
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("spec, yaml_text, submit, words", [
+    ("tcp://h:notaport", None, None, "tcp://HOST:PORT with a port number"),
+    ("tcp://", None, None, "tcp://HOST:PORT with a port number"),
+    ("tcp://127.0.0.1:70000", None, None, "tcp://HOST:PORT with a port number"),
+    ("tcp://127.0.0.1:{free}", None, None, "cannot reach a Dask scheduler at tcp://127.0.0.1:"),
+    ("slurm", "cores: 1\nmemory: 1GB\n", None, "submits jobs with sbatch, which is not on PATH"),
+    ("pbs", "cores: 1\nmemory: 1GB\n", None, "submits jobs with qsub, which is not on PATH"),
+    ("pbs", "cores: 1\nmemory: 1GB\njobs: abc\n", "qsub", "jobs must be a whole number >= 1, got 'abc'"),
+    ("slurm", "cores: 1\nmemory: 1GB\njobs: 0\n", "sbatch", "jobs must be a whole number >= 1, got 0"),
+    ("slurm", "cores: 1\nmemory: 1GB\nbogus_key: 3\n", "sbatch", "unexpected keyword argument 'bogus_key'"),
+    ("slurm", "- a list\n", "sbatch", "must be a mapping"),
+    ("local:2", "cores: 1\n", None, "--cluster-config is for --cluster slurm or pbs"),
+])
+def test_cluster_options_are_checked_in_one_line(tmp_path, monkeypatch, spec, yaml_text, submit, words):
+    """Each bad option ends in one line naming it before any cell is trained, with no wait on a
+    scheduler or a job queue."""
+    pytest.importorskip("dask_jobqueue")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if submit:  # a submit command that would fail if it were ever run
+        (bin_dir / submit).write_text("#!/bin/sh\nexit 1\n")
+        (bin_dir / submit).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    args = ["train", str(experiment(tmp_path, 4)), "--out", str(tmp_path / "out"), "--no-progress",
+            "--cluster", spec.format(free=_free_port())]
+    if yaml_text is not None:
+        (tmp_path / "cluster.yaml").write_text(yaml_text)
+        args += ["--cluster-config", str(tmp_path / "cluster.yaml")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert len(result.output.strip().splitlines()) == 1 and words in result.output, result.output
+    assert not list((tmp_path / "out").rglob("*.h5"))
+
+
+@pytest.mark.parametrize("command", ["train", "analyze"])
+def test_cluster_config_without_cluster_is_an_error(tmp_path, command):
+    (tmp_path / "cluster.yaml").write_text("cores: 1\n")
+    target = str(experiment(tmp_path, 4)) if command == "train" else str(tmp_path)
+    result = CliRunner().invoke(app, [command, target, "--cluster-config", str(tmp_path / "cluster.yaml")])
+    assert result.exit_code == 2 and "--cluster-config needs --cluster slurm or --cluster pbs" in result.output
+
+
+def test_something_else_listening_at_the_address_is_one_line(tmp_path):
+    """A port that answers but is no Dask scheduler (here it sends HTTP) ends in one line."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def answer():
+        for _ in range(2):  # the reachability probe, then the client
+            conn, _ = server.accept()
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" * 64)
+            conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    spec = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    result = CliRunner().invoke(app, ["train", str(experiment(tmp_path, 4)), "--out", str(tmp_path / "out"),
+                                      "--cluster", spec])
+    server.close()
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert len(result.output.strip().splitlines()) == 1 and f"cannot connect to a Dask scheduler at {spec}" \
+        in result.output

@@ -14,7 +14,7 @@ import pytest
 
 from ibrepro.analysis import estimators
 from ibrepro.analysis.estimators import Block, Labels, discrete_device
-from ibrepro.analysis.estimators.binning import binning_reference
+from ibrepro.analysis.estimators.binning import binning_reference, layer_symbols
 from ibrepro.analysis.estimators.discrete import plugin_reference
 from ibrepro.analysis.estimators.placement import KERNELS_ENV, device_kernels
 from ibrepro.errors import UserError
@@ -48,7 +48,9 @@ def layer(rng, b: int, n: int, w: int, dtype=np.float32) -> np.ndarray:
 
 @pytest.mark.parametrize("w", [3, 12, 40])  # one key; one key at the limit; hashed rows
 @pytest.mark.parametrize("name,params", [("binning", {"n_bins": 30}), ("binning-layer", {}),
-                                         ("binning-layer", {"range": "global"}), ("adaptive", {"n_bins": 10})])
+                                         ("binning-layer", {"range": "global"}),
+                                         ("binning-layer", {"convention": "edges"}), ("adaptive", {"n_bins": 10}),
+                                         ("adaptive", {"n_bins": 10, "pool": "layer"})])
 def test_discrete_estimators_agree_across_paths(monkeypatch, name, params, w):
     rng = np.random.default_rng(w)
     acts, y = layer(rng, 5, 300, w), rng.integers(0, 3, 300)
@@ -69,6 +71,22 @@ def test_binning_device_path_is_np_digitize_on_edges_and_nan(monkeypatch):
         ixt, ity = estimate(monkeypatch, "device", "binning", acts.astype(dtype), y)[""]
         want = plugin_reference(np.digitize(acts[0].astype(dtype), edges), y)
         assert abs(ixt[0] - want[0]) < 1e-9 and abs(ity[0] - want[1]) < 1e-9
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_interval_bins_on_edges_maximum_and_nan(monkeypatch, path, dtype):
+    """binning-layer's intervals on both paths: values on the layer's interval edges, an ulp
+    either side, the maximum (in the last interval) and NaN, as the readable reference bins them."""
+    edges = np.linspace(-0.7, 1.5, 31).astype(dtype)  # no edge at 0 (XLA flushes subnormals to 0)
+    values = np.concatenate([edges, np.nextafter(edges, 2)[:-1], np.nextafter(edges, -2)[1:], [np.nan]])
+    rng = np.random.default_rng(1)
+    acts = rng.permutation(values)[None, :, None].astype(dtype)  # one unit: a symbol per value's bin
+    y = rng.integers(0, 2, len(values))
+    ixt, ity = estimate(monkeypatch, path, "binning-layer", acts, y, n_bins=30)[""]
+    want = plugin_reference(layer_symbols(acts[0], float(edges[0]), 1.5, 30, "intervals"), y)
+    assert abs(ixt[0] - want[0]) < 1e-9 and abs(ity[0] - want[1]) < 1e-9
+    assert want[0] > 4.5  # the values are spread over the 30 intervals
 
 
 @pytest.mark.parametrize("w,levels", [(3, 4), (20, 16), (6, 0)])  # exact key; hashed levels; hashed values

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import math
 
+import h5py
 import numpy as np
 import pytest
 
 from ibrepro.analysis import estimators
 from ibrepro.analysis.estimators import Block, Labels
-from ibrepro.analysis.estimators.adaptive import adaptive_reference
-from ibrepro.analysis.estimators.binning import binning_reference
+from ibrepro.analysis.estimators.adaptive import adaptive_reference, adaptive_symbols
+from ibrepro.analysis.estimators.binning import binning_reference, layer_symbols
 from ibrepro.analysis.estimators.discrete import plugin_reference
 from ibrepro.analysis.estimators.kde import kde_reference
+from ibrepro.analysis.estimators.partition import partition_symbols
 from ibrepro.errors import UserError
 
 N = 96  # inputs per test layer-epoch (small: the KDE reference is quadratic)
@@ -42,7 +44,8 @@ def random_acts(rng, b: int, width: int, dtype=np.float32, scale: float = 2.0) -
     return np.tanh(rng.normal(size=(b, N, width)) * scale).astype(dtype)
 
 
-DISCRETE = [("binning", {}), ("binning-layer", {}), ("binning-layer", {"range": "global"}), ("adaptive", {})]
+DISCRETE = [("binning", {}), ("binning-layer", {}), ("binning-layer", {"range": "global"}),
+            ("binning-layer", {"convention": "edges"}), ("adaptive", {}), ("adaptive", {"pool": "layer"})]
 ALL = DISCRETE + [("kde", {"sigma2": 0.05})]
 
 
@@ -189,31 +192,81 @@ def test_binning_other_range_matches_reference():
         assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
 
 
-def test_binning_layer_matches_reference():
+def layer_reference(t: np.ndarray, lo: float, hi: float, n_bins: int, convention: str, y) -> tuple[float, float]:
+    return plugin_reference(layer_symbols(t, lo, hi, n_bins, convention), y)
+
+
+def on_layer_edges(acts: np.ndarray, n_bins: int, rng) -> np.ndarray:
+    """Values of each seed-epoch exactly on its own range's interval edges, and an ulp either
+    side (kept inside min..max, so the range does not move), some in rows with the maximum."""
+    acts = acts.copy()
+    for b in range(len(acts)):
+        lo, hi = float(acts[b].min()), float(acts[b].max())
+        edges = np.linspace(lo, hi, n_bins + 1).astype(acts.dtype)
+        chosen = edges[rng.integers(0, n_bins + 1, 30)]
+        nudged = np.nextafter(chosen, np.where(rng.random(30) < 0.5, -np.inf, np.inf).astype(acts.dtype))
+        acts[b].flat[rng.integers(0, acts[b].size, 30)] = np.clip(np.where(np.arange(30) % 2, chosen, nudged), lo, hi)
+        acts[b, :5, 0], acts[b, :5, -1] = hi, edges[1:6]  # rows redone exactly (an edge) holding the maximum
+    return acts
+
+
+@pytest.mark.parametrize("convention", ["intervals", "edges"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binning_layer_matches_reference(convention, dtype):
     rng = np.random.default_rng(6)
-    acts = np.maximum(rng.normal(size=(4, N, 3)) * rng.uniform(0.1, 5, (4, 1, 1)), 0).astype(np.float32)
+    acts = np.maximum(rng.normal(size=(4, N, 3)) * rng.uniform(0.1, 5, (4, 1, 1)), 0).astype(dtype)
+    acts = on_layer_edges(acts, 10, rng)
     acts[2] = 0.0  # a dead ReLU layer: min = max
     y = rng.integers(0, 2, N)
-    ixt, ity = run("binning-layer", acts, y, n_bins=10)[""]
+    ixt, ity = run("binning-layer", acts, y, n_bins=10, convention=convention)[""]
     for b in range(4):
-        lo, hi = float(acts[b].min()), float(acts[b].max())
-        ref = binning_reference(acts[b], lo, hi, 10, y)
+        ref = layer_reference(acts[b], float(acts[b].min()), float(acts[b].max()), 10, convention, y)
         assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
 
 
-def test_binning_global_range_uses_each_seeds_range_over_the_cell():
+def test_interval_bins_are_np_histogram_bins():
+    """convention=intervals: n_bins equal intervals over min..max, the maximum in the last (the
+    bins of np.histogram with n_bins bins on the layer's range, and of Lorenzen et al.)."""
+    rng = np.random.default_rng(10)
+    t = rng.normal(size=(N, 3))
+    t[:4, 1] = t[:, 1].max()
+    lo, hi = t.min(), t.max()
+    symbols = layer_symbols(t, lo, hi, 7, "intervals")
+    assert symbols.min() >= 1 and symbols.max() <= 7  # 7 intervals, none below or above
+    for j in range(3):
+        counts = np.bincount(symbols[:, j], minlength=8)[1:]
+        np.testing.assert_array_equal(counts, np.histogram(t[:, j], bins=7, range=(lo, hi))[0])
+
+
+@pytest.mark.parametrize("k", [2, 8, 30])
+def test_uniform_layer_in_k_intervals_gives_log2_k(k):
+    """m values in each of K equal intervals of the layer's range (the extremes included):
+    I(X;T) = log2 K; labels that split the range in halves give I(T;Y) = H(Y) = 1 bit. Counting
+    K edges instead (K - 1 intervals and the maximum alone) gives another number."""
+    m = 7
+    n = k * m
+    t = ((np.arange(n) + 0.5) / n).astype(np.float32)[:, None]
+    y = (np.arange(n) >= n // 2).astype(int)
+    ixt, ity = single("binning-layer", t, y, n_bins=k)
+    assert ixt == pytest.approx(math.log2(k), abs=1e-12) and ity == pytest.approx(1.0, abs=1e-12)
+    edges_ixt, _ = single("binning-layer", t, y, n_bins=k, convention="edges")
+    assert abs(edges_ixt - math.log2(k)) > 0.01
+
+
+@pytest.mark.parametrize("convention", ["intervals", "edges"])
+def test_binning_global_range_uses_each_seeds_range_over_the_cell(convention):
     rng = np.random.default_rng(7)
     acts = (rng.normal(size=(4, N, 2)) * [[[1.0]], [[3.0]], [[1.0]], [[3.0]]]).astype(np.float32)
     seeds = np.array([0, 0, 1, 1])
     y = rng.integers(0, 2, N)
     est = estimators.get("binning-layer")
-    values = est.resolve({"n_bins": 8, "range": "global"}, {})
+    values = est.resolve({"n_bins": 8, "range": "global", "convention": convention}, {})
     block = Block(acts, seeds)
     context = est.prepare(iter([Block(acts[:2], seeds[:2]), Block(acts[2:], seeds[2:])]), values)
     ixt, ity = est.estimate(block, Labels.from_labels(y), values, context)[""]
     for b in range(4):
         mine = acts[seeds == seeds[b]]
-        ref = binning_reference(acts[b], float(mine.min()), float(mine.max()), 8, y)
+        ref = layer_reference(acts[b], float(mine.min()), float(mine.max()), 8, convention, y)
         assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
 
 
@@ -227,6 +280,65 @@ def test_adaptive_matches_reference(n_bins, width):
     for b in range(2):
         ref = adaptive_reference(acts[b], n_bins, y)
         assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
+
+
+@pytest.mark.parametrize("n_bins,width", [(4, 2), (30, 3), (7, 12)])
+def test_pooled_adaptive_matches_reference(n_bins, width):
+    rng = np.random.default_rng(n_bins + 100)
+    acts = random_acts(rng, 2, width)
+    acts[0, : N // 2, 0] = 0.5  # ties must share a bin
+    acts[1, :, -1] = acts[1, :, 0]  # the same values in two units: the same bins when pooled
+    y = rng.integers(0, 3, N)
+    ixt, ity = run("adaptive", acts, y, n_bins=n_bins, pool="layer")[""]
+    for b in range(2):
+        ref = adaptive_reference(acts[b], n_bins, y, pool="layer")
+        assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
+    symbols = adaptive_symbols(acts[1], n_bins, "layer")
+    np.testing.assert_array_equal(symbols[:, -1], symbols[:, 0])
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_pooled_and_per_unit_adaptive_closed_forms(k):
+    """Unit 2 = unit 1 + 10, N distinct values: per unit, each unit has k equal-mass bins
+    (log2 k bits); pooled over the layer, unit 1 fills the lower k/2 bins and unit 2 the upper
+    k/2, so a row has k/2 values: log2 k - 1 bits."""
+    u = np.random.default_rng(k).permutation(np.arange(N) / N)
+    t = np.stack([u, u + 10], axis=1).astype(np.float32)
+    y = np.arange(N) % 2
+    assert single("adaptive", t, y, n_bins=k)[0] == pytest.approx(math.log2(k), abs=1e-12)
+    assert single("adaptive", t, y, n_bins=k, pool="layer")[0] == pytest.approx(math.log2(k) - 1, abs=1e-12)
+
+
+@pytest.mark.parametrize("name,values,name_before,name_after", [
+    ("binning-layer", {"n_bins": 30, "range": "layer", "convention": "edges"}, "binning-layer_n30_layer", None),
+    ("binning-layer", {"n_bins": 30, "range": "layer", "convention": "intervals"}, None,
+     "binning-layer_n30_layer_intervals"),
+    ("adaptive", {"n_bins": 30, "pool": "unit"}, "adaptive_n30", None),
+    ("adaptive", {"n_bins": 30, "pool": "layer"}, None, "adaptive_n30_layer"),
+])
+def test_groups_written_before_keep_their_names(name, values, name_before, name_after):
+    """A group written before `convention`/`pool` existed was computed at the legacy value: that
+    value keeps the old name; the new conventions get names of their own."""
+    assert estimators.get(name).group_name(values, "") == (name_before or name_after)
+
+
+def test_groups_written_before_are_read_with_their_convention(tmp_path):
+    from ibrepro.analysis.estimatesfile import read_estimates
+
+    path = tmp_path / "cell.mi.h5"
+    with h5py.File(path, "w") as f:
+        for group, attrs in {"binning-layer_n30_layer": {"estimator": "binning-layer", "n_bins": 30,
+                                                         "range": "layer"},
+                             "adaptive_n30": {"estimator": "adaptive", "n_bins": 30},
+                             "adaptive_n30_layer": {"estimator": "adaptive", "n_bins": 30, "pool": "layer"}}.items():
+            g = f.create_group(group)
+            g["ixt"] = g["ity"] = np.ones((1, 2, 1))
+            g["epochs"] = np.arange(2)
+            g.attrs.update(attrs)
+    found = {e.group: e.params for e in read_estimates(path)[0]}
+    assert found["binning-layer_n30_layer"] == {"n_bins": 30, "range": "layer", "convention": "edges"}
+    assert found["adaptive_n30"] == {"n_bins": 30, "pool": "unit"}
+    assert found["adaptive_n30_layer"] == {"n_bins": 30, "pool": "layer"}
 
 
 @pytest.mark.parametrize("sigma2,width,classes", [(1e-3, 3, 2), (0.1, 5, 3), (0.02, 1, 10)])
@@ -249,6 +361,22 @@ def test_kde_upper_at_least_lower():
     out = run("kde", acts, y, sigma2=0.01)
     assert np.all(out["upper"][0] >= out["lower"][0] - 1e-12)
     assert np.any(out["upper"][0] > out["lower"][0] + 1e-3)
+
+
+@pytest.mark.parametrize("name,params", DISCRETE)
+def test_partition_symbols_are_the_cells_the_estimator_counts(name, params):
+    """What claim iii clusters by (`partition_symbols`) gives each group's own numbers."""
+    rng = np.random.default_rng(11)
+    acts = random_acts(rng, 3, 3, scale=1.5)
+    y = rng.integers(0, 3, N)
+    est = estimators.get(name)
+    values = est.resolve(params, {})
+    block = Block(acts, np.arange(3))
+    context = est.prepare(iter([block]), values) if est.prepare else None
+    ixt, ity = est.estimate(block, Labels.from_labels(y), values, context)[""]
+    for b in range(3):
+        rows = partition_symbols(name, values, acts[b], None if context is None else context[b])
+        assert plugin_reference(rows, y) == pytest.approx((ixt[b], ity[b]), abs=1e-12)
 
 
 # ---- invariances -----------------------------------------------------------------------------
@@ -279,7 +407,8 @@ def test_registry_lists_the_contract_names():
 @pytest.mark.parametrize("name,key,text", [
     ("binning", "n_bins", "thirty"), ("binning", "n_bins", "2.5"), ("binning", "n_bins", "1"),
     ("binning", "lo", "nan"), ("kde", "sigma2", "0"), ("kde", "sigma2", "-1"),
-    ("binning-layer", "range", "seed"), ("adaptive", "n_bins", "0"),
+    ("binning-layer", "range", "seed"), ("adaptive", "n_bins", "0"), ("binning-layer", "convention", "bins"),
+    ("adaptive", "pool", "seed"),
 ])
 def test_bad_parameter_values_are_user_errors(name, key, text):
     with pytest.raises(UserError):

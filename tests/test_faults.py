@@ -34,7 +34,7 @@ def datasets(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
         n = complete_epochs(f)
         f.visititems(lambda name, o: out.__setitem__(name, o[()]) if isinstance(o, h5py.Dataset) else None)
-    return {k: (v[:, :n] if k.split("/")[0] in ("params", "activations", "metrics", "gradients") else v)
+    return {k: (v[:, :n] if k.split("/")[0] in ("params", "activations", "metrics", "gradients") and v.ndim > 1 else v)
             for k, v in out.items()}
 
 
@@ -238,14 +238,14 @@ def test_names_cannot_leave_the_output_directory(tmp_path, overrides, words):
 
 def test_a_diverged_run_is_judged_not_applicable(tmp_path):
     from ibrepro.analysis.analyze import analyze_path
-    from ibrepro.claims.judge import claims_path
+    from ibrepro.claims.judge import judge_path
     from ibrepro.claims.rules import parse_rules
 
     path = tmp_path / "cell.h5"
     train_cell("cell", tiny_config("train.optimizer=\"sgd\"", "train.lr=1e6", "train.epochs=20",
                                    "log.snapshots=5"), path)
     analyze_path(path, ["binning"], progress=False)
-    claims_path(path, (), parse_rules([]))
+    judge_path(path, (), parse_rules([]))
     doc = json.loads(path.with_name("cell.claims.json").read_text())
     claims = [c for group in doc["groups"].values() for c in group["claims"].values()]
     assert claims and all(c["verdict"] == "not applicable" for c in claims)

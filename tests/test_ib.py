@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ibrepro.ib import curve as ib
-from ibrepro.ib import selfconsistency as sc
+from ibrepro.ib import fixedpoint as sc
 
 
 def h2(p):
@@ -220,3 +220,34 @@ def test_self_consistency_of_cluster_indices_equals_the_dense_encoder():
     hard = sc.self_consistency(p_x, p_y_given_x, clusters, grid)
     assert hard[0] == dense[0]
     assert hard[1] == pytest.approx(dense[1], rel=1e-12, abs=1e-14)
+
+
+def test_nearest_decoder_share_counts_inputs_in_their_kl_closest_cluster():
+    p_x = np.full(6, 1 / 6)
+    p_y1 = np.array([0.05, 0.1, 0.15, 0.85, 0.9, 0.95])
+    p_y_given_x = np.stack([1 - p_y1, p_y1], axis=1)
+    assert sc.nearest_decoder_share(p_x, p_y_given_x, np.array([0, 0, 0, 1, 1, 1])) == 1.0
+    # input 2 (p = 0.15) moved to the high cluster: the shares against a direct KL count
+    clusters = np.array([0, 0, 1, 1, 1, 1])
+    dec = np.array([p_y1[:2].mean(), p_y1[2:].mean()])
+    kl = (p_y1[:, None] * np.log(p_y1[:, None] / dec) + (1 - p_y1[:, None]) * np.log((1 - p_y1[:, None]) / (1 - dec)))
+    expected = np.mean(kl[np.arange(6), clusters] <= kl.min(axis=1))
+    assert expected < 1
+    assert sc.nearest_decoder_share(p_x, p_y_given_x, clusters) == pytest.approx(expected)
+    # several encoders at once give each one's share; unused cluster indices are fine
+    many = np.stack([[0, 0, 0, 1, 1, 1], clusters, [4, 4, 4, 9, 9, 9]])
+    np.testing.assert_allclose(sc.nearest_decoder_share(p_x, p_y_given_x, many), [1.0, expected, 1.0])
+
+
+def test_nearest_decoder_share_ties_and_deterministic_labels():
+    """Equal decoders tie (both count); with deterministic labels every label-pure partition
+    has share 1, whatever its size — why claim iii does not use it there."""
+    p_x = np.full(4, 0.25)
+    labels = np.array([0, 0, 1, 1])
+    one_hot = np.eye(2)[labels]
+    for clusters in ([0, 0, 1, 1], [0, 1, 2, 3], [0, 1, 2, 2]):
+        assert sc.nearest_decoder_share(p_x, one_hot, np.array(clusters)) == 1.0
+    # input 3 (label 1) in a cluster with p(y=1|t) = 1/3 while cluster 1 has p(y=1|t) = 1
+    assert sc.nearest_decoder_share(p_x, one_hot, np.array([0, 0, 1, 0])) == 0.75
+    with pytest.raises(ValueError):
+        sc.nearest_decoder_share(p_x, one_hot, np.array([0, -1, 0, 1]))

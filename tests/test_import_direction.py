@@ -28,14 +28,7 @@ TOP_LEVEL = {
     "ibrepro.__main__": "cli",
 }
 # (importer, imported): why the edge may run against the flow
-EXCEPTIONS = {
-    # TEMPORARY: the results model moves to analysis/results.py (issue 25, branch trust-figures);
-    # the integrator drops these two when that lands.
-    ("ibrepro.claims.inputs", "ibrepro.report.plots.load"): "results model still in report/plots/load.py",
-    ("ibrepro.claims.judge", "ibrepro.report.plots.load"): "results model still in report/plots/load.py",
-    # TEMPORARY: config stops importing the model's names (issue 25, branch faults-input).
-    ("ibrepro.config", "ibrepro.train.model"): "activation and init names still read from train/model.py",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

@@ -36,3 +36,31 @@ def test_user_flags_kept(monkeypatch):
     monkeypatch.setattr(jaxlib.version, "__version__", "0.7.0")  # the user's own choice is left alone
     jaxsetup.use_all_cores()
     assert jaxsetup.os.environ["XLA_FLAGS"] == f"--xla_force_host_platform_device_count=3 {jaxsetup.YNN_FLAG}=dot"
+
+
+@pytest.mark.parametrize("flags", [
+    "--xla_force_host_platform_device_count=0",
+    "--xla_force_host_platform_device_count=abc",
+    "--xla_force_host_platform_device_count=-1",
+    "--xla_force_host_platform_device_count=",
+    "--xla_force_host_platform_device_count",
+    "--xla_force_host_platform_device_count=2 --xla_force_host_platform_device_count=0",
+])
+def test_a_bad_host_device_count_is_one_line(monkeypatch, tmp_path, flags):
+    """XLA would abort with 90 lines of flag help, or fail to start its backend."""
+    from typer.testing import CliRunner
+
+    from ibrepro.cli import app
+
+    monkeypatch.setenv("XLA_FLAGS", flags)
+    (tmp_path / "x.toml").write_text('name = "x"\ndataset = "tishby12"\n')
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "x.toml"), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert result.output.count("\n") == 1 and "host device count must be a whole number >= 1" in result.output
+    assert jaxsetup.os.environ["XLA_FLAGS"] == flags  # left as the user set it
+
+
+@pytest.mark.parametrize("flags", ["", "--xla_force_host_platform_device_count=1",
+                                   "--xla_force_host_platform_device_count=16 --xla_cpu_use_thunk_runtime=true"])
+def test_good_host_device_counts_pass(flags):
+    jaxsetup.check_device_count(flags)

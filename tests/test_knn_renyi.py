@@ -233,8 +233,8 @@ def test_analyze_writes_knn_and_renyi_groups_the_figures_read(tmp_path):
     from test_analyze import WIDTHS, E, S, write_run
 
     from ibrepro.analysis.analyze import analyze_path
+    from ibrepro.analysis.results import load_cell
     from ibrepro.report.plots.compare import compare_figure
-    from ibrepro.report.plots.load import load_cell
 
     path = tmp_path / "cell.h5"
     write_run(path)

@@ -165,3 +165,45 @@ def test_summary_plain_and_log():
     np.testing.assert_allclose(log.spread[0], 10**0.5)
 
 
+
+
+# ---------------------------------------------------------------- estimator caveats
+
+def _planes(rng, seeds=3, epochs=40, layers=4):
+    """Well-behaved curves: I(X;T) and I(T;Y) fall with depth, I(T;Y) below H(Y) = 1."""
+    t = np.arange(epochs)[None, :, None]
+    k = np.arange(layers)[None, None, :]
+    ixt = 8 - k + 0.05 * rng.standard_normal((seeds, epochs, layers))
+    ity = 0.9 * (1 - np.exp(-t / 5)) * (1 - 0.1 * k) + 0.01 * rng.standard_normal((seeds, epochs, layers))
+    return np.arange(epochs), ixt, ity
+
+
+def test_caveats_flag_each_broken_inequality_and_only_those():
+    from ibrepro.claims.caveats import estimate_caveats
+
+    rng = np.random.default_rng(3)
+    epochs, ixt, ity = _planes(rng)
+    assert estimate_caveats("binning", epochs, ixt, ity, 1.0) == []
+    dpi = ity.copy()
+    dpi[:, :, 2] += 0.2  # layer 3 ends above layer 2: more than a deeper layer can carry
+    (caveat,) = estimate_caveats("binning", epochs, ixt, dpi, 1.0)
+    assert caveat.layer == 2 and caveat.quantity == "ity" and "data-processing" in caveat.text
+    assert "above layer 2's" in caveat.text
+    high = ity + 0.15  # layer 1 reaches 1.05 > H(Y) = 1, layer 2 0.96
+    assert [(c.layer, "H(Y)" in c.text) for c in estimate_caveats("kde", epochs, ixt, high, 1.0)] == [(0, True)]
+    negative = ixt.copy()
+    negative[:, 5:, 0] = -0.5
+    assert [c.layer for c in estimate_caveats("binning", epochs, negative, ity, 1.0)] == [0]
+    # kNN's I(X;T) is differential: negative values are no break, the softmax output is flagged
+    knn = estimate_caveats("knn", epochs, negative, ity, 1.0)
+    assert [(c.layer, c.quantity) for c in knn] == [(3, "ixt")] and "jitter" in knn[0].text
+
+
+def test_caveats_ignore_a_difference_within_the_curves_noise():
+    from ibrepro.claims.caveats import estimate_caveats
+
+    rng = np.random.default_rng(4)
+    epochs, ixt, ity = _planes(rng)
+    noisy = ity + 0.1 * rng.standard_normal(ity.shape)  # noise 0.1 bits per epoch
+    noisy[:, :, 2] = noisy[:, :, 1] + 0.05  # above layer 2 by less than its noise
+    assert not [c for c in estimate_caveats("binning", epochs, ixt, noisy, 2.0) if c.layer == 2]

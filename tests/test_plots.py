@@ -13,14 +13,19 @@ import numpy as np
 import pytest
 from synthetic_files import cell_config, write_estimates, write_run, write_sweep
 
-from ibrepro.claims.phases import drift_diffusion_epoch
+from ibrepro.analysis.results import load_cell, select_estimates
+from ibrepro.claims import claimsfile
+from ibrepro.claims.judge import judge_path
+from ibrepro.claims.phases import deep_layers, drift_diffusion_epoch
+from ibrepro.claims.rules import Rules
+from ibrepro.claims.verdicts import interval_text
 from ibrepro.errors import UserError
 from ibrepro.report.plots import make_figures, plot_path
-from ibrepro.report.plots.curves import learning_figure
+from ibrepro.report.plots.curves import layer_curves_figure, learning_figure
 from ibrepro.report.plots.gradients import gradients_figure
 from ibrepro.report.plots.infoplane import infoplane_figure
-from ibrepro.report.plots.load import load_cell, select_estimates
-from ibrepro.report.plots.sweep import depth_figure, order_cells, panel_title
+from ibrepro.report.plots.overfit import overfit_figure
+from ibrepro.report.plots.sweep import depth_figure, matching_estimates, order_cells, panel_title
 
 # ---------------------------------------------------------------- fixtures
 
@@ -277,3 +282,134 @@ def test_cli_plot_reports_figures_and_skips(tmp_path):
     result = runner.invoke(app, ["plot", str(tmp_path / "nothing")])
     assert result.exit_code != 0 and "no such file or directory" in result.output
     assert "Traceback" not in result.output
+    result = runner.invoke(app, ["plot", str(tmp_path / "c.h5"), "--rule", "min_fall_bits=0.3"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["plot", str(tmp_path / "c.h5"), "--rule", "min_fall=0.3"])
+    assert result.exit_code != 0 and "--rule 'min_fall=0.3'" in result.output and "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------- figures mark the claims' numbers
+
+def marked(fig, prefix: str) -> dict[str, object]:
+    """The artists a figure tagged `prefix:<key>` (gid), by key."""
+    return {artist.get_gid().split(":", 1)[1]: artist for artist in fig.findobj()
+            if isinstance(artist.get_gid(), str) and artist.get_gid().startswith(prefix + ":")}
+
+
+def test_every_marked_number_is_the_claims_files(tmp_path):
+    """Figures and claims of the same synthetic depth sweep (small training set, changed
+    rules): each transition, onset, late fall and epochs-to-compression a figure marks is the
+    number the claims files record."""
+    sweep = {"model.hidden": [[4], [5, 4, 3]]}
+    paths = write_sweep(tmp_path, "deep", sweep, train_fraction=0.05, **TINY)  # claims need all 4096 inputs
+    rules = Rules(min_fall_bits=0.2, compressed_fraction=0.2)
+    judge_path(tmp_path, rules=rules)
+    experiment = claimsfile.read(tmp_path / claimsfile.EXPERIMENT_NAME)
+    depth_claim = experiment["groups"]["binning_30"]["claims"]["iv"]["measured"]["median_epochs"]
+    cells = [load_cell(p) for p in paths]
+    checked = 0
+    for path, cell in zip(paths, cells):
+        layers = claimsfile.read(claimsfile.claims_path(path))["groups"]["binning_30"]["layers"]
+        drift = marked(gradients_figure(cell), "drift")
+        assert {int(k) for k in drift} == {k for k, row in enumerate(layers) if row["drift_epoch_seed_mean"]}
+        for k, line in drift.items():
+            assert line.get_xdata()[0] == pytest.approx(layers[int(k)]["drift_epoch_seed_mean"])
+        per_seed = marked(gradients_figure(cell), "drift_per_seed")
+        assert len(per_seed) == len(layers)
+        for k, line in per_seed.items():  # claim ii's per-seed transition, its centre
+            assert line.get_xdata()[0] == pytest.approx(layers[int(k)]["drift_epoch"][0])
+        onsets = marked(layer_curves_figure(cell, cell.estimates[0], rules), "onset")
+        assert {int(k) for k in onsets} == {k for k, row in enumerate(layers) if np.isfinite(row["onset_epoch"][0])}
+        for k, line in onsets.items():
+            assert line.get_xdata()[0] == pytest.approx(layers[int(k)]["onset_epoch"][0])
+        deep = deep_layers(len(cell.config["model"]["hidden"]))
+        falls = marked(overfit_figure(cell, cell.estimates[0], deep, rules), "late_fall")
+        assert sorted(int(k) for k in falls) == deep
+        for k, line in falls.items():
+            assert f"late fall {interval_text(layers[int(k)]['ity_late_fall'], 2)} bits" in line.get_label()
+        checked += len(drift) + len(per_seed) + len(onsets) + len(falls)
+    fig = depth_figure("deep", cells, [c.estimates[0] for c in cells], list(sweep), rules)
+    (line,) = marked(fig, "depth").values()
+    depths, epochs = line.get_data()
+    assert list(depths) == [1, 3]
+    assert epochs == pytest.approx([depth_claim["1"][0], depth_claim["3"][0]])
+    assert checked > 10
+    # the default rules give other numbers: the figures do follow the rules they are given
+    default = depth_figure("deep", cells, [c.estimates[0] for c in cells], list(sweep))
+    assert not np.allclose(next(iter(marked(default, "depth").values())).get_data()[1], epochs)
+
+
+# ---------------------------------------------------------------- tied to the run
+
+def test_estimates_of_another_run_are_refused_by_plot_claims_and_report(tmp_path):
+    from typer.testing import CliRunner
+
+    from ibrepro.cli import app
+    from ibrepro.report.render import write_report
+
+    config = cell_config("c", **TINY)
+    path = tmp_path / "c.h5"
+    write_run(path, config)
+    write_estimates(tmp_path / "c.mi.h5", config)
+    with h5py.File(path, "r+") as f:
+        f.attrs["run_id"] = "run-b"
+    with h5py.File(tmp_path / "c.mi.h5", "r+") as f:
+        f["binning_30"].attrs["run_id"] = "run-a"
+    refusal = r"'binning_30' was estimated on another run \(run_id run-a, c.h5 has run-b\)"
+    for stage in (make_figures, judge_path, write_report):
+        with pytest.raises(UserError, match=refusal):
+            stage(path)
+    result = CliRunner().invoke(app, ["claims", str(path)])
+    assert result.exit_code != 0 and "another run" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    with h5py.File(tmp_path / "c.mi.h5", "r+") as f:  # same run_id, an epoch the run never logged
+        f["binning_30"].attrs["run_id"] = "run-b"
+        f["binning_30/epochs"][-1] = 12345
+    with pytest.raises(UserError, match="epoch 12345, which c.h5 has no complete snapshot of"):
+        load_cell(path)
+
+
+def test_partial_estimates_are_labelled_partial_everywhere(tmp_path):
+    """Estimates made while the cell trained (its first 15 logged epochs) of a run that went on
+    to epoch 599: figures, claims file and report say 'partial: up to epoch N of 599'."""
+    from ibrepro.report.render import write_report
+
+    config = cell_config("c", **TINY)
+    path = tmp_path / "c.h5"
+    write_run(path, config)
+    write_estimates(tmp_path / "c.mi.h5", config)
+    with h5py.File(tmp_path / "c.mi.h5", "r+") as f:
+        group = f["binning_30"]
+        for name in ("epochs", "ixt", "ity"):
+            data = group[name][()]
+            del group[name]
+            group[name] = data[..., :15] if name == "epochs" else data[:, :15]
+        last = int(group["epochs"][-1])
+    label = f"partial: up to epoch {last} of 599"
+    cell = load_cell(path)
+    assert cell.coverage() == "" and cell.coverage(cell.estimates[0].epochs) == label
+    assert label in infoplane_figure(cell, cell.estimates[0]).axes[0].get_title()
+    assert label in layer_curves_figure(cell, cell.estimates[0])._suptitle.get_text()
+    result = write_report(path)
+    group = claimsfile.read(claimsfile.claims_path(path))["groups"]["binning_30"]
+    assert group["coverage"] == label and group["last_epoch"] == last
+    text = result.markdown.read_text()
+    assert f"binning_30 (drawn labels, {label})" in text  # the verdict matrix
+    assert f"I(X;T) at epoch {last} (partial)" in text and "final I(X;T)" not in text
+
+
+def test_sweep_matches_groups_named_after_each_cell(tmp_path):
+    """Noise-injected sweeps name each cell's noisy group after its own β: the sweep figure
+    still draws every analysed cell (no 'not analysed' panel) in one figure."""
+    sweep = {"train.train_fraction": [0.85, 0.5]}
+    paths = write_sweep(tmp_path, "noise", sweep, n_inputs=N_INPUTS, gradients=False, hidden=(5, 3), **TINY)
+    for i, path in enumerate(paths):
+        with h5py.File(path.with_name(path.stem + ".mi.h5"), "r+") as f:
+            f.move("binning_30", f"binning_cell{i}")
+    report = make_figures(tmp_path)
+    sweeps = sorted(p.name for p in report.figures if "sweep_infoplane" in p.name and p.suffix == ".png")
+    assert sweeps == ["noise_sweep_infoplane_binning_cell0.png"]
+    assert not any("sweep panels without" in s for s in report.skipped)
+    cells = order_cells([load_cell(p) for p in paths], list(sweep))
+    matched = matching_estimates([c.estimates for c in cells], cells[0].estimates[0])
+    assert [e.group for e in matched] == ["binning_cell0", "binning_cell1"]

@@ -66,7 +66,15 @@ def table_rows(text: str, header: str) -> list[list[str]]:
 
 
 def cell_section(text: str, name: str) -> str:
-    return text.split(f"## Cell {name}\n", 1)[1].split("\n## ", 1)[0]
+    """The Markdown of a cell's section (its heading names the run file)."""
+    return text.split(f" · `{name}.h5`\n", 1)[1].split("\n## ", 1)[0]
+
+
+def link_target(cell: str) -> tuple[str, str]:
+    """(text, anchor) of a Markdown link `[text](#anchor)`."""
+    match = re.fullmatch(r"\[(.+)\]\(#(.+)\)", cell)
+    assert match, cell
+    return match.group(1), match.group(2)
 
 
 def documents(directory):
@@ -79,8 +87,12 @@ def test_verdict_matrix_is_the_claims_files_word_for_word(experiment, report):
     docs = documents(directory)
     depth = claimsfile.read(directory / "claims.json")["groups"]
     rows = table_rows(text, "| cell | estimate group | claim i |")
-    assert sorted(r[0] for r in rows) == ["hidden-6", "hidden-6x4"]
-    for cell, group, *words in rows:
+    assert sorted(link_target(r[0])[0] for r in rows) == ["hidden-6", "hidden-6x4"]
+    html = (report / "report.html").read_text()
+    for link, group, *words in rows:
+        cell, anchor = link_target(link)
+        assert f'<a href="#{anchor}">{cell}</a>' in html  # the matrix links to the cell's section
+        assert re.search(f'<h2 id="{anchor}">[^<]*<code>{cell}.h5</code>', html)
         name = group.split(" (")[0]
         claims = docs[cell]["groups"][name]["claims"]
         want = [claims[c]["verdict"] for c in CLAIMS]
@@ -102,7 +114,10 @@ def test_each_cell_section_shows_every_claim_with_its_reason_and_numbers(experim
         assert rows[4][3].startswith(f"{NOT_APPLICABLE}: train fraction 0.85 > 0.1")
         layers = table_rows(section, "| layer | final I(X;T) |")
         for row, layer in zip(layers, group["layers"]):
-            assert row[1] == interval_text([claimsfile.number(v) for v in layer["final_ixt"]])
+            assert row[1].removesuffix(" ⚠") == interval_text([claimsfile.number(v) for v in layer["final_ixt"]])
+            assert row[2].endswith(" ⚠") == any(c["quantity"] == "ity" for c in layer["caveats"])
+            for caveat in layer["caveats"]:
+                assert f"{layer['layer']}: {caveat['text']}" in section
         images = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", section)
         assert any("infoplane" in i for i in images) and all(name in i for i in images)
     html = (report / "report.html").read_text()
@@ -125,7 +140,7 @@ def test_cell_without_estimates_says_what_is_missing(experiment, tmp_path):
     shutil.copy(raw / "hidden-6x4.h5", cell)
     text = write_report(cell).markdown.read_text()
     (row,) = table_rows(text, "| cell | estimate group | claim i |")
-    assert row == ["hidden-6x4", "none", *[NOT_APPLICABLE] * 5]
+    assert row == ["[hidden-6x4](#cell-hidden-6x4)", "none", *[NOT_APPLICABLE] * 5]
     assert f"no estimates: run `ibrepro analyze {cell}`" in text
     assert not estimates_path(cell).exists()  # the report writes no estimates
 
@@ -172,5 +187,25 @@ def test_only_per_layer_binning_is_judged_on_that_group(experiment, tmp_path):
     analyze_path(cell, ["binning-layer"], progress=False)
     text = write_report(cell).markdown.read_text()
     (row,) = table_rows(text, "| cell | estimate group | claim i |")
-    assert row[1] == "binning-layer_n30_layer (drawn labels)"
-    assert "its own partition (binning-layer)" in text
+    assert row[1] == "binning-layer_n30_layer_intervals (drawn labels)"
+    # deterministic labels: self-consistency is not applicable, so no partition is named
+    assert "self-consistency is not applicable" in text and "Self-consistency (SC) on" not in text
+
+
+def test_caveats_stand_beside_their_numbers(experiment, report):
+    """A layer whose I(T;Y) breaks an inequality gets ⚠ beside that number and the reason
+    under the table; a clean layer gets neither."""
+    from ibrepro.report.sections import cell_section as render_cell
+
+    directory, _ = experiment
+    doc = documents(directory)["hidden-6x4"]
+    group = doc["groups"]["binning_n30_lo-1_hi1"]
+    for layer in group["layers"]:
+        layer["caveats"] = []
+    reason = "I(T;Y) ends 0.2 bits above layer 1's: a deeper layer cannot carry more"
+    group["layers"][1]["caveats"] = [{"quantity": "ity", "kind": "depth", "text": reason}]
+    text = to_markdown(render_cell(doc, [], "figures"))
+    rows = table_rows(text, "| layer | final I(X;T) |")
+    assert rows[1][2].endswith(" ⚠") and not rows[1][1].endswith(" ⚠")
+    assert not any(cell.endswith(" ⚠") for row in (rows[0], rows[2]) for cell in row)
+    assert f"layer 2: {reason}" in text

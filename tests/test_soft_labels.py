@@ -18,7 +18,7 @@ from ibrepro.analysis.estimators.kde import kde_reference
 from ibrepro.analysis.request import parse_request
 from ibrepro.errors import UserError
 from ibrepro.ib.curve import ib_point
-from ibrepro.ib.selfconsistency import symbols_to_encoder
+from ibrepro.ib.fixedpoint import symbols_to_encoder
 
 N = 80
 

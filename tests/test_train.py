@@ -9,6 +9,8 @@ import pytest
 from helpers import tiny_config
 from typer.testing import CliRunner
 
+from ibrepro.analysis.analyze import analyze_path
+from ibrepro.claims.judge import judge_path
 from ibrepro.cli import app
 from ibrepro.data import prepare
 from ibrepro.errors import UserError
@@ -137,6 +139,32 @@ def test_changed_config_is_refused_unless_forced(tmp_path):
         train_cell("cell", changed, path)
     assert path.read_bytes() == before
     assert train_cell("cell", changed, path, force=True) == "trained"
+
+
+def test_forced_start_over_sets_the_old_results_aside(tmp_path):
+    """train, analyze, claims, then train --force with another config: no estimates or claims
+    of the old run stay beside the new run file; they are kept as <name>.old-<old run id>."""
+    path = tmp_path / "cell.h5"
+    train_cell("cell", tiny_config(), path)
+    analyze_path(path, ["binning"], progress=False)
+    judge_path(path)
+    with h5py.File(path, "r") as run:
+        old_id = run.attrs["run_id"]
+    old_estimates = (tmp_path / "cell.mi.h5").read_bytes()
+    notes = []
+    assert train_cell("cell", tiny_config("train.epochs=13"), path, force=True, say=notes.append) == "trained"
+    assert not (tmp_path / "cell.mi.h5").exists() and not (tmp_path / "cell.claims.json").exists()
+    assert (tmp_path / f"cell.mi.h5.old-{old_id}").read_bytes() == old_estimates
+    assert (tmp_path / f"cell.claims.json.old-{old_id}").exists()
+    assert notes == [f"cell.h5: a new run; the previous run's results set aside as cell.mi.h5.old-{old_id}, "
+                     f"cell.claims.json.old-{old_id}"]
+    analyze_path(path, ["binning"], progress=False)  # the new estimates are the new run's
+    with h5py.File(path, "r") as run, h5py.File(tmp_path / "cell.mi.h5", "r") as estimates:
+        new_id = run.attrs["run_id"]
+        assert new_id != old_id and all(g.attrs["run_id"] == new_id for g in estimates.values())
+    # a resumed or finished cell keeps its results
+    assert train_cell("cell", tiny_config("train.epochs=13"), path) == "skipped"
+    assert (tmp_path / "cell.mi.h5").exists()
 
 
 def test_full_training_set_gives_nan_test_metrics(tmp_path):

@@ -2,38 +2,24 @@
 
 `activation_layers(run)` returns, per layer in order, an array-like of shape (S, E, N, w):
 the stored `activations/<k>` dataset when the file has one, else a `RecomputedLayer` that
-recomputes the layer from `params/` with the training code's model, compiled, batched over
-seed-epochs in fixed-size batches (one program per layer, bounded memory), on JAX's default
-device. Recomputed values equal the stored ones bit for bit on the same machine. Both kinds
+recomputes the layer from `params/` on JAX's default device with the function training
+records activations with (`ibrepro.train.recorded.layer_outputs`: one compiled program, each
+seed-epoch computed alone). Recomputed values equal the stored ones bit for bit on the same
+machine, and a seed-epoch's values do not depend on the block it is recomputed in. Both kinds
 support `layer[seeds, epochs]` with ints or slices on the first two axes, and h5py's
 `read_direct(out, source_sel, dest_sel)`.
 """
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import h5py
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.errors import UserError
+from ibrepro.train.recorded import layer_outputs
 from ibrepro.train.runfile import check_structure, layer_widths, n_classes, run_config
-
-BATCH_ELEMENTS = 1 << 22  # floats of one compiled batch's output (16 MB as float32)
-
-
-@functools.lru_cache(maxsize=64)
-def _forward(model, layers: tuple[int, ...], dtype: str, batch: int):
-    """Compiled: params batched (B, ...) and inputs (N, d) -> those layers' outputs, each (B, N, w)."""
-
-    def one(params, x):
-        outputs, _ = model.apply({"params": params}, x)
-        return [outputs[k].astype(dtype) for k in layers]
-
-    return jax.jit(jax.vmap(one, in_axes=(0, None)))
 
 
 def _as_range(index, size: int) -> tuple[range, bool]:
@@ -84,39 +70,20 @@ def recompute(run: h5py.File, model, x_eval: np.ndarray, dtype: np.dtype, layers
               s0: int, s1: int, e0: int, e1: int, on_device: bool = False) -> list:
     """Outputs (s1-s0, e1-e0, N, w) of `layers` for seeds s0:s1 x epochs e0:e1, from params/.
 
-    Runs in batches of a power of two seed-epochs (few compiled programs; memory bounded by
-    BATCH_ELEMENTS per output layer), the last one padded by repeating its last row. With
-    `on_device` the outputs stay where they were computed (jax arrays), else numpy arrays
-    (read-only views of the computed outputs when one batch covers the range).
+    Computed by `ibrepro.train.recorded.layer_outputs`, the function training records with:
+    the same compiled program, each seed-epoch alone, so a seed-epoch's values do not depend
+    on the range asked for. With `on_device` the outputs stay where they were computed (jax
+    arrays), else numpy arrays.
     """
     modules = [str(run[f"params/{k}"].attrs["module"]) for k in range(len(run["params"]))]
-    widths = [run[f"params/{k}/bias"].shape[-1] for k in range(max(layers) + 1)]
-    n, count = x_eval.shape[0], (s1 - s0) * (e1 - e0)
-    parts = []  # per batch, every layer's outputs
-    if count:
-        tree = {}
-        for k, module in enumerate(modules):
-            group = run[f"params/{k}"]
-            tree[module] = {leaf: np.asarray(group[leaf][s0:s1, e0:e1], np.float32).reshape(
-                count, *group[leaf].shape[2:]) for leaf in group}
-        cap = 1 << max(0, (BATCH_ELEMENTS // (n * max(widths))).bit_length() - 1)
-        lo = 0
-        while lo < count:
-            batch = min(cap, 1 << (count - lo - 1).bit_length())  # the tail: the next power of two
-            hi = min(lo + batch, count)
-            take = np.minimum(np.arange(lo, lo + batch), hi - 1)
-            forward = _forward(model, tuple(layers), np.dtype(dtype).name, batch)
-            outputs = forward(jax.tree.map(lambda a, take=take: a[take], tree), x_eval)
-            # numpy views of the outputs where they are host memory: no copy until joined
-            parts.append([part[: hi - lo] if on_device else np.asarray(part)[: hi - lo] for part in outputs])
-            lo = hi
-    if not parts:
-        outs = [np.empty((0, n, widths[k]), dtype) for k in layers]
-    elif len(parts) == 1:
-        outs = parts[0]
-    else:
-        outs = [(jnp if on_device else np).concatenate(layer) for layer in zip(*parts)]
-    return [out.reshape(s1 - s0, e1 - e0, *out.shape[1:]) for out in outs]
+    count = (s1 - s0) * (e1 - e0)
+    tree = {}
+    for k, module in enumerate(modules):
+        group = run[f"params/{k}"]
+        tree[module] = {leaf: np.asarray(group[leaf][s0:s1, e0:e1], np.float32).reshape(count, *group[leaf].shape[2:])
+                        for leaf in group}
+    outputs = layer_outputs(model, tree, x_eval, np.dtype(dtype).name, on_device)
+    return [outputs[k].reshape(s1 - s0, e1 - e0, *outputs[k].shape[1:]) for k in layers]
 
 
 def activation_layers(run: h5py.File) -> list:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ibrepro.analysis.activations import activation_layers
 from ibrepro.errors import UserError
-from ibrepro.train.runfile import complete_epochs, open_run, run_config, run_status
+from ibrepro.train.runfile import complete_epochs, hdf5_reason, open_run, run_config, run_labels, run_status
 
 RUN_SUFFIX = ".h5"
 ESTIMATES_SUFFIX = ".mi.h5"
@@ -96,23 +96,34 @@ def read_cell(path: Path) -> Cell:
             n_epochs = complete_epochs(run)
             epochs = np.asarray(run["epochs"][:n_epochs])
             x = run["data/x"][()]
-            y = run["data/y"][()]
+            y = run_labels(run)
             p_y1 = run["data/p_y1"][()] if "data/p_y1" in run else None
             layers = _layers(run)
         except (KeyError, OSError, ValueError, TypeError) as exc:
-            raise UserError(f"{path} is not a usable run file ({exc.__class__.__name__}: {exc})") from None
-    if not isinstance(config, dict):
-        raise UserError(f"{path} is not a usable run file (its config is not a table)")
+            raise UserError(f"{path} is not a usable run file ({hdf5_reason(exc)}); "
+                            "train the cell again") from None
     names = tuple(layers)
     shapes = tuple(shape for shape, _, _ in layers.values())
     bad = [s for s in shapes if len(s) != 4 or s[0] != shapes[0][0] or s[0] < 1 or s[2] != y.shape[0]
            or s[1] < n_epochs]
     if bad or y.ndim != 1 or (p_y1 is not None and p_y1.shape != y.shape):
         raise UserError(f"{path}: layers of shapes {shapes} do not match {y.shape[0]} labels and {n_epochs} epochs")
+    _check_epochs(path, epochs)
+    if shapes:  # keys a hand-made or damaged config lacks, from the arrays that hold them
+        config.setdefault("model", {}).setdefault("hidden", [s[3] for s in shapes[:-1]])
+        config.setdefault("train", {}).setdefault("seeds", shapes[0][0])
     dtype = next(iter(layers.values()))[2] if layers else np.dtype(np.float32)
     return Cell(path, config, status, run_id, epochs, np.asarray(x), np.asarray(y), names, shapes,
                 tuple(chunks for _, chunks, _ in layers.values()),
                 dtype if dtype.kind == "f" else np.dtype(np.float64), p_y1)
+
+
+def _check_epochs(path: Path, epochs: np.ndarray) -> None:
+    """UserError naming the file when its logged epochs cannot be right."""
+    if epochs.ndim != 1 or epochs.dtype.kind not in "iu" or (epochs.size and epochs[0] < 0) \
+            or (np.diff(epochs) <= 0).any():
+        raise UserError(f"{path}: its logged epochs are not increasing non-negative integers; "
+                        "the file is damaged (train the cell again)")
 
 
 def _layers(run) -> dict[str, tuple[tuple[int, ...], tuple[int, ...] | None, np.dtype]]:

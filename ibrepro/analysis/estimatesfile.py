@@ -2,7 +2,8 @@
 
 One group per estimator setting: `ixt`, `ity` (S, E, L) in bits, `epochs` (E,), `seeds` (S,),
 attrs `estimator`, the parameters by name and provenance; the `ib-bound` group holds the IB
-curve (`beta`, `ixt`, `ity`).
+curve (`beta`, `ixt`, `ity`). Each group also carries netCDF-4 dimension scales (`seed`,
+`epoch`, `layer`; `point` on the curve), so xarray with h5netcdf opens the file on its own.
 
 Writes are atomic and checked at every point. Each write builds the whole new file in memory
 (the old groups copied, the new ones added), writes it beside the old one, fsyncs it, reads it
@@ -28,8 +29,10 @@ import numpy as np
 
 from ibrepro.analysis.estimators import REGISTRY
 from ibrepro.analysis.request import COMMON_PARAMS
+from ibrepro.dimscales import drop_scale_links, label_estimate_group
 from ibrepro.durable import failure_reason, write_atomically
 from ibrepro.errors import UserError
+from ibrepro.train.runfile import hdf5_reason, in_use_message, is_lock_error
 
 IB_BOUND = "ib-bound"
 PROVENANCE_ATTRS = ("ibrepro_version", "run_status", "source", "run_id", "labels")
@@ -112,24 +115,32 @@ def _image(path: Path, groups: Groups) -> bytes:
             group = new.create_group(name)
             for key, value in datasets.items():
                 group.create_dataset(key, data=value)
+            label_estimate_group(group)
             group.attrs.update(attrs)
     return buffer.getvalue()
 
 
 def _copy_kept(old: h5py.File, new: h5py.File, skip: set[str]) -> None:
-    """Copy every group of `old` not in `skip`, as it is."""
+    """Copy every group of `old` not in `skip`, as it is (its dimension scales attached again)."""
     for name, group in old.items():
         if name not in skip:
             old.copy(group, new, name=name)
+            _relabel(new[name])
+
+
+def _relabel(group: h5py.Group) -> None:
+    """Dimension scales again on a group copied from the old file (older files get them here)."""
+    drop_scale_links(group)
+    label_estimate_group(group)
 
 
 def _open(path: Path) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except OSError as exc:
-        if "lock" in str(exc).lower():
-            raise UserError(f"{path} is in use by another process (HDF5 file lock)") from None
-        raise UserError(f"{path} is not a readable HDF5 file ({exc.__class__.__name__}); "
+        if is_lock_error(exc):
+            raise UserError(in_use_message(path)) from None
+        raise UserError(f"{path} is not a readable HDF5 file ({hdf5_reason(exc)}); "
                         f"move it away to recompute its estimates") from None
 
 
@@ -169,6 +180,9 @@ def _read_estimate(name: str, group: h5py.Group, attrs: dict) -> tuple[Estimate 
     if not (np.isfinite(ixt) & np.isfinite(ity)).any():
         return None, "has no finite estimates"
     seeds = np.asarray(group["seeds"][:]) if "seeds" in group else None
+    if seeds is not None and (seeds.shape != ixt.shape[:1] or seeds.dtype.kind not in "iu"
+                              or (seeds.size and seeds.min() < 0) or np.unique(seeds).size != seeds.size):
+        return None, f"has seeds {seeds.tolist()[:8]} that are not {ixt.shape[0]} distinct run seed indices"
     extras = {key: np.asarray(group[key], float)[:, : epochs.size] for key in group
               if key not in ("ixt", "ity", "epochs", "seeds") and group[key].shape == group["ixt"].shape}
     return Estimate(group=name, estimator=str(kind), params=_settings(str(kind), attrs), attrs=attrs,
@@ -187,7 +201,8 @@ def _read_bound(group: h5py.Group) -> IBBound | None:
 
 
 def _settings(kind: str, attrs: dict) -> dict:
-    """The attrs that define an estimate: the estimator's parameters, the KDE bound, and
+    """The attrs that define an estimate: the estimator's parameters (a parameter added since
+    the group was written at its `Param.legacy` value), the KDE bound, and
     the options `every`/`seeds` (thinning) and `labels` (soft) when not at their defaults
     (provenance attrs left out)."""
     common = {p.name: p.default for p in COMMON_PARAMS}
@@ -195,9 +210,11 @@ def _settings(kind: str, attrs: dict) -> dict:
     names = ([p.name for p in known.params if p.in_name] + ["bound"] if known
              else [n for n in attrs if n not in PROVENANCE_ATTRS and n not in common and n != "estimator"])
     settings = {n: attrs[n] for n in names if n in attrs}
-    if known:  # older groups hold some parameters under a former name
+    if known:  # older groups hold some parameters under a former name, or lack newer ones
         settings |= {p.name: attrs[a] for p in known.params if p.in_name for a in p.aliases
                      if a in attrs and p.name not in attrs}
+        settings |= {p.name: p.legacy for p in known.params if p.in_name and p.legacy is not None
+                     and p.name not in settings}
     settings.update({n: attrs[n] for n, default in common.items() if n in attrs and attrs[n] != default})
     return settings
 

@@ -19,6 +19,7 @@ import numpy as np
 from ibrepro.analysis import estimators
 from ibrepro.analysis.cell import Cell
 from ibrepro.analysis.estimators.base import Estimator, Labels, Param, Value
+from ibrepro.config import split_setting
 from ibrepro.data.labels import label_distribution
 from ibrepro.errors import UserError
 
@@ -45,13 +46,7 @@ class Request:
 
 def pairs_to_settings(items: Sequence[str]) -> dict[str, str]:
     """{key: value} from "key=value" strings (the last of repeated keys wins)."""
-    settings = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set wants key=value, got {item!r}")
-        settings[key.strip()] = value.strip()
-    return settings
+    return dict(split_setting(item) for item in items)
 
 
 def parse_request(names: Sequence[str], settings: Mapping[str, str]) -> Request:

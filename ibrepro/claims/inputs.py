@@ -1,7 +1,7 @@
 """Everything the claims stage reads: a cell's run file and estimate groups (read-only).
 
 The one place where the claims stage reads files: the cell and its estimates through
-`ibrepro.report.plots.load` (which reads `ibrepro.analysis.estimatesfile`), and activations
+`ibrepro.analysis.results` (which reads `ibrepro.analysis.estimatesfile`), and activations
 through the one activation reader (stored, or recomputed from `params/`) for the
 self-consistency measures.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ibrepro.analysis.activations import activation_layers, block_layers
+from ibrepro.analysis.results import CellResults, load_cell
 from ibrepro.errors import UserError
-from ibrepro.report.plots.load import CellResults, load_cell
 from ibrepro.train.runfile import complete_epochs, diverged_epochs, divergence_note, open_run
 
 
@@ -42,6 +42,11 @@ def load_groups(path: Path, estimators: tuple[str, ...] = ()) -> tuple[CellResul
         raise UserError(f"{path} has no complete snapshot yet")
     chosen = [e for e in cell.estimates
               if not estimators or e.estimator in estimators or e.group in estimators]
+    beyond = next((e for e in chosen if e.seeds is not None and e.seeds.size and e.seeds.max() >= cell.run.n_seeds),
+                  None)
+    if beyond is not None:
+        raise UserError(f"{cell.run.estimates_path}: group {beyond.group!r} names run seed {int(beyond.seeds.max())}, "
+                        f"the run has {cell.run.n_seeds} seeds; the file is damaged (move it away and analyze again)")
     groups = [Group(e.group, e.estimator, dict(e.params), str(e.attrs.get("labels", "drawn")),
                     np.arange(e.ixt.shape[0]) if e.seeds is None else e.seeds, e.epochs, e.ixt, e.ity)
               for e in chosen]

@@ -3,9 +3,9 @@
 `claims.json` (DESIGN §7).
 
 Per estimate group: claims i (compression), ii (onset at the drift->diffusion transition),
-iii (IB bound, on soft-label groups when labels are noisy, and self-consistency on the group's
-own partition) and v (late
-fall of I(T;Y) with little data), each with its measured numbers (95 % bootstrap intervals over
+iii (IB bound, on soft-label groups when labels are noisy; with noisy labels also the
+beta -> inf self-consistency on the group's own partition) and v (late fall of I(T;Y) with
+little data), each with its measured numbers (95 % bootstrap intervals over
 seeds), rule, thresholds, verdict and reason, and a per-layer table. A run whose training did
 not fit (final train accuracy near chance, or a diverged loss) gets "not applicable" throughout.
 """
@@ -20,19 +20,18 @@ import numpy as np
 import ibrepro
 from ibrepro import config as cfg
 from ibrepro.analysis.cell import estimates_path, find_cells
-from ibrepro.claims import claimsfile, phases
+from ibrepro.analysis.results import CellResults
+from ibrepro.claims import caveats, claimsfile, marks, phases
 from ibrepro.claims import rules as claim_rules
 from ibrepro.claims.inputs import Group, final_activations, global_ranges, load_groups
 from ibrepro.claims.rules import Rules
 from ibrepro.claims.selfconsistency import layer_measures, partition_of
 from ibrepro.claims.verdicts import NOT_APPLICABLE, interval, training_fit
+from ibrepro.data.labels import is_deterministic
 from ibrepro.ib.bound import data_distribution
-from ibrepro.report.plots.load import CellResults
-
-DEPTH_LAYERS = "the last hidden layer and the output (the later of the two)"
 
 
-def claims_path(path: str | Path, estimators: tuple[str, ...] = (), rules: Rules = Rules()) -> list[Path]:
+def judge_path(path: str | Path, estimators: tuple[str, ...] = (), rules: Rules = Rules()) -> list[Path]:
     """Judge a cell file or every cell of an experiment directory; returns the files written.
 
     A directory also gets `claims.json` (claim iv across cells of different depth)."""
@@ -55,25 +54,29 @@ def judge_cell(cell: CellResults, groups: list[Group], rules: Rules, depth_sweep
     fit = training_fit(cell.metrics.get("train_acc"), cell.metrics.get("train_loss"),
                        float(np.bincount(y).max() / y.size), rules.fit_margin)
     drift, why_no_drift = _drift(cell)
-    acts = final_activations(cell.path, np.arange(_n_seeds(cell))) if groups else None
-    binning = next((g.params for g in groups if g.estimator == "binning"), None)
     p_x, p_y_given_x = data_distribution(config, y)
+    deterministic = is_deterministic(p_y_given_x)  # then self-consistency is not applicable
+    acts = final_activations(cell.path, np.arange(_n_seeds(cell))) if groups and not deterministic else None
+    binning = next((g.params for g in groups if g.estimator == "binning"), None)
     out_groups = {}
     for group in groups:
         partition = partition_of(group.estimator, group.params, binning)
         measures = None
-        if acts is not None:
+        if acts is not None and group.labels == "soft":  # noisy labels: only soft groups are judged
             span = (global_ranges(cell.path, group.seeds)
                     if group.params.get("range") == "global" else None)
             measures = layer_measures([a[group.seeds] for a in acts], partition, p_x,
                                       p_y_given_x, span)
         bound_gap = _bound_gap(cell, group, groups)
-        claims = _group_claims(cell, group, rules, drift, why_no_drift, measures, bound_gap, depth_sweep)
+        claims = _group_claims(cell, group, rules, drift, why_no_drift, measures, bound_gap, depth_sweep,
+                               deterministic)
         if fit:
             claims = {c: {**v, "verdict": NOT_APPLICABLE, "reason": fit} for c, v in claims.items()}
         out_groups[group.name] = {
             "estimator": group.estimator, "params": group.params, "labels": group.labels,
             "seeds": group.seeds, "partition": partition.description,
+            "coverage": cell.coverage(group.epochs) or "complete",
+            "last_epoch": int(group.epochs[-1]),
             "claims": claims,
             "layers": _layer_table(group, n_hidden, drift, measures, bound_gap[0], cell, rules),
         }
@@ -82,6 +85,7 @@ def judge_cell(cell: CellResults, groups: list[Group], rules: Rules, depth_sweep
         "cell": cell.name, "status": cell.status, "ibrepro_version": ibrepro.__version__,
         "config": config, "rules": rules.as_dict(), "n_seeds": _n_seeds(cell),
         "logged_epochs": [int(cell.epochs[0]), int(cell.epochs[-1]), int(cell.epochs.size)],
+        "coverage": cell.coverage() or "complete", "final_epoch": cell.final_epoch,
         "fit": fit, "gradients": why_no_drift or "ok", "groups": out_groups,
         "notes": ([f"no estimates: run `ibrepro analyze {cell.path}`"] if not groups else [])
         + list(cell.notes),
@@ -89,18 +93,18 @@ def judge_cell(cell: CellResults, groups: list[Group], rules: Rules, depth_sweep
 
 
 def _group_claims(cell, group: Group, rules: Rules, drift, why_no_drift, measures,
-                  bound_gap: tuple[np.ndarray | None, str], depth_sweep: bool) -> dict:
+                  bound_gap: tuple[np.ndarray | None, str], depth_sweep: bool, deterministic: bool) -> dict:
     n_hidden = len(cell.config["model"]["hidden"])
     ixt_hidden = group.ixt[:, :, :n_hidden]
     drift_g = None if drift is None else drift[group.seeds][:, :n_hidden]
     gap, why_gap = bound_gap
-    residual = None if measures is None else measures.residual
+    excess = None if measures is None else measures.excess(rules.sc_room)
     deep = phases.deep_layers(n_hidden)
     claims = {
         "i": claim_rules.compression(group.epochs, ixt_hidden, np.log2(cell.n_inputs), rules),
         "ii": claim_rules.coincidence(group.epochs, ixt_hidden, drift_g, why_no_drift, rules),
-        "iii": claim_rules.bound(gap, residual, why_gap, rules),
-        "iv": claim_rules.depth({}, DEPTH_LAYERS, rules),
+        "iii": claim_rules.bound(gap, why_gap, excess, group.labels, deterministic, rules),
+        "iv": claim_rules.depth({}, marks.DEPTH_LAYERS, rules),
         "v": claim_rules.small_data(group.epochs, group.ity[:, :, deep] if deep else None,
                                     cell.config["train"]["train_fraction"], rules),
     }
@@ -131,29 +135,28 @@ def _bound_gap(cell: CellResults, group: Group, groups: list[Group]) -> tuple[np
 
 def _layer_table(group: Group, n_hidden: int, drift, measures, gap: np.ndarray | None,
                  cell: CellResults, rules: Rules) -> list[dict]:
-    """Per layer: the numbers behind the claims, each [value, lo, hi] over seeds."""
-    epochs, n_layers = group.epochs, group.ixt.shape[2]
-    compress = phases.fall(epochs, group.ixt, rules.min_fall_bits, rules.noise_z)
-    onset = np.where(compress.counts, epochs[compress.peak_index], np.nan)
-    share = phases.compression_share(epochs, group.ixt, rules.min_fall_bits, rules.noise_z)
-    late = phases.fall(epochs, group.ity, rules.late_drop_bits, rules.noise_z)
+    """Per layer: the numbers behind the claims (`marks.layer_numbers`, which the figures
+    mark too), each [value, lo, hi] over seeds; `final_*` are at the group's last epoch."""
+    n_layers = group.ixt.shape[2]
     ceiling = phases.at_ceiling(group.ixt, np.log2(cell.n_inputs), rules.ceiling_bits)
     deep = phases.deep_layers(n_hidden)
+    seed_mean_drift = None if drift is None else marks.seed_mean_transition(cell.epochs, cell.gradients)
+    breaks = caveats.estimate_caveats(group.estimator, group.epochs, group.ixt, group.ity, cell.label_entropy)
     rows = []
-    for k in range(n_layers):
+    for k, numbers in enumerate(marks.layer_numbers(group.epochs, group.ixt, group.ity, rules)):
         row = {"layer": "output" if k == n_layers - 1 else f"layer {k + 1}", "deep": k in deep,
                "at_ceiling": bool(ceiling[k]),
                "final_ixt": interval(group.ixt[:, -1, k]), "final_ity": interval(group.ity[:, -1, k]),
-               "onset_epoch": interval(_log_epochs(onset[:, k]), _geo),
-               "compression_share": interval(share[:, k]), "ixt_fall": interval(compress.fall[:, k]),
-               "ity_late_fall": interval(late.fall[:, k])}
+               **numbers, "caveats": [{"quantity": c.quantity, "kind": c.kind, "text": c.text}
+                                        for c in breaks if c.layer == k]}
         if drift is not None:
-            row["drift_epoch"] = interval(_log_epochs(drift[group.seeds, k]), _geo)
+            row["drift_epoch"] = marks.epoch_interval(drift[group.seeds, k])
+            row["drift_epoch_seed_mean"] = _finite_or_none(seed_mean_drift[k])
         if gap is not None:
             row["gap_to_bound"] = interval(gap[:, k])
         if measures is not None:
-            row["sc_residual"] = interval(measures.residual[:, k])
-            row["sc_beta"] = interval(np.log10(measures.beta[:, k]), _geo)
+            row["sc_share"] = interval(measures.share[:, k])
+            row["sc_excess"] = interval(measures.excess(rules.sc_room)[:, k])
         rows.append(row)
     return rows
 
@@ -176,16 +179,13 @@ def judge_depth(cells: list[tuple[CellResults, list[Group]]], rules: Rules) -> d
                 if group is None:
                     continue
                 n_hidden = len(cell.config["model"]["hidden"])
-                reached = phases.epochs_to_compressed(
-                    group.epochs, group.ixt[:, :, [n_hidden - 1, n_hidden]],
-                    rules.compressed_fraction, rules.min_fall_bits, rules.noise_z)
-                per_depth[n_hidden] = np.where(np.isnan(reached).any(axis=1), np.nan, reached.max(axis=1))
+                per_depth[n_hidden] = marks.depth_epochs(group.epochs, group.ixt, n_hidden, rules)
                 used.append(cell.name)
                 sample = group
             key = name if len(families) == 1 else f"{name} ({label})"
             out[key] = {"group": name, "estimator": sample.estimator, "params": sample.params,
                         "labels": sample.labels, "cells": used, "family": label,
-                        "claims": {"iv": claim_rules.depth(per_depth, DEPTH_LAYERS, rules).to_json()}}
+                        "claims": {"iv": claim_rules.depth(per_depth, marks.DEPTH_LAYERS, rules).to_json()}}
     return {"schema": claimsfile.SCHEMA, "run": None, "run_id": None,
             "ibrepro_version": ibrepro.__version__, "rules": rules.as_dict(), "groups": out}
 
@@ -201,8 +201,7 @@ def _drift(cell: CellResults) -> tuple[np.ndarray | None, str]:
     if not phases.snr_defined(cell.gradients["std_norm"][:, 1:]):
         return None, ("gradient SNR undefined: one minibatch per epoch (full-batch gradient "
                       "descent), so the gradient std is 0")
-    return phases.drift_diffusion_epoch(cell.epochs, cell.gradients["mean_norm"],
-                                        cell.gradients["std_norm"]), ""
+    return marks.seed_transitions(cell.epochs, cell.gradients), ""
 
 
 def _has_depth_sweep(cells: list[CellResults]) -> bool:
@@ -229,9 +228,8 @@ def _geo(log_values: np.ndarray) -> np.ndarray:
     return 10.0 ** np.mean(log_values, axis=-1)
 
 
-def _log_epochs(epochs: np.ndarray) -> np.ndarray:
-    """log10 of epochs for geometric means, epoch 0 counted as 1 (NaN stays NaN)."""
-    return np.log10(np.maximum(np.asarray(epochs, float), 1.0))
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def _n_seeds(cell: CellResults) -> int:

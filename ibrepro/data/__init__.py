@@ -8,6 +8,7 @@ import numpy as np
 
 from ibrepro.data.tishby12 import N_PATTERNS, tishby12_inputs, tishby12_labels
 from ibrepro.errors import UserError
+from ibrepro.footprint import DATASET_SHAPES
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def _images(config: dict) -> CellArrays:
                       splits.astype(np.int32), mask, 10, pool_is_eval=False)
 
 
-TRAIN_POOL_SIZES = {"tishby12": N_PATTERNS, "mnist": 60000, "fashion-mnist": 60000}
+TRAIN_POOL_SIZES = {name: shape.pool for name, shape in DATASET_SHAPES.items()}
 
 
 def training_rows(config: dict) -> int:

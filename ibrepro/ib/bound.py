@@ -10,7 +10,9 @@ The curve depends only on the data distribution p(x, y) the information plane is
   `data/y` (a deterministic function of the row), so the curve is min(I(X;T), H(Y)) with H(Y)
   the entropy of the evaluation labels. It is computed through the same `ib.ib_curve`.
 
-The curve is written as group `ib-bound` of `<cell>.mi.h5` (attr `estimator` = "ib-bound"):
+The curve is written as group `ib-bound` of `<cell>.mi.h5` (attr `estimator` = "ib-bound";
+tishby12: `gamma`, `theta` say where p(y|x) came from; no `labels` attr, a name kept for
+estimate groups):
 datasets `beta`, `ixt`, `ity` (bits), one point per beta, sorted by I(X;T). It runs on from the
 end point of `ib_curve` flat to I(X;T) = H(X) = log2 N (beta = inf there too: any refinement of
 the sufficient statistic keeps I(T;Y) = I(X;Y)), so a plot spans the whole I(X;T) axis. The run
@@ -30,7 +32,7 @@ from ibrepro.data.labels import label_distribution
 from ibrepro.data.tishby12 import N_PATTERNS
 from ibrepro.errors import UserError
 from ibrepro.ib.curve import IBCurve, ib_curve
-from ibrepro.train.runfile import open_run, run_config
+from ibrepro.train.runfile import open_run, run_config, run_labels
 
 GROUP = "ib-bound"
 ESTIMATOR = "ib-bound"
@@ -65,10 +67,7 @@ def bound_group(run_path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """Datasets and attrs of the `ib-bound` group for one run file."""
     with open_run(run_path) as run:
         config = run_config(run)
-        try:
-            y_eval = run["data/y"][()]
-        except KeyError:
-            raise UserError(f"{run_path} has no data/y labels") from None
+        y_eval = run_labels(run)
         run_id = run.attrs.get("run_id", "")
     p_x, p_y_given_x = data_distribution(config, y_eval)
     curve = bound_curve(p_x, p_y_given_x)
@@ -76,12 +75,8 @@ def bound_group(run_path: Path) -> tuple[dict[str, np.ndarray], dict]:
              "i_xy": float(curve.ity[-1]), "source": run_path.name,
              "run_id": run_id.decode() if isinstance(run_id, bytes) else str(run_id),
              "ibrepro_version": ibrepro.__version__}
-    if config["dataset"] == "tishby12":
-        gamma, theta = config["data"]["gamma"], config["data"]["theta"]
-        attrs.update(gamma=gamma, theta=theta,
-                     labels="deterministic rule" if gamma == 0 else "p(y=1|x) = sigmoid(gamma (f(x) - theta))")
-    else:
-        attrs["labels"] = "evaluation labels data/y (deterministic), X uniform over the evaluation rows"
+    if config["dataset"] == "tishby12":  # p(y|x): the rule (gamma = 0) or sigmoid(gamma (f(x) - theta))
+        attrs.update(gamma=config["data"]["gamma"], theta=config["data"]["theta"])
     return {"beta": curve.beta, "ixt": curve.ixt, "ity": curve.ity}, attrs
 
 

@@ -170,10 +170,12 @@ def decoder(p_x, p_y_given_x, encoder, p_t) -> np.ndarray:
 
 
 def kl_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """KL[p_i || q_j] in nats for all row pairs: (|P|, |Q|), inf where q_j misses p_i's support."""
+    """KL[p_i || q_j] in nats for all row pairs: (|P|, |Q|), inf where q_j misses p_i's support.
+
+    `q` may carry leading batch axes (..., |Q|, |Y|): the result is then (..., |P|, |Q|)."""
     log_q = np.log(np.where(q > 0, q, 1.0))
-    cross = p @ log_q.T
-    missing = (p > 0).astype(float) @ (q <= 0).T.astype(float) > 0
+    cross = np.swapaxes(log_q @ p.T, -1, -2)
+    missing = np.swapaxes((q <= 0).astype(float) @ (p > 0).T.astype(float), -1, -2) > 0
     neg_entropy = np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=1)
     return np.where(missing, np.inf, neg_entropy[:, None] - cross)
 

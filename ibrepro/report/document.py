@@ -14,6 +14,7 @@ from ibrepro.claims.verdicts import WORDS
 class Heading:
     level: int
     text: str
+    anchor: str = ""  # an id to link to with `[text](#anchor)` in a paragraph or table cell
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ def to_markdown(doc: list) -> str:
     lines: list[str] = []
     for block in doc:
         if isinstance(block, Heading):
+            if block.anchor:
+                lines += [f'<a id="{block.anchor}"></a>', ""]
             lines += ["#" * block.level + " " + block.text, ""]
         elif isinstance(block, Para):
             lines += [block.text, ""]
@@ -55,18 +58,20 @@ def to_html(doc: list, title: str) -> str:
     parts = []
     for block in doc:
         if isinstance(block, Heading):
-            parts.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
+            anchor = f' id="{html.escape(block.anchor)}"' if block.anchor else ""
+            parts.append(f"<h{block.level}{anchor}>{_inline(block.text)}</h{block.level}>")
         elif isinstance(block, Para):
             parts.append(f"<p>{_inline(block.text)}</p>")
         elif isinstance(block, Table):
             head = "".join(f"<th>{_inline(c)}</th>" for c in block.header)
             body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in block.rows)
-            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            parts.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
         else:
             src = html.escape(block.src)
             parts.append(f'<figure><a href="{src}"><img src="{src}" alt="{html.escape(block.caption)}"></a>'
                          f"<figcaption>{_inline(block.caption)}</figcaption></figure>")
     style_sheet = ("body{font-family:sans-serif;max-width:70em;margin:auto;padding:1em}"
+                   ".wide{overflow-x:auto;max-width:100%}"
                    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;"
                    "padding:.2em .5em;vertical-align:top}img{max-width:100%}"
                    ".supported{background:#d8f0d8}.not-supported{background:#f6d6d6}"
@@ -77,7 +82,8 @@ def to_html(doc: list, title: str) -> str:
 
 
 def _inline(text: str) -> str:
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    return re.sub(r"\[([^\]]+)\]\((#[\w.-]+)\)", r'<a href="\2">\1</a>', text)
 
 
 def _td(text: str) -> str:

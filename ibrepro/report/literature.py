@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
+from ibrepro.analysis.results import CellResults
 from ibrepro.report.document import Heading, Para, Table
-from ibrepro.report.plots.load import CellResults
 
 EXPECTED = {
     "tishby12-activation": (
@@ -25,8 +25,9 @@ EXPECTED = {
         "figure and the compression numbers of the two cells."),
     "tishby12-noisy-labels": (
         "With p(y=1|x) = σ(γ(f(x) − θ)) the IB bound is a true curve rather than "
-        "min(I(X;T), H(Y)), so claim iii (converged layers near the bound) can fail. The "
-        "estimates here use the drawn labels (soft-label estimates are not available yet)."),
+        "min(I(X;T), H(Y)), so claim iii (converged layers near the bound) can fail. It is "
+        "judged on soft-label estimates (I(T;Y) from p(y|x)), together with whether each "
+        "layer's inputs sit in their KL-closest cluster (the IB equations as β → ∞)."),
     "tishby12-noise-injected": (
         "Goldfeld et al. (ICML 2019) add Gaussian noise to every hidden layer so that I(X;T) is "
         "finite, and estimate it by sample propagation. Their public code (β = 0.005, one seed, "

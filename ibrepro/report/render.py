@@ -13,8 +13,9 @@ from pathlib import Path
 
 import ibrepro
 from ibrepro.analysis.cell import find_cells
+from ibrepro.analysis.results import load_cell
 from ibrepro.claims import claimsfile
-from ibrepro.claims.judge import claims_path, sources
+from ibrepro.claims.judge import judge_path, sources
 from ibrepro.claims.rules import Rules
 from ibrepro.durable import write_file
 from ibrepro.errors import UserError
@@ -22,7 +23,6 @@ from ibrepro.report import sections
 from ibrepro.report.document import Heading, Image, Para, to_html, to_markdown
 from ibrepro.report.literature import literature_section
 from ibrepro.report.plots import draw_figures, style
-from ibrepro.report.plots.load import load_cell
 
 
 @dataclass
@@ -36,16 +36,18 @@ class ReportResult:
     judged: list[Path] = field(default_factory=list)  # claims files (re)computed on the way
 
 
-def ensure_claims(path: Path, rules: Rules) -> tuple[list[dict], dict | None, list[Path]]:
+def ensure_claims(path: Path, rules: Rules, run_ids: dict[str, str] | None = None
+                  ) -> tuple[list[dict], dict | None, list[Path]]:
     """The claims documents of a cell or experiment (running the claims stage where they are
-    stale) and the experiment document (None for a single cell); plus the files rewritten."""
+    stale, or judged on another run than `run_ids` {run file name: run_id} names) and the
+    experiment document (None for a single cell); plus the files rewritten."""
     runs = find_cells(path)
     stale = any(claimsfile.is_stale(claimsfile.claims_path(run), sources(run), rules.as_dict())
-                for run in runs)
+                or _other_run(claimsfile.claims_path(run), (run_ids or {}).get(run.name)) for run in runs)
     experiment_file = path / claimsfile.EXPERIMENT_NAME if path.is_dir() else None
     if experiment_file is not None and not experiment_file.exists():
         stale = True
-    judged = claims_path(path, rules=rules) if stale else []
+    judged = judge_path(path, rules=rules) if stale else []
     documents = [claimsfile.read(claimsfile.claims_path(run)) for run in runs]
     experiment = claimsfile.read(experiment_file) if experiment_file is not None else None
     return documents, experiment, judged
@@ -68,12 +70,12 @@ def write_report(path: str | Path, estimator: str | None = None, out: str | Path
             raise UserError(f"output path {out_dir} exists and is not a directory")
     except OSError as exc:
         raise UserError(f"cannot use output path {out_dir}: {exc.strerror}") from None
-    documents, experiment, judged = ensure_claims(path, rules)
+    cells = [load_cell(run) for run in find_cells(path)]  # refuses estimates of another run
+    documents, experiment, judged = ensure_claims(path, rules, {c.path.name: c.run.run_id for c in cells})
     if estimator is not None:
         documents, experiment = _only(documents, experiment, estimator)
-    cells = [load_cell(run) for run in find_cells(path)]
     figures_dir = out_dir / "figures"
-    plotted = draw_figures(path, cells, out=figures_dir, estimator=estimator)
+    plotted = draw_figures(path, cells, out=figures_dir, estimator=estimator, rules=rules)
     captions = dict(plotted.captions)
     figures_rel = os.path.relpath(figures_dir, out_dir)
     doc: list = [Heading(1, f"ibrepro report: {path}"), Para(
@@ -101,6 +103,13 @@ def write_report(path: str | Path, estimator: str | None = None, out: str | Path
     write_file(md_path, to_markdown(doc).encode())
     write_file(html_path, to_html(doc, title=f"ibrepro report: {path.name}").encode())
     return ReportResult(md_path, html_path, figures_dir, list(plotted.skipped), judged)
+
+
+def _other_run(claims_file: Path, run_id: str | None) -> bool:
+    """Whether an existing claims file names a run_id other than RUN_ID (when both are known)."""
+    if not run_id or not claims_file.exists():
+        return False
+    return claimsfile.read(claims_file).get("run_id") not in (None, run_id)
 
 
 def _only(documents: list[dict], experiment: dict | None, name: str) -> tuple[list[dict], dict | None]:

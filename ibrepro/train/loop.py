@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-import re
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import jax
 import numpy as np
 import optax
@@ -25,6 +26,7 @@ from ibrepro.train.interrupt import Interrupted, StopRequest
 from ibrepro.train.lock import cell_lock
 from ibrepro.train.model import make_model
 from ibrepro.train.provenance import now, provenance
+from ibrepro.train.recorded import recorded_activations
 from ibrepro.train.resume import existing_status, resume_point
 from ibrepro.train.runfile import (
     GRADIENT_NAMES,
@@ -94,21 +96,6 @@ def storage_dtype(config: dict) -> str:
     return config["log"]["dtype"]
 
 
-CELL_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
-# file names are at most 255 bytes; the longest made from a cell name is <cell>.claims.json.tmp
-NAME_BYTES = 255 - len(".claims.json.tmp")
-
-
-def checked_name(name: str) -> str:
-    """An experiment or cell name that stays inside the output directory and leaves room for
-    the files named after it, or UserError."""
-    if not CELL_NAME.fullmatch(name):
-        raise UserError(f"name {name!r} is not usable as a file name "
-                        "(letters, digits, '_', '-', '.', not starting with '.')")
-    if len(name) > NAME_BYTES:
-        raise UserError(f"name {name[:40]}... is {len(name)} characters long; file names allow "
-                        f"{NAME_BYTES} (shorten the name or the sweep values in it)")
-    return name
 
 
 def train_cell(name: str, config: dict, path: Path, force: bool = False,
@@ -124,6 +111,7 @@ def train_cell(name: str, config: dict, path: Path, force: bool = False,
     with cell_lock(path):
         n_seeds = config["train"]["seeds"]
         devices = device_count_for(n_seeds)
+        previous = _run_id(path)  # before a start over (--force) removes the file
         status = existing_status(path, config, force, devices)
         if status == "complete":
             checkpoint.remove(checkpoint_path(path))
@@ -139,6 +127,10 @@ def train_cell(name: str, config: dict, path: Path, force: bool = False,
         schedule = logged_epochs(config["train"]["epochs"], config["log"]["snapshots"])
         if status is None:
             checkpoint.remove(checkpoint_path(path))
+            moved = set_aside_results(path, previous or time.strftime("%Y%m%dT%H%M%S"))
+            if moved:
+                say(f"{path.name}: a new run; the previous run's results set aside as "
+                    f"{', '.join(m.name for m in moved)}")
             RunWriter.create(path, config, __version__, provenance(),
                              {"x": arrays.x_eval, "y": arrays.y_eval, "train_mask": arrays.train_mask,
                               "p_y1": noisy_p_y1(config)},
@@ -153,11 +145,38 @@ def train_cell(name: str, config: dict, path: Path, force: bool = False,
                 outcome = "resumed"
             writer.truncate(start)
             _run_schedule(name, sharded, writer, state, shared, seeds, schedule, start, on_snapshot,
-                          config["log"]["activations"], config["log"]["checkpoint_seconds"], devices, stop)
+                          _recorder(trainer, arrays, config), config["log"]["checkpoint_seconds"], devices, stop)
             writer.finish(now())
         finally:
             writer.close()
     return outcome
+
+
+# what later stages write beside <cell>.h5: estimates (analyze, bound) and claims; they belong
+# to one run of the cell (analysis.cell.estimates_path, claims.claimsfile.claims_path)
+RESULT_SUFFIXES = (".mi.h5", ".claims.json")
+
+
+def set_aside_results(path: Path, tag: str) -> list[Path]:
+    """Move a cell's estimates and claims out of the way of a new run: `<name>.old-<tag>`
+    beside them (tag: the previous run's id). Returns the paths they were moved to."""
+    stem = path.name[: -len(path.suffix)]
+    moved = []
+    for suffix in RESULT_SUFFIXES:
+        result = path.with_name(stem + suffix)
+        if result.exists():
+            moved.append(result.replace(result.with_name(f"{result.name}.old-{tag}")))
+    return moved
+
+
+def _run_id(path: Path) -> str | None:
+    """The run id of an existing run file, None when there is none or it cannot be read."""
+    try:
+        with h5py.File(path, "r", locking=False) as run:
+            value = run.attrs.get("run_id")
+    except OSError:
+        return None
+    return None if value is None else (value.decode() if isinstance(value, bytes) else str(value))
 
 
 def _param_shapes(params) -> list[dict]:
@@ -166,8 +185,16 @@ def _param_shapes(params) -> list[dict]:
             for module, leaves in param_layers(params)]
 
 
+def _recorder(trainer: Trainer, arrays: CellArrays, config: dict):
+    """record(params, evaluated layers) -> the activations a snapshot stores, or None when
+    `log.activations` is off (`ibrepro.train.recorded.recorded_activations`)."""
+    if not config["log"]["activations"]:
+        return None
+    return functools.partial(recorded_activations, trainer.model, arrays.x_eval, storage_dtype(config))
+
+
 def _run_schedule(name, sharded, writer, state, shared, seeds, schedule, start, on_snapshot,
-                  store_activations, checkpoint_seconds, devices, stop):
+                  record, checkpoint_seconds, devices, stop):
     """Advance through the logged epochs from snapshot `start`, writing each snapshot.
 
     Each snapshot is written while the next one computes (JAX dispatches asynchronously);
@@ -182,10 +209,11 @@ def _run_schedule(name, sharded, writer, state, shared, seeds, schedule, start, 
         metrics = np.asarray(metrics)
         arrays = {f"metrics/{n}": metrics[:, j] for j, n in enumerate(METRIC_NAMES)}
         arrays.update({f"gradients/{n}": np.asarray(grads)[:, j] for j, n in enumerate(GRADIENT_NAMES)})
+        params = jax.tree.map(np.asarray, params)
         for k, (_, leaves) in enumerate(param_layers(params)):
-            arrays.update({f"params/{k}/{leaf}": np.asarray(v) for leaf, v in leaves.items()})
-        if store_activations:
-            arrays.update({f"activations/{k}": np.asarray(a) for k, a in enumerate(layers)})
+            arrays.update({f"params/{k}/{leaf}": v for leaf, v in leaves.items()})
+        if record is not None:
+            arrays.update({f"activations/{k}": a for k, a in enumerate(record(params, layers))})
         writer.append(index, arrays)
         if on_snapshot is not None:
             on_snapshot(Snapshot(name, epoch, int(schedule[-1]), _seed_mean(metrics[:, 0]),
@@ -225,12 +253,23 @@ def experiment_cells(config: dict, out_dir: Path) -> list[tuple[str, dict, Path]
 
     Names are checked so that no file lands outside `out_dir`.
     """
-    directory = Path(out_dir) / checked_name(config["name"])
+    directory = Path(out_dir) / cfg.checked_name(config["name"])
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create output directory {directory}: {exc.strerror}") from None
-    return [(name, cell_config, directory / f"{checked_name(name)}.h5") for name, cell_config in cfg.cells(config)]
+        raise UserError(f"cannot create output directory {directory}: {_blocking(directory) or exc.strerror}") from None
+    return [(name, cell_config, directory / f"{cfg.checked_name(name)}.h5") for name, cell_config in cfg.cells(config)]
+
+
+def _blocking(directory: Path) -> str:
+    """Why a directory cannot be made: a dangling symbolic link or a file on its path ("" if neither)."""
+    for part in reversed([directory, *directory.parents]):
+        if part.is_symlink() and not part.exists():
+            return (f"{part} is a symbolic link to {os.readlink(part)}, which does not exist; "
+                    "create that or use another --out")
+        if part.exists() and not part.is_dir():
+            return f"{part} is a file, not a directory; use another --out"
+    return ""
 
 
 def train_experiment(config: dict, out_dir: Path, force: bool = False,

@@ -32,7 +32,6 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "sign": q.sign,  # ±1, straight-through with a hard-tanh window (binary networks)
 }
 
-INITS = ("truncated_normal", "normal", "glorot_uniform")
 
 
 def kernel_init(name: str, scale: float = 1.0) -> nn.initializers.Initializer:

@@ -36,23 +36,29 @@ def _start_over(path: Path, force: bool, why: str) -> None:
 def existing_status(path: Path, config: dict, force: bool, device_count: int) -> str | None:
     """"complete" or "running" for a run file this config may continue, None when there is
     none (or it was removed under --force); UserError when it may not be touched."""
+    for taken in (path, checkpoint_path(path)):
+        if taken.is_dir():
+            raise UserError(f"{taken} is a directory, where the cell's {taken.suffix} file belongs; "
+                            "move it away or write elsewhere with --out")
     if not path.exists():
         return None
     check_not_open(path, exclusive=False)
     try:
         with h5py.File(path, "r", locking=False) as handle:
             schema = handle.attrs.get("schema")
-            if schema is None and "config" not in handle.attrs:
-                raise UserError(f"{path} exists and is not an ibrepro run file; move it away first")
-            stored = run_config(handle)
-            status = run_status(handle)
-            devices = int(handle.attrs.get("device_count", 0))
+            foreign = schema is None and "config" not in handle.attrs
+            if not foreign:
+                stored = run_config(handle)
+                status = run_status(handle)
+                devices = int(handle.attrs.get("device_count", 0))
     except OSError:
         _start_over(path, force, "exists but is not a readable HDF5 file")
         return None
-    except (KeyError, ValueError, TypeError):
+    except (UserError, KeyError, ValueError, TypeError):
         _start_over(path, force, "exists but its config cannot be read")
         return None
+    if foreign:
+        raise UserError(f"{path} exists and is not an ibrepro run file; move it away first")
     # the cell's own resolved config: the sweep table (which lists the other cells) is left out
     differing = [k for k in cfg.differing_keys(stored, config)
                  if k not in RESUME_IGNORED and k.split(".")[0] != "sweep"]

@@ -14,11 +14,13 @@ the count.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from ibrepro.config import stored_config
 from ibrepro.errors import UserError
 
 SCHEMA = "ibrepro-run/2"
@@ -35,9 +37,18 @@ def in_use_message(path: Path) -> str:
 
 
 def is_lock_error(exc: OSError) -> bool:
-    """True when HDF5 refused to open a file because another process holds its lock."""
-    text = str(exc).lower()
-    return "lock" in text and ("unable" in text or "resource temporarily" in text or "already" in text)
+    """True when HDF5 refused to open a file because another process holds its lock (not for
+    damage such as a truncated file, whose message holds "sblock")."""
+    return "unable to lock file" in str(exc).lower()
+
+
+def hdf5_reason(exc: BaseException) -> str:
+    """The first meaningful words of an HDF5 error, without addresses and offsets:
+    'truncated file', 'bad global heap collection signature', 'file signature not found'."""
+    lines = str(exc).strip().strip("'\"").splitlines()
+    inner = re.search(r"\(([^()]*)\)", lines[0]) if lines else None
+    reason = (inner.group(1) if inner else lines[0] if lines else "").split(":")[0].split(", ")[0]
+    return reason.strip(" '\"") or exc.__class__.__name__
 
 
 def open_run(path: str | Path) -> h5py.File:
@@ -54,8 +65,14 @@ def open_run(path: str | Path) -> h5py.File:
     except OSError as exc:
         if is_lock_error(exc):
             raise UserError(in_use_message(path)) from None
-        raise UserError(f"{path} is not a readable HDF5 file ({exc.__class__.__name__})") from None
-    check_schema(handle, path)
+        raise UserError(f"{path} is not a readable HDF5 file ({hdf5_reason(exc)}); "
+                        "train the cell again or move the file away") from None
+    try:
+        check_schema(handle, path)
+    except (OSError, KeyError) as exc:
+        handle.close()
+        raise UserError(f"{path}: its attrs cannot be read ({hdf5_reason(exc)}); the file is damaged "
+                        "(train the cell again)") from None
     return handle
 
 
@@ -72,8 +89,20 @@ def check_schema(handle: h5py.File, path: Path) -> str:
 
 
 def run_config(handle: h5py.File) -> dict:
-    """The resolved experiment config stored in a run file."""
-    return json.loads(handle.attrs["config"])
+    """The experiment config stored in a run file, with defaults for the keys it predates
+    (`ibrepro.config.stored_config`); UserError naming the file when it is damaged."""
+    source = handle.filename
+    try:
+        raw = json.loads(handle.attrs["config"])
+    except KeyError:
+        raise UserError(f"{source} has no config attr; the file is damaged (train the cell again)") from None
+    except OSError as exc:
+        raise UserError(f"{source}: its config attr cannot be read ({hdf5_reason(exc)}); the file is damaged "
+                        "(train the cell again)") from None
+    except (ValueError, TypeError):
+        raise UserError(f"{source}: its config attr is not valid JSON; the file is damaged "
+                        "(train the cell again)") from None
+    return stored_config(raw, source)
 
 
 def run_status(handle: h5py.File) -> str:
@@ -86,11 +115,29 @@ def run_status(handle: h5py.File) -> str:
     return value.decode("ascii") if isinstance(value, bytes) else str(value)
 
 
+def run_labels(handle: h5py.File) -> np.ndarray:
+    """The evaluation labels `data/y` (N,); UserError naming the file when they are missing
+    or not non-negative integers."""
+    if "data/y" not in handle:
+        raise UserError(f"{handle.filename} has no data/y labels; the file is damaged (train the cell again)")
+    y = np.asarray(handle["data/y"][()])
+    if y.ndim != 1 or y.dtype.kind not in "iu" or (y.size and y.min() < 0):
+        raise UserError(f"{handle.filename}: data/y holds labels that are not non-negative integers; "
+                        "the file is damaged (train the cell again)")
+    return y
+
+
 def complete_epochs(handle: h5py.File) -> int:
-    """How many logged epochs are fully written: slice every epoch axis to this length."""
-    if COMPLETE in handle:
-        return int(handle[COMPLETE][()])
-    return int(handle["epochs"].shape[0])
+    """How many logged epochs are fully written: slice every epoch axis to this length
+    (UserError naming the file when the count is outside the schedule)."""
+    total = int(handle["epochs"].shape[0])
+    if COMPLETE not in handle:
+        return total
+    count = handle[COMPLETE][()]
+    if not (isinstance(count, int | np.integer) and 0 <= count <= total):
+        raise UserError(f"{handle.filename}: {COMPLETE} = {count} is outside 0..{total} (the logged epochs); "
+                        "the file is damaged (train the cell again)")
+    return int(count)
 
 
 def first_nonfinite(train_loss: np.ndarray, epochs: np.ndarray) -> np.ndarray:
@@ -128,7 +175,10 @@ def checkpoint_path(run_path: Path) -> Path:
 
 
 def n_classes(config: dict) -> int:
-    """Classes of a config's dataset (the softmax output's width)."""
+    """Classes of a config's dataset (the softmax output's width); `model.classes` when the
+    file says (run files written from other networks' activations by `ibrepro.write_run`)."""
+    if "classes" in config.get("model", {}):
+        return int(config["model"]["classes"])
     return 2 if config.get("dataset", "tishby12") == "tishby12" else 10
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ibrepro.dimscales import label_seed_epoch_layer
 from ibrepro.durable import failure_reason, fsync_path, reported_writes
 from ibrepro.errors import UserError
 from ibrepro.train import checkpoint
@@ -131,6 +132,8 @@ class RunWriter:
                     arrays[f"gradients/{name}"] = ((n_seeds, n_epochs, len(widths)), "float32")
                 for name, (shape, kind) in arrays.items():
                     h.create_dataset(name, shape=shape, dtype=kind, dcpl=_preallocated(), track_times=False)
+                label_seed_epoch_layer(h["metrics"], np.arange(n_seeds), schedule)
+                label_seed_epoch_layer(h["gradients"], np.arange(n_seeds), schedule, len(widths))
                 h.flush()
                 os.fsync(h.id.get_vfd_handle())
             _check_created(tmp, config, data, schedule, {name: shape for name, (shape, _) in arrays.items()})

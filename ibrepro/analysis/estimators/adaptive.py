@@ -1,9 +1,17 @@
-"""Adaptive (equal-mass) binning per unit at each epoch (Chelombiev et al. 2019).
+"""Adaptive (equal-mass) binning at each epoch, per unit or pooled over the layer.
 
-For each seed-epoch and unit, the bin of a value is floor(n_bins * r / N), where r is the
-number of that unit's N values strictly below it. Without ties every bin holds N / n_bins
-values; tied values always share a bin, so the partition is a function of the value.
-On the device path (`device_kernels`) the bins and the row counts are computed on the device.
+- `pool=unit`: for each seed-epoch and unit, the bin of a value is floor(n_bins * r / N),
+  where r is the number of that unit's N values strictly below it.
+- `pool=layer`: the same over all N * w values of the layer pooled (M = N * w in place of N),
+  so every unit is binned on one set of equal-mass edges: the adaptive binning of Chelombiev,
+  Houghton & O'Donnell (ICLR 2019), whose code (ivansche/adaptive_estimators, `set_up_bins`)
+  takes a layer's edges from its pooled values at each epoch. Their edges are quantiles of
+  the layer's *distinct* values, with a bin of its own for the maximum; here they are
+  quantiles of all values (ties counted), so the two agree where values do not repeat.
+
+Without ties every bin holds N / n_bins (pooled: M / n_bins) values; tied values always share
+a bin, so the partition is a function of the value. On the device path (`device_kernels`) the
+bins and the row counts are computed on the device.
 """
 
 from __future__ import annotations
@@ -53,32 +61,46 @@ def device_equal_mass_symbols(acts: jax.Array, *, n_bins: int) -> jax.Array:
     return jnp.moveaxis(symbols, 2, 1)
 
 
-def adaptive_reference(t: np.ndarray, n_bins: int, y: np.ndarray) -> tuple[float, float]:
-    """(I(X;T), I(T;Y)) in bits for one layer-epoch t (N, w) in equal-mass bins.
-
-    The readable version of `equal_mass_symbols`, which the tests compare it against: a
-    value's bin is floor(n_bins · r / N), r the number of its unit's values below it.
-    """
+def adaptive_symbols(t: np.ndarray, n_bins: int, pool: str) -> np.ndarray:
+    """Equal-mass bins (N, w) of one layer-epoch t (N, w), per unit or pooled over the layer:
+    the readable version of the kernels, which the tests compare them against. A value's bin
+    is floor(n_bins · r / M), r the number of values below it among the M values of its unit
+    (M = N) or of the layer (M = N · w)."""
+    if pool == "layer":
+        pooled = np.sort(t.ravel())
+        return np.searchsorted(pooled, t, side="left") * n_bins // pooled.size
     below = np.stack([np.searchsorted(np.sort(unit), unit, side="left") for unit in t.T], axis=1)
-    return plugin_reference(below * n_bins // len(t), y)
+    return below * n_bins // len(t)
+
+
+def adaptive_reference(t: np.ndarray, n_bins: int, y: np.ndarray, pool: str = "unit") -> tuple[float, float]:
+    """(I(X;T), I(T;Y)) in bits for one layer-epoch t (N, w) in equal-mass bins (`adaptive_symbols`)."""
+    return plugin_reference(adaptive_symbols(t, n_bins, pool), y)
 
 
 def _estimate(block: Block, labels: Labels, params: Mapping[str, Value], context: None):
     n_bins = int(params["n_bins"])
+    acts = block.acts
+    b, n, w = acts.shape
+    if params["pool"] == "layer":  # one column of N * w values: the unit kernel pools the layer
+        acts = acts.reshape(b, n * w, 1)
     if device_kernels():
         with jax.enable_x64(True):  # n_bins * N can pass 2**31
-            symbols = device_equal_mass_symbols(jax.device_put(block.acts, thread_device(), may_alias=True),
+            symbols = device_equal_mass_symbols(jax.device_put(acts, thread_device(), may_alias=True),
                                                 n_bins=n_bins)
-        return {"": symbol_information(symbols, n_bins, labels)}
-    return {"": information_from_symbols(equal_mass_symbols(block.acts, n_bins), n_bins, labels)}
+        return {"": symbol_information(symbols.reshape(b, n, w), n_bins, labels)}
+    return {"": information_from_symbols(equal_mass_symbols(acts, n_bins).reshape(b, n, w), n_bins, labels)}
 
 
 ADAPTIVE = Estimator(
     name="adaptive",
-    params=(Param("n_bins", int, 30, "n", "bins per unit, each holding about N / n_bins values",
-                  low=1, high=10**6),),
+    params=(Param("n_bins", int, 30, "n", "bins, each holding about 1 / n_bins of the values (of a unit, or of "
+                  "the layer pooled)", low=1, high=10**6),
+            Param("pool", str, "unit", "", "unit: equal-mass edges per unit; layer: one set of edges from all of "
+                  "the layer's values pooled (Chelombiev et al.)", choices=("unit", "layer"), legacy="unit")),
     estimate=_estimate,
     soft_labels=True,
     device_path=True,
-    help="equal-mass bins per unit at each epoch (Chelombiev et al.)",
+    help="equal-mass bins at each epoch, per unit (pool=unit) or on edges pooled over the layer "
+         "(pool=layer, as Chelombiev et al.'s adaptive binning)",
 )

@@ -30,6 +30,9 @@ class Param:
     `in_name` is False (a parameter that cannot change the estimate, only allow it).
     A default of None means the estimator fills it from the run's config. `aliases` are former
     names: still accepted by `--set` (with a deprecation note) and read from older groups' attrs.
+    `legacy`, for a parameter added after groups were written, is the value those groups were
+    computed with: their attrs lack it (readers take `legacy`), and group names leave it out
+    at that value, so a group written before keeps its name and meaning.
     """
 
     name: str
@@ -43,6 +46,7 @@ class Param:
     choices: tuple[str, ...] = ()
     in_name: bool = True
     aliases: tuple[str, ...] = ()
+    legacy: Value | None = None
 
     def parse(self, text: str) -> Value:
         """Turn a `--set` string into a checked value (UserError when it is not one)."""
@@ -212,7 +216,8 @@ class Estimator:
 
     def group_name(self, values: Mapping[str, Value], variant: str) -> str:
         """Group name from the estimator name, tagged parameter values and the variant."""
-        parts = [self.name] + [f"{p.tag}{format_value(values[p.name])}" for p in self.params if p.in_name]
+        parts = [self.name] + [f"{p.tag}{format_value(values[p.name])}" for p in self.params
+                               if p.in_name and values[p.name] != p.legacy]
         if variant:
             parts.append(variant)
         return "_".join(parts)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from ibrepro.analysis.results import CellResults, Estimate
 from ibrepro.report.plots import style
 from ibrepro.report.plots.curves import draw_band
-from ibrepro.report.plots.load import CellResults, Estimate
 
 CLUSTERING = "clustering"  # the estimates dataset drawn in the right panel
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from ibrepro.analysis.results import CellResults, Estimate
 from ibrepro.report.plots import style
 from ibrepro.report.plots.infoplane import GRID_TITLE_CHARS, infoplane_grid, plane_title
-from ibrepro.report.plots.load import CellResults, Estimate
 
 
 def compare_figure(cell: CellResults, estimates: tuple[Estimate, ...], per_seed: bool = False) -> Figure:
@@ -16,9 +16,14 @@ def compare_figure(cell: CellResults, estimates: tuple[Estimate, ...], per_seed:
     Each panel keeps its own axes: estimators measure on different scales (kNN's I(X;T) is a
     differential entropy that can be negative; Rényi's depends on its kernel width).
     """
-    panels = [(plane_title(est, width=GRID_TITLE_CHARS), cell, est) for est in estimates]
+    panels = [(plane_title(est, width=GRID_TITLE_CHARS) + _partial(cell, est), cell, est) for est in estimates]
     return infoplane_grid(panels, f"{cell.name}: the same run under {len(estimates)} "
                           "estimator settings (each panel on its own axes)", per_seed=per_seed, shared=False)
+
+
+def _partial(cell: CellResults, estimate: Estimate) -> str:
+    partial = cell.coverage(estimate.epochs)
+    return f"\n{partial}" if partial else ""
 
 
 def exact_binning_pair(estimates: tuple[Estimate, ...]) -> tuple[Estimate, Estimate] | None:
@@ -30,6 +35,7 @@ def exact_binning_pair(estimates: tuple[Estimate, ...]) -> tuple[Estimate, Estim
 
 def exact_binning_figure(cell: CellResults, exact: Estimate, binned: Estimate, per_seed: bool = False) -> Figure:
     """A quantized (or binary) run's exact information plane beside its binning estimate."""
-    panels = [(f"exact (the network's own levels)\n{style.seed_summary(exact.ixt.shape[0])}", cell, exact),
-              (plane_title(binned), cell, binned)]
+    panels = [(f"exact (the network's own levels)\n{style.seed_summary(exact.ixt.shape[0])}"
+               + _partial(cell, exact), cell, exact),
+              (plane_title(binned) + _partial(cell, binned), cell, binned)]
     return infoplane_grid(panels, f"{cell.name}: exact MI vs binning, same run", per_seed=per_seed)

@@ -1,6 +1,8 @@
 """Curves against epochs: per-layer MI estimates, and learning curves (loss, accuracy).
 
-Lines are means over seeds, bands ±1 standard deviation; epochs on a log axis.
+Lines are means over seeds, bands ±1 standard deviation; epochs on a log axis. The I(X;T)
+panel marks each layer's compression onset as claim i and ii measure it
+(`ibrepro.claims.marks.layer_numbers`, recorded in the claims file as `onset_epoch`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ibrepro.analysis.results import CellResults, Estimate, config_value
+from ibrepro.claims.marks import ONSET_STATISTIC, layer_numbers
 from ibrepro.claims.phases import summary
+from ibrepro.claims.rules import Rules
 from ibrepro.report.plots import style
-from ibrepro.report.plots.load import CellResults, Estimate, config_value
+from ibrepro.report.plots.infoplane import write_caveats, x_ceiling
 
 TRAIN_COLOUR = style.OKABE_ITO[3]  # blue
 TEST_COLOUR = style.OKABE_ITO[4]  # vermillion
@@ -29,19 +34,24 @@ def draw_band(ax: Axes, epochs: np.ndarray, values: np.ndarray, colour: str, lab
 
 
 @style.styled
-def layer_curves_figure(cell: CellResults, estimate: Estimate) -> Figure:
-    """I(X;T) and I(T;Y) of every layer against epochs, for one estimator setting."""
+def layer_curves_figure(cell: CellResults, estimate: Estimate, rules: Rules = Rules()) -> Figure:
+    """I(X;T) and I(T;Y) of every layer against epochs, for one estimator setting; triangles
+    mark each layer's compression onset (with its interval over seeds as a bar)."""
     fig = style.new_figure(style.FULL_WIDTH, 2.5)
     ax_x, ax_y = fig.subplots(1, 2)
     n_layers = estimate.ixt.shape[2]
+    numbers = layer_numbers(estimate.epochs, estimate.ixt, estimate.ity, rules)
     for k in range(n_layers):
         label = style.layer_label(k, n_layers)
         colour = style.layer_colour(k, n_layers)
         draw_band(ax_x, estimate.epochs, estimate.ixt[:, :, k], colour, label)
         draw_band(ax_y, estimate.epochs, estimate.ity[:, :, k], colour, label)
+        _mark_onset(ax_x, estimate, k, numbers[k]["onset_epoch"], colour)
     for ax in (ax_x, ax_y):
         style.log_scales(ax)
-    ax_x.axhline(np.log2(cell.n_inputs), color=style.REFERENCE_COLOUR, lw=0.6, ls="--", zorder=0)
+    h_x = x_ceiling(estimate, cell.n_inputs)
+    if h_x is not None:
+        ax_x.axhline(h_x, color=style.REFERENCE_COLOUR, lw=0.6, ls="--", zorder=0)
     ax_y.axhline(cell.label_entropy, color=style.REFERENCE_COLOUR, lw=0.6, ls="--", zorder=0)
     for ax, name, ref in ((ax_x, "I(X;T)", "H(X)"), (ax_y, "I(T;Y)", "H(Y)")):
         ax.set_xlabel("epoch")
@@ -49,11 +59,28 @@ def layer_curves_figure(cell: CellResults, estimate: Estimate) -> Figure:
         low = ax.dataLim.y0  # below 0 only for estimators that can go there (kNN's differential I(X;T))
         ax.set_ylim(bottom=min(0.0, low - 0.05 * ax.dataLim.height) if np.isfinite(low) else 0.0)
         ax.set_title(f"{name} per layer (dashed: {ref})")
+    write_caveats(ax_x, estimate, cell.label_entropy, ("ixt",))
+    write_caveats(ax_y, estimate, cell.label_entropy, ("ity",))
+    scale = "dashed: H(X)" if h_x is not None else "no H(X): not on its scale"
+    ax_x.set_title(f"I(X;T) per layer ({scale})\n▼ compression onset, {ONSET_STATISTIC}", fontsize=7)
     handles, _ = ax_x.get_legend_handles_labels()
     fig.legend(handles=handles, loc="outside lower center", ncols=min(n_layers, 7))
+    partial = cell.coverage(estimate.epochs)
     fig.suptitle(f"{cell.name}: {style.estimator_title(estimate.estimator, estimate.params)}, "
-                 f"{style.seed_summary(estimate.ixt.shape[0], spread=True)}", fontsize=8)
+                 f"{style.seed_summary(estimate.ixt.shape[0], spread=True)}"
+                 + (f" ({partial})" if partial else ""), fontsize=8)
     return fig
+
+
+def _mark_onset(ax: Axes, estimate: Estimate, k: int, onset: list[float], colour: str) -> None:
+    """A triangle on layer k's seed-mean I(X;T) at its onset epoch, the interval as a bar."""
+    epoch, low, high = onset
+    if not np.isfinite(epoch):
+        return
+    height = np.interp(np.log(epoch), np.log(np.maximum(estimate.epochs, 1)), summary(estimate.ixt[:, :, k]).center)
+    ax.plot([epoch], [height], marker="v", ms=5, color=colour, mec="black", mew=0.4, zorder=5, gid=f"onset:{k}")
+    if np.isfinite(low) and np.isfinite(high):
+        ax.plot([low, high], [height, height], color=colour, lw=0.8, marker="|", ms=4, zorder=4)
 
 
 @style.styled
@@ -78,8 +105,9 @@ def learning_figure(cell: CellResults) -> Figure:
         handles.append(Line2D([], [], color="none", label=no_test))
     fig.legend(handles=handles, loc="outside lower center", ncols=3)
     n_seeds = next(iter(cell.metrics.values())).shape[0]
-    fig.suptitle(f"{cell.name}: learning curves, {style.seed_summary(n_seeds, spread=True)}",
-                 fontsize=8)
+    partial = cell.coverage()
+    fig.suptitle(f"{cell.name}: learning curves, {style.seed_summary(n_seeds, spread=True)}"
+                 + (f" ({partial})" if partial else ""), fontsize=8)
     return fig
 
 

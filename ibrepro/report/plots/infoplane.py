@@ -15,12 +15,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from ibrepro.analysis.results import CellResults, Estimate, IBBound
+from ibrepro.claims.caveats import estimate_caveats, figure_lines, is_differential
 from ibrepro.claims.phases import summary
 from ibrepro.report.plots import style
-from ibrepro.report.plots.load import CellResults, Estimate, IBBound
 
 TITLE_CHARS = 48  # of a title line over a one-column information plane
 GRID_TITLE_CHARS = 32  # over one panel of `infoplane_grid`
+CAVEAT_CHARS = 40  # of a caveat line written inside a panel
 
 N_JOINED_EPOCHS = 6
 
@@ -43,8 +45,8 @@ def draw_infoplane(
     bound: IBBound | None = None,
     limits: Limits | None = None,
 ) -> None:
-    """Draw one estimate's information plane on `ax` (axes in bits, I(X;T) up to log2 N, or
-    wider for estimates outside [0, log2 N], such as kNN differential entropies)."""
+    """Draw one estimate's information plane on `ax` (axes in bits, see `plane_limits`), with
+    the estimator's caveats (`ibrepro.claims.caveats`) written in the panel."""
     ixt = summary(estimate.ixt).center  # (E, L)
     ity = summary(estimate.ity).center
     n_layers = ixt.shape[1]
@@ -59,7 +61,7 @@ def draw_infoplane(
     ax.scatter(ixt.ravel(), ity.ravel(), c=np.repeat(colours, n_layers, axis=0), s=7,
                linewidths=0, zorder=3, rasterized=True)
     _tag_layers(ax, ixt, ity)
-    if bound is not None:
+    if bound is not None and x_ceiling(estimate, n_inputs) is not None:  # the bound is in I(X;T) of X itself
         ax.plot(bound.ixt, bound.ity, color="black", lw=1.0, zorder=4, label="IB bound")
     ax.axhline(label_entropy, color=style.REFERENCE_COLOUR, lw=0.6, ls="--", zorder=0)
     ax.text(0.01, label_entropy, "H(Y)", va="bottom", ha="left", fontsize=6.5,
@@ -70,24 +72,66 @@ def draw_infoplane(
     ax.set_ylim(y_lo, y_hi)
     ax.set_xlabel("I(X;T) (bits)")
     ax.set_ylabel("I(T;Y) (bits)")
+    write_caveats(ax, estimate, label_entropy)
+
+
+def write_caveats(ax: Axes, estimate: Estimate, label_entropy: float,
+                  quantities: tuple[str, ...] = ("ixt", "ity")) -> None:
+    """The estimate's broken inequalities (`ibrepro.claims.caveats`) of `quantities`, one line
+    per kind, in the emptiest corner of the panel (the claims file and the report say the
+    same in full, per layer). Call once the axis limits are set."""
+    breaks = estimate_caveats(estimate.estimator, estimate.epochs, estimate.ixt, estimate.ity, label_entropy)
+    lines = figure_lines(breaks, estimate.ixt.shape[2], quantities)
+    if lines:
+        x, y = _emptiest_corner(ax)
+        text = "\n".join(textwrap.fill(line, CAVEAT_CHARS, subsequent_indent="   ") for line in lines)
+        note = ax.text(x, y, text, transform=ax.transAxes, ha="right" if x > 0.5 else "left",
+                       va="top" if y > 0.5 else "bottom", fontsize=5, color=style.CAVEAT_COLOUR, zorder=6,
+                       gid="caveats", bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 1})
+        note.set_in_layout(False)  # inside the panel: the layout keeps the axes' size
+
+
+def _emptiest_corner(ax: Axes) -> tuple[float, float]:
+    """The corner (axes fraction) with the fewest drawn points within 45 % × 30 % of it."""
+    points = [line.get_xydata() for line in ax.lines] + [c.get_offsets() for c in ax.collections
+                                                          if len(c.get_offsets())]
+    xy = np.concatenate([np.asarray(p, float).reshape(-1, 2) for p in points]) if points else np.empty((0, 2))
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    frac = ax.transAxes.inverted().transform(ax.transData.transform(xy)) if len(xy) else xy
+    corners = [(0.98, 0.03), (0.02, 0.03), (0.98, 0.97), (0.02, 0.97)]
+
+    def crowd(corner):
+        x, y = corner
+        return int(((np.abs(frac[:, 0] - x) < 0.45) & (np.abs(frac[:, 1] - y) < 0.3)).sum())
+
+    return min(corners, key=crowd)
 
 
 Limits = tuple[tuple[float, float], tuple[float, float]]  # (x_lo, x_hi), (y_lo, y_hi)
 
 
 def plane_limits(estimate: Estimate, n_inputs: int, label_entropy: float) -> Limits:
-    """Axis limits: x from 0 to H(X) (log2 N, or log2 of a minibatch) and y from 0 to H(Y),
-    each widened (with a margin) to take in every seed's finite values, for estimators whose
-    values leave those ranges."""
+    """Axis limits: x from 0 to H(X) (`x_ceiling`) and y from 0 to H(Y), each widened (with a
+    margin) to take in every seed's finite values, for estimators whose values leave those
+    ranges; x fits the values alone for estimators with no H(X) ceiling or whose values stay
+    far below it (kNN's differential scale, Rényi's kernel scale)."""
 
     def span(values: np.ndarray, hi: float, pad: float) -> tuple[float, float]:
         finite = values[np.isfinite(values)]
         lo, top = min(0.0, float(finite.min(initial=0.0))), max(hi, float(finite.max(initial=0.0)))
         return (lo - pad * (top - lo) if lo < 0 else 0.0), top + pad * (top - lo)
 
-    # H(X) over the inputs the estimate sees: all N, or one minibatch (matrix-based Rényi)
-    h_x = np.log2(min(n_inputs, int(estimate.params.get("batch", n_inputs))))
-    return span(estimate.ixt, h_x, 0.02), span(estimate.ity, label_entropy, 0.1)
+    h_x = x_ceiling(estimate, n_inputs)
+    return span(estimate.ixt, 0.0 if h_x is None else h_x, 0.02), span(estimate.ity, label_entropy, 0.1)
+
+
+def x_ceiling(estimate: Estimate, n_inputs: int) -> float | None:
+    """H(X) in the estimator's scale: log2 of the inputs it sees (all N, or one minibatch for
+    matrix-based Rényi); None for a differential scale (kNN) or a kernel scale (Rényi), whose
+    I(X;T) is not measured against H(X)."""
+    if is_differential(estimate.estimator) or estimate.estimator == "renyi":
+        return None
+    return float(np.log2(min(n_inputs, int(estimate.params.get("batch", n_inputs)))))
 
 
 def union_limits(limits: list[Limits]) -> Limits:
@@ -141,7 +185,8 @@ def infoplane_figure(cell: CellResults, estimate: Estimate, per_seed: bool = Fal
     elif cell.ib_bound is not None:
         fig.legend(loc="outside lower center")
     colour_bar(fig, norm, ax)
-    ax.set_title(plane_title(estimate, f"{cell.name}: "))
+    partial = cell.coverage(estimate.epochs)
+    ax.set_title(plane_title(estimate, f"{cell.name}: ") + (f"\n{partial}" if partial else ""))
     return fig
 
 

@@ -39,6 +39,7 @@ HIDDEN_COLOURS = tuple(c for c in OKABE_ITO if c not in (OUTPUT_COLOUR, "#000000
 EPOCH_CMAP = "viridis"
 JOIN_COLOUR = "0.6"  # the grey lines joining layers at one epoch
 REFERENCE_COLOUR = "0.45"  # reference lines: H(X), H(Y), SNR = 1
+CAVEAT_COLOUR = "#a00000"  # an estimator's broken inequality, written in the panel
 
 RC = {
     "font.size": 8,

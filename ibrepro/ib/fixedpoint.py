@@ -1,8 +1,12 @@
-"""The IB self-consistency test: how close a layer's encoder is to an IB fixed point.
+"""How close a hard encoder is to a fixed point of the IB self-consistent equations.
 
-See `ibrepro.ib.curve` for the self-consistent equations; a layer's discretisation
-(e.g. its bins) gives a hard encoder p(t|x) (`symbols_to_encoder`), and `self_consistency`
-measures by how much one IB update moves it, for every beta of a grid.
+See `ibrepro.ib.curve` for the equations; a layer's discretisation (e.g. its bins) gives a
+hard encoder p(t|x) (`symbols_to_encoder`, or cluster indices). Two measures:
+
+- `self_consistency`: by how much one IB update moves the encoder, for every beta of a grid
+  (the residual; for hard encoders with deterministic labels it is fixed at H(T) - H(Y)).
+- `nearest_decoder_share`: the beta -> inf limit, where a hard encoder is a fixed point when
+  every input sits in the cluster whose decoder p(y|t) is KL-closest to its p(y|x).
 """
 
 from __future__ import annotations
@@ -102,3 +106,48 @@ def self_consistency(
     residual = np.maximum(residual, 0.0)  # rounding can leave -1e-16
     best = int(np.argmin(residual))
     return float(betas[best]), float(residual[best])
+
+
+def nearest_decoder_share(p_x: np.ndarray, p_y_given_x: np.ndarray, clusters: np.ndarray,
+                          tol: float = 1e-9) -> float | np.ndarray:
+    """Share of the input mass p(x) whose own cluster has the KL-closest decoder to its p(y|x).
+
+    `clusters` holds non-negative integer cluster indices (N,) of one hard encoder, or (R, N)
+    of R hard encoders on the same inputs (e.g. permutations of one; unused indices are fine):
+    a float, or (R,) shares. An input counts when no cluster's decoder is closer than its own
+    by more than `tol` nats (equal decoders tie). As beta -> inf the IB update sends every
+    input to its KL-closest cluster, so a hard encoder is a fixed point there exactly when the
+    share is 1 (up to splitting an input between equal decoders).
+    """
+    p_x = np.asarray(p_x, dtype=float)
+    p_y_given_x = np.asarray(p_y_given_x, dtype=float)
+    clusters = np.asarray(clusters)
+    if clusters.shape[-1] != p_x.size or p_y_given_x.shape[0] != p_x.size or clusters.ndim not in (1, 2):
+        raise ValueError("p_x (N,), p_y_given_x (N, |Y|) and clusters (N,) or (R, N) must agree in N")
+    if clusters.size and (clusters.dtype.kind not in "iu" or clusters.min() < 0):
+        raise ValueError("clusters must be non-negative integers")
+    ts = clusters.reshape(-1, p_x.size)
+    n_enc, k = ts.shape[0], int(ts.max()) + 1
+    flat = (ts + k * np.arange(n_enc)[:, None]).ravel()  # one bincount for every encoder at once
+    p_t = np.bincount(flat, weights=np.tile(p_x, n_enc), minlength=n_enc * k).reshape(n_enc, k)
+    joint = np.stack([np.bincount(flat, weights=np.tile(p_x * p_y_given_x[:, y], n_enc), minlength=n_enc * k)
+                      for y in range(p_y_given_x.shape[1])], axis=1).reshape(n_enc, k, -1)
+    used = p_t > 0
+    dec = joint / np.where(used, p_t, 1.0)[..., None]
+    rows, inverse = _distinct_rows(p_y_given_x)
+    dist = np.where(used[:, None, :], kl_rows(rows, dec), np.inf)  # (R, rows, K)
+    own = dist[np.arange(n_enc)[:, None], inverse[None, :], ts]  # (R, N)
+    closest = dist.min(axis=2)[:, inverse]
+    share = np.sum(p_x * (own <= closest + tol), axis=1) / p_x.sum()
+    return share if clusters.ndim == 2 else float(share[0])
+
+
+def _distinct_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows, index of each row's distinct row): np.unique(axis=0) without its slow
+    sort of raw bytes."""
+    order = np.lexsort(a.T[::-1])
+    starts = np.ones(a.shape[0], bool)
+    starts[1:] = np.any(a[order][1:] != a[order][:-1], axis=1)
+    inverse = np.empty(a.shape[0], int)
+    inverse[order] = np.cumsum(starts) - 1
+    return a[order][starts], inverse

@@ -1,7 +1,9 @@
-"""Reading what the figures need from run files and estimates files (read-only).
+"""A cell's results as every later stage sees them: `CellResults` and `load_cell`.
 
-Everything a figure draws is small (metrics, gradient norms, MI estimates), so a cell is
-read into plain arrays once and the files are closed; activations are never loaded.
+What claims, figures and report read of one cell (metrics, gradient norms, MI estimates and
+the IB bound) is small, so it is read into plain arrays once and the files are closed;
+activations are never loaded. This module sits in the analysis stage that writes the
+estimates, so claims and report both depend on it and never on each other.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ibrepro.errors import UserError
 from ibrepro.train.runfile import GRADIENT_NAMES, METRIC_NAMES, open_run
 
 __all__ = ["CellResults", "Estimate", "IBBound", "config_value", "find_cells", "load_cell",
-           "select_estimates"]
+           "partial_label", "select_estimates"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class CellResults:
     ib_bound: IBBound | None = None
     has_estimates_file: bool = False
     notes: tuple[str, ...] = ()  # estimate groups left out, and why
+    final_epoch: int | None = None  # the last epoch the run's schedule logs (None: unknown)
 
     @property
     def path(self) -> Path:
@@ -62,17 +65,34 @@ class CellResults:
         """N evaluation inputs: H(X) = log2 N."""
         return self.run.n_inputs
 
+    def coverage(self, epochs: np.ndarray | None = None) -> str:
+        """'' when `epochs` (default: the run's complete snapshots) reach the run's last
+        scheduled epoch, else "partial: up to epoch N of M"."""
+        epochs = self.epochs if epochs is None else epochs
+        return partial_label(int(epochs[-1]) if len(epochs) else None, self.final_epoch)
+
     @property
     def label_entropy(self) -> float:
         """H(Y) in bits over the evaluation inputs."""
         return label_entropy(self.run.y)
 
 
+def partial_label(last_epoch: int | None, final_epoch: int | None) -> str:
+    """"partial: up to epoch N of M" when results stop at N before the run's last epoch M, else ''."""
+    if final_epoch is None or (last_epoch is not None and last_epoch >= final_epoch):
+        return ""
+    return f"partial: up to epoch {'–' if last_epoch is None else last_epoch} of {final_epoch}"
+
+
 def load_cell(path: Path) -> CellResults:
-    """Read a run file and its estimates file (if any)."""
+    """Read a run file and its estimates file (if any).
+
+    UserError when an estimate group was computed from another run: another `run_id`, or
+    epochs the run file has no complete snapshot of (it was trained again since)."""
     run = read_cell(path)
     with open_run(path) as handle:
         n_epochs = len(run.epochs)
+        final_epoch = _final_epoch(handle, run)
         metrics = _read_group(handle, "metrics", METRIC_NAMES, n_epochs)
         gradients = _read_group(handle, "gradients", GRADIENT_NAMES, n_epochs)
     missing = {}
@@ -88,9 +108,35 @@ def load_cell(path: Path) -> CellResults:
         missing["gradients"] = "gradient mean and weight norms are all NaN or zero"
     has_estimates = run.estimates_path.exists()
     estimates, bound, notes = read_estimates(run.estimates_path) if has_estimates else ((), None, ())
+    for estimate in estimates:
+        _check_same_run(run, estimate)
     return CellResults(run=run, metrics=metrics, gradients=None if "gradients" in missing else gradients,
                        missing=missing, estimates=estimates, ib_bound=bound,
-                       has_estimates_file=has_estimates, notes=notes)
+                       has_estimates_file=has_estimates, notes=notes, final_epoch=final_epoch)
+
+
+def _final_epoch(handle: h5py.File, run: Cell) -> int | None:
+    """The last epoch of the run's schedule: the preallocated `epochs` ends with it; a file
+    that grows its arrays (schema 1) knows it only from its config while it runs."""
+    scheduled = int(handle["epochs"][-1]) if handle["epochs"].shape[0] else None
+    planned = config_value(run.config, "train.epochs")
+    if run.status != "complete" and isinstance(planned, int):
+        return max(planned, scheduled or 0)
+    return scheduled
+
+
+def _check_same_run(run: Cell, estimate: Estimate) -> None:
+    """UserError when ESTIMATE was not computed from this run file's snapshots."""
+    where = f"{run.estimates_path.name}: group {estimate.group!r}"
+    fix = f"remove {run.estimates_path.name} and rerun `ibrepro analyze {run.path}`"
+    theirs = str(estimate.attrs.get("run_id") or "")
+    if theirs and run.run_id and theirs != run.run_id:
+        raise UserError(f"{where} was estimated on another run (run_id {theirs}, "
+                        f"{run.path.name} has {run.run_id}): {fix}")
+    unknown = np.setdiff1d(estimate.epochs, run.epochs)
+    if unknown.size:
+        raise UserError(f"{where} has epoch {int(unknown[0])}, which {run.path.name} has no complete "
+                        f"snapshot of (it holds {run.epochs.size}): estimated on another run; {fix}")
 
 
 def _read_group(run: h5py.File, group: str, names: tuple[str, ...], n_epochs: int) -> dict:
