@@ -24,7 +24,7 @@ from ibrepro import durable
 from ibrepro.analysis.analyze import analyze_path, plan_path
 from ibrepro.analysis.estimators import REGISTRY
 from ibrepro.analysis.stream import run_estimator
-from ibrepro.claims.judge import claims_path
+from ibrepro.claims.judge import judge_path
 from ibrepro.claims.rules import parse_rules
 from ibrepro.errors import UserError
 from ibrepro.train.loop import train_cell, train_experiment
@@ -182,7 +182,7 @@ def test_claims_leave_diverged_seeds_out_and_say_how_many(tmp_path, analysed):
     shutil.copy(analysed.with_name("cell.mi.h5"), tmp_path / "cell.mi.h5")
     with h5py.File(cell, "r+") as f:
         f[DIVERGED][...] = [-1, int(f["epochs"][3])]
-    claims_path(cell, (), parse_rules([]))
+    judge_path(cell, (), parse_rules([]))
     doc = json.loads(cell.with_name("cell.claims.json").read_text())
     assert all(group["seeds"] == [0] for group in doc["groups"].values())
     assert any("1 of 2 seed(s) diverged" in note and "left out" in note for note in doc["notes"])
