@@ -27,6 +27,7 @@ from ibrepro.claims.verdicts import NOT_APPLICABLE, NOT_SUPPORTED, SUPPORTED, WO
 from ibrepro.cli import app
 from ibrepro.data.tishby12 import tishby12_p_y1
 from ibrepro.ib.bound import bound_path
+from ibrepro.layout import claims_path
 from ibrepro.train.loop import train_cell
 from ibrepro.train.runfile import complete_epochs
 
@@ -104,7 +105,7 @@ def test_cli_claims_and_its_errors(noisy, tmp_path):
     result = runner.invoke(app, ["claims", str(noisy), "--estimator", "binning",
                                  "--rule", "compression_share=0.7"])
     assert result.exit_code == 0, result.output
-    doc = claimsfile.read(claimsfile.claims_path(noisy))
+    doc = claimsfile.read(claims_path(noisy))
     assert list(doc["groups"]) == ["binning_n30_lo-1_hi1", "binning_n30_lo-1_hi1_soft"]
     assert doc["rules"]["compression_share"] == 0.7
     assert "0.7" in doc["groups"]["binning_n30_lo-1_hi1"]["claims"]["i"]["rule"]["text"]

@@ -21,7 +21,8 @@ TOP_LEVEL = {
     "ibrepro.jaxsetup": "foundation",
     "ibrepro.config": "foundation",
     "ibrepro.footprint": "foundation",  # the memory a config needs, checked when it loads
-    "ibrepro.dimscales": "foundation",  # HDF5 dimension scales on run and estimates files
+    "ibrepro.dimscales": "foundation",
+    "ibrepro.layout": "foundation",  # where the stages' files lie  # HDF5 dimension scales on run and estimates files
     "ibrepro.cli": "cli",
     "ibrepro.cluster": "cli",
     "ibrepro.reproduce_plan": "cli",

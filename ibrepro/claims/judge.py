@@ -19,7 +19,7 @@ import numpy as np
 
 import ibrepro
 from ibrepro import config as cfg
-from ibrepro.analysis.cell import estimates_path, find_cells
+from ibrepro.analysis.cell import find_cells
 from ibrepro.analysis.results import CellResults
 from ibrepro.claims import caveats, claimsfile, marks, phases
 from ibrepro.claims import rules as claim_rules
@@ -29,6 +29,7 @@ from ibrepro.claims.selfconsistency import layer_measures, partition_of
 from ibrepro.claims.verdicts import NOT_APPLICABLE, interval, training_fit
 from ibrepro.data.labels import is_deterministic
 from ibrepro.ib.bound import data_distribution
+from ibrepro.layout import claims_path, estimates_path
 
 
 def judge_path(path: str | Path, estimators: tuple[str, ...] = (), rules: Rules = Rules()) -> list[Path]:
@@ -39,7 +40,7 @@ def judge_path(path: str | Path, estimators: tuple[str, ...] = (), rules: Rules 
     runs = find_cells(path)
     cells = [load_groups(run, estimators) for run in runs]
     depth_sweep = path.is_dir() and _has_depth_sweep([c for c, _ in cells])
-    written = [claimsfile.write(claimsfile.claims_path(run), judge_cell(cell, groups, rules, depth_sweep))
+    written = [claimsfile.write(claims_path(run), judge_cell(cell, groups, rules, depth_sweep))
                for run, (cell, groups) in zip(runs, cells)]
     if path.is_dir():
         written.append(claimsfile.write(path / claimsfile.EXPERIMENT_NAME, judge_depth(cells, rules)))
