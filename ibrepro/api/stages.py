@@ -177,9 +177,10 @@ def _check_estimator_names(path: Path, names: list[str]) -> None:
         return
     import h5py
 
-    from ibrepro.analysis.cell import estimates_path, find_cells
+    from ibrepro.analysis.cell import find_cells
     from ibrepro.analysis.estimators import REGISTRY
     from ibrepro.errors import UserError
+    from ibrepro.layout import estimates_path
 
     groups: set[str] = set()
     for run in find_cells(path):

@@ -67,14 +67,15 @@ def _without(group: Group, keep: np.ndarray) -> Group:
     return replace(group, seeds=group.seeds[keep], ixt=group.ixt[keep], ity=group.ity[keep])
 
 
-def final_activations(path: Path, seeds: np.ndarray) -> list[np.ndarray] | None:
-    """Each layer's activations (S, N, w) at the last complete logged epoch for the given run
-    seeds (stored or recomputed); None before the first complete snapshot."""
+def activations_at(path: Path, seeds: np.ndarray, epoch: int) -> list[np.ndarray] | None:
+    """Each layer's activations (S, N, w) at logged `epoch` for the given run seeds (stored or
+    recomputed); None when that epoch has no complete snapshot."""
     with open_run(path) as run:
-        last = complete_epochs(run) - 1
-        if last < 0:
+        epochs = run["epochs"][: complete_epochs(run)]
+        index = np.flatnonzero(epochs == epoch)
+        if not index.size:
             return None
-        return [np.asarray(layer[:, last])[seeds] for layer in activation_layers(run)]
+        return [np.asarray(layer[:, int(index[0])])[seeds] for layer in activation_layers(run)]
 
 
 def global_ranges(path: Path, seeds: np.ndarray) -> np.ndarray:

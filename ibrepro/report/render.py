@@ -19,6 +19,7 @@ from ibrepro.claims.judge import judge_path, sources
 from ibrepro.claims.rules import Rules
 from ibrepro.durable import write_file
 from ibrepro.errors import UserError
+from ibrepro.layout import claims_path
 from ibrepro.report import sections
 from ibrepro.report.document import Heading, Image, Para, to_html, to_markdown
 from ibrepro.report.literature import literature_section
@@ -42,13 +43,13 @@ def ensure_claims(path: Path, rules: Rules, run_ids: dict[str, str] | None = Non
     stale, or judged on another run than `run_ids` {run file name: run_id} names) and the
     experiment document (None for a single cell); plus the files rewritten."""
     runs = find_cells(path)
-    stale = any(claimsfile.is_stale(claimsfile.claims_path(run), sources(run), rules.as_dict())
-                or _other_run(claimsfile.claims_path(run), (run_ids or {}).get(run.name)) for run in runs)
+    stale = any(claimsfile.is_stale(claims_path(run), sources(run), rules.as_dict())
+                or _other_run(claims_path(run), (run_ids or {}).get(run.name)) for run in runs)
     experiment_file = path / claimsfile.EXPERIMENT_NAME if path.is_dir() else None
     if experiment_file is not None and not experiment_file.exists():
         stale = True
     judged = judge_path(path, rules=rules) if stale else []
-    documents = [claimsfile.read(claimsfile.claims_path(run)) for run in runs]
+    documents = [claimsfile.read(claims_path(run)) for run in runs]
     experiment = claimsfile.read(experiment_file) if experiment_file is not None else None
     return documents, experiment, judged
 

@@ -20,6 +20,7 @@ from ibrepro import config as cfg
 from ibrepro.data import CellArrays, prepare
 from ibrepro.data.labels import noisy_p_y1
 from ibrepro.errors import UserError
+from ibrepro.layout import result_paths
 from ibrepro.train import checkpoint
 from ibrepro.train.engine import SeedData, ShardedTrainer, SharedData, Trainer, device_count_for, param_layers
 from ibrepro.train.interrupt import Interrupted, StopRequest
@@ -152,18 +153,11 @@ def train_cell(name: str, config: dict, path: Path, force: bool = False,
     return outcome
 
 
-# what later stages write beside <cell>.h5: estimates (analyze, bound) and claims; they belong
-# to one run of the cell (analysis.cell.estimates_path, claims.claimsfile.claims_path)
-RESULT_SUFFIXES = (".mi.h5", ".claims.json")
-
-
 def set_aside_results(path: Path, tag: str) -> list[Path]:
     """Move a cell's estimates and claims out of the way of a new run: `<name>.old-<tag>`
     beside them (tag: the previous run's id). Returns the paths they were moved to."""
-    stem = path.name[: -len(path.suffix)]
     moved = []
-    for suffix in RESULT_SUFFIXES:
-        result = path.with_name(stem + suffix)
+    for result in result_paths(path):
         if result.exists():
             moved.append(result.replace(result.with_name(f"{result.name}.old-{tag}")))
     return moved

@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from ibrepro.analysis.results import CellResults, Estimate, IBBound
-from ibrepro.claims.caveats import estimate_caveats, figure_lines, is_differential
+from ibrepro.claims.caveats import estimate_caveats, figure_lines, on_bit_scale
 from ibrepro.claims.phases import summary
 from ibrepro.report.plots import style
 
@@ -129,7 +129,7 @@ def x_ceiling(estimate: Estimate, n_inputs: int) -> float | None:
     """H(X) in the estimator's scale: log2 of the inputs it sees (all N, or one minibatch for
     matrix-based Rényi); None for a differential scale (kNN) or a kernel scale (Rényi), whose
     I(X;T) is not measured against H(X)."""
-    if is_differential(estimate.estimator) or estimate.estimator == "renyi":
+    if not on_bit_scale(estimate.estimator):
         return None
     return float(np.log2(min(n_inputs, int(estimate.params.get("batch", n_inputs)))))
 
