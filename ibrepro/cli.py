@@ -152,6 +152,8 @@ def train(
     progress: bool = PROGRESS_OPTION,
     cluster: str | None = CLUSTER_OPTION,
     cluster_config: Path | None = CLUSTER_CONFIG_OPTION,
+    allow_divergence: bool = typer.Option(False, "--allow-divergence", help="Exit 0 when a seed's training "
+                                          "loss became non-finite (the run file records it in `diverged`)."),
 ) -> None:
     """Train every cell of an experiment; re-running resumes interrupted cells."""
     _check_cluster_options(cluster, cluster_config)
@@ -177,7 +179,8 @@ def train(
         else:
             with stop_on_signals() as stop, _TrainProgress(n_cells, config["train"]["epochs"], enabled=progress) as bar:
                 results = stages.train(config, out, force=force, on_cell=bar.cell, on_snapshot=bar.snapshot,
-                                       say=lambda note: _say(f"note: {note}"), stop=stop)
+                                       say=lambda note: _say(f"note: {note}"), stop=stop,
+                                       allow_divergence=allow_divergence)
     except Interrupted as exc:
         _fail(str(exc), 130)
     except UserError as exc:

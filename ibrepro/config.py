@@ -259,10 +259,17 @@ def _checked_cell(cell: dict) -> dict:
     return cell
 
 
+# file names are at most 255 bytes; the longest made from a cell name is <cell>.claims.json.tmp
+NAME_BYTES = 255 - len(".claims.json.tmp")
+
+
 def checked_name(name: str) -> str:
     """An experiment or cell name that stays inside the output directory, or UserError."""
     if not NAME_PATTERN.fullmatch(name):
         raise UserError(f"name {name!r} is not usable as a file name ({NAME_RULE})")
+    if len(name) > NAME_BYTES:
+        raise UserError(f"name {name[:40]}... is {len(name)} characters long; file names allow "
+                        f"{NAME_BYTES} (shorten the name or the sweep values in it)")
     return name
 
 

@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--widths", default="10,7,5,4,3,2")
     parser.add_argument("--seed-epochs", type=int, default=16, help="seed-epochs per block")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only", default="knn,renyi", help="estimators to time")
     args = parser.parse_args()
     print(f"cpus available: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.2f} "
           "(timings are inflated when other jobs share the cores)")
@@ -88,6 +89,8 @@ def main() -> None:
         ("renyi", lambda a: renyi_information(a, inputs, labels, *RENYI_DEFAULTS),
          lambda t: renyi_reference(t, inputs, labels, *RENYI_DEFAULTS)),
     ):
+        if name not in args.only.split(","):
+            continue
         rows = [bench(name, fast, reference, activations(rng, args.seed_epochs, args.n, w), args.workers)
                 for w in widths]
         mean, cpu = np.mean([r[1] for r in rows]), np.mean([r[2] for r in rows])

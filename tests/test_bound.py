@@ -12,12 +12,12 @@ import pytest
 from helpers import tiny_config
 from typer.testing import CliRunner
 
-from ibrepro.analysis.cell import estimates_path
 from ibrepro.analysis.estimatesfile import write_groups
 from ibrepro.cli import app
 from ibrepro.data.tishby12 import tishby12_labels, tishby12_p_y1, tishby12_score
 from ibrepro.errors import UserError
 from ibrepro.ib.bound import GROUP, bound_path
+from ibrepro.layout import estimates_path
 
 
 def fake_run(path: Path, config: dict, y: np.ndarray) -> Path:

@@ -27,6 +27,7 @@ from ibrepro.claims.verdicts import NOT_APPLICABLE, NOT_SUPPORTED, SUPPORTED, WO
 from ibrepro.cli import app
 from ibrepro.data.tishby12 import tishby12_p_y1
 from ibrepro.ib.bound import bound_path
+from ibrepro.layout import claims_path
 from ibrepro.train.loop import train_cell
 from ibrepro.train.runfile import complete_epochs
 
@@ -104,7 +105,7 @@ def test_cli_claims_and_its_errors(noisy, tmp_path):
     result = runner.invoke(app, ["claims", str(noisy), "--estimator", "binning",
                                  "--rule", "compression_share=0.7"])
     assert result.exit_code == 0, result.output
-    doc = claimsfile.read(claimsfile.claims_path(noisy))
+    doc = claimsfile.read(claims_path(noisy))
     assert list(doc["groups"]) == ["binning_n30_lo-1_hi1", "binning_n30_lo-1_hi1_soft"]
     assert doc["rules"]["compression_share"] == 0.7
     assert "0.7" in doc["groups"]["binning_n30_lo-1_hi1"]["claims"]["i"]["rule"]["text"]
@@ -223,3 +224,29 @@ def test_claims_do_not_load_the_report_stage():
             "print(sorted(m for m in sys.modules if m.startswith(('matplotlib', 'ibrepro.report'))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_claim_iii_places_only_bit_scale_estimates_against_the_bound(noisy, tmp_path):
+    """kNN's I(X;T) is a differential entropy: no gap to the IB bound is computed for it (the
+    figures draw no bound on its panel either), and the reason says why."""
+    cell = tmp_path / "cell.h5"
+    for name in ("cell.h5", "cell.mi.h5"):
+        shutil.copy(noisy.with_name(name), cell.with_name(name))
+    analyze_path(cell, ["knn"], {"every": "4"}, progress=False)
+    doc = claimsfile.read(judge_path(cell)[0])
+    (knn,) = [g for g in doc["groups"].values() if g["estimator"] == "knn"]
+    assert "cannot be placed against the IB curve" in knn["claims"]["iii"]["reason"]
+    assert "gap_to_bound" not in knn["layers"][0]
+    assert "cannot be placed" not in doc["groups"]["binning_n30_lo-1_hi1_soft"]["claims"]["iii"]["reason"]
+
+
+def test_self_consistency_reads_the_activations_of_the_groups_last_epoch(noisy):
+    from ibrepro.claims.inputs import activations_at
+
+    with h5py.File(noisy, "r") as run:
+        epochs = run["epochs"][: complete_epochs(run)]
+        stored = run["activations/1"][()]
+    seeds = np.arange(stored.shape[0])
+    for index in (0, len(epochs) // 2, len(epochs) - 1):
+        np.testing.assert_array_equal(activations_at(noisy, seeds, int(epochs[index]))[1], stored[:, index])
+    assert activations_at(noisy, seeds, int(epochs[-1]) + 1) is None

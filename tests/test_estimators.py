@@ -282,6 +282,19 @@ def test_adaptive_matches_reference(n_bins, width):
         assert (ixt[b], ity[b]) == pytest.approx(ref, abs=1e-9)
 
 
+@pytest.mark.parametrize("pool", ["unit", "layer"])
+@pytest.mark.parametrize("n_bins", [1, 65, 200])  # no edges; a binary search over the edges; more bins than values
+def test_adaptive_on_nan_signed_zero_and_many_bins(pool, n_bins):
+    """NaN sorts last and -0.0 ties with 0.0, as np.sort and np.searchsorted in the reference."""
+    rng = np.random.default_rng(n_bins)
+    acts = random_acts(rng, 2, 3, np.float64)
+    acts[0, :10, 0], acts[0, 10:20, 0], acts[0, 20:30, 1] = np.nan, -0.0, 0.0
+    y = rng.integers(0, 2, N)
+    ixt, ity = run("adaptive", acts, y, n_bins=n_bins, pool=pool)[""]
+    for b in range(2):
+        assert (ixt[b], ity[b]) == pytest.approx(adaptive_reference(acts[b], n_bins, y, pool), abs=1e-9)
+
+
 @pytest.mark.parametrize("n_bins,width", [(4, 2), (30, 3), (7, 12)])
 def test_pooled_adaptive_matches_reference(n_bins, width):
     rng = np.random.default_rng(n_bins + 100)

@@ -83,7 +83,7 @@ def test_disk_full_keeps_complete_snapshots_and_resumes(tmp_path, reference, mon
 
     monkeypatch.setattr(writer_module.RunWriter, "append", append)
     path = tmp_path / "cell.h5"
-    with pytest.raises(UserError, match="no space left on device.*5 complete snapshot.*resume") as info:
+    with pytest.raises(UserError, match="No space left on device.*5 complete snapshot.*resume") as info:
         train_cell("cell", tiny_config(*CONFIG), path)
     assert "\n" not in str(info.value)
     with open_run(path) as run:

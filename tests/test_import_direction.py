@@ -22,6 +22,7 @@ TOP_LEVEL = {
     "ibrepro.config": "foundation",
     "ibrepro.footprint": "foundation",  # the memory a config needs, checked when it loads
     "ibrepro.dimscales": "foundation",  # HDF5 dimension scales on run and estimates files
+    "ibrepro.layout": "foundation",  # where the stages' files lie
     "ibrepro.cli": "cli",
     "ibrepro.cluster": "cli",
     "ibrepro.reproduce_plan": "cli",
@@ -104,6 +105,14 @@ def test_no_import_runs_against_the_data_flow():
     assert not unexpected, "imports against the data flow:\n" + "\n".join(unexpected)
     stale = set(EXCEPTIONS) - {(a, b) for a, b, _, _ in backwards}
     assert not stale, f"exceptions no longer needed, remove them: {sorted(stale)}"
+
+
+def test_every_ibrepro_import_names_a_module_that_exists():
+    """A lazy import of a moved or renamed module fails only when its function runs: catch it here."""
+    packages = {m.rsplit(".", 1)[0] for m in MODULES} | set(MODULES)
+    missing = [f"{MODULES[a].relative_to(PACKAGE.parent)}:{line} imports {b}"
+               for a, b, line, _ in import_edges() if b not in packages]
+    assert not missing, "imports of modules that do not exist:\n" + "\n".join(missing)
 
 
 def test_the_check_sees_lazy_relative_type_only_and_from_package_imports():

@@ -12,11 +12,11 @@ from helpers import tiny_config
 
 from ibrepro.analysis import analyze as an
 from ibrepro.analysis import estimators
-from ibrepro.analysis.cell import estimates_path
 from ibrepro.analysis.estimators import Block, Labels
 from ibrepro.analysis.estimators.noisy import propagate, sample_information
 from ibrepro.analysis.request import parse_request
 from ibrepro.errors import UserError
+from ibrepro.layout import estimates_path
 from ibrepro.train.loop import train_cell
 from ibrepro.train.model import MLP
 

@@ -20,6 +20,7 @@ from ibrepro.claims.phases import deep_layers, drift_diffusion_epoch
 from ibrepro.claims.rules import Rules
 from ibrepro.claims.verdicts import interval_text
 from ibrepro.errors import UserError
+from ibrepro.layout import claims_path
 from ibrepro.report.plots import make_figures, plot_path
 from ibrepro.report.plots.curves import layer_curves_figure, learning_figure
 from ibrepro.report.plots.gradients import gradients_figure
@@ -309,7 +310,7 @@ def test_every_marked_number_is_the_claims_files(tmp_path):
     cells = [load_cell(p) for p in paths]
     checked = 0
     for path, cell in zip(paths, cells):
-        layers = claimsfile.read(claimsfile.claims_path(path))["groups"]["binning_30"]["layers"]
+        layers = claimsfile.read(claims_path(path))["groups"]["binning_30"]["layers"]
         drift = marked(gradients_figure(cell), "drift")
         assert {int(k) for k in drift} == {k for k, row in enumerate(layers) if row["drift_epoch_seed_mean"]}
         for k, line in drift.items():
@@ -391,7 +392,7 @@ def test_partial_estimates_are_labelled_partial_everywhere(tmp_path):
     assert label in infoplane_figure(cell, cell.estimates[0]).axes[0].get_title()
     assert label in layer_curves_figure(cell, cell.estimates[0])._suptitle.get_text()
     result = write_report(path)
-    group = claimsfile.read(claimsfile.claims_path(path))["groups"]["binning_30"]
+    group = claimsfile.read(claims_path(path))["groups"]["binning_30"]
     assert group["coverage"] == label and group["last_epoch"] == last
     text = result.markdown.read_text()
     assert f"binning_30 (drawn labels, {label})" in text  # the verdict matrix

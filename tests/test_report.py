@@ -11,13 +11,13 @@ from helpers import tiny_config
 from typer.testing import CliRunner
 
 from ibrepro.analysis.analyze import analyze_path
-from ibrepro.analysis.cell import estimates_path
 from ibrepro.claims import claimsfile
 from ibrepro.claims.rules import Rules
 from ibrepro.claims.verdicts import NOT_APPLICABLE, interval_text
 from ibrepro.cli import app
 from ibrepro.errors import UserError
 from ibrepro.ib.bound import bound_path
+from ibrepro.layout import estimates_path
 from ibrepro.report.document import to_markdown
 from ibrepro.report.render import ensure_claims, write_report
 from ibrepro.report.sections import settings_section, verdict_text

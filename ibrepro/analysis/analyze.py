@@ -27,6 +27,7 @@ from ibrepro.analysis.estimators.base import Estimator, Value
 from ibrepro.analysis.request import CellPlan, compact_seeds, pairs_to_settings, parse_request, plan_cell
 from ibrepro.analysis.stream import default_workers, run_estimator
 from ibrepro.data.labels import is_deterministic
+from ibrepro.train.runfile import diverged_epochs, divergence_note, open_run
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ def analyze_path(path: str | Path, estimator_names: Sequence[str] | None = None,
                 state = "still training" if cell.status == "running" else f"status {cell.status!r}"
                 say(f"{cell.path.name}: {state}; analysing its {len(cell.epochs)} complete snapshots "
                     f"(up to epoch {int(cell.epochs[-1])})")
+            with open_run(cell.path) as run:
+                diverged = divergence_note(cell.path.name, diverged_epochs(run))
+            if diverged:
+                say(f"{diverged}: its estimates are NaN where the activations are not finite")
             if plan.labels.soft is not None and is_deterministic(plan.labels.soft):
                 say(f"{cell.path.name}: labels are deterministic (p(y|x) is one-hot), so its "
                     "soft-label estimates equal the drawn-label ones")

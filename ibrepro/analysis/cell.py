@@ -14,10 +14,8 @@ import numpy as np
 
 from ibrepro.analysis.activations import activation_layers
 from ibrepro.errors import UserError
+from ibrepro.layout import RUN_SUFFIX, estimates_path, is_run_file
 from ibrepro.train.runfile import complete_epochs, hdf5_reason, open_run, run_config, run_labels, run_status
-
-RUN_SUFFIX = ".h5"
-ESTIMATES_SUFFIX = ".mi.h5"
 
 
 @dataclass(frozen=True)
@@ -57,17 +55,6 @@ class Cell:
     def estimates_path(self) -> Path:
         return estimates_path(self.path)
 
-
-
-def estimates_path(run_path: Path) -> Path:
-    """The estimates file beside a run file: cell.h5 -> cell.mi.h5."""
-    run_path = Path(run_path)
-    return run_path.with_name(run_path.name[: -len(RUN_SUFFIX)] + ESTIMATES_SUFFIX)
-
-
-def is_run_file(path: Path) -> bool:
-    """Whether a path names a run file (`*.h5` but not an estimates file)."""
-    return path.name.endswith(RUN_SUFFIX) and not path.name.endswith(ESTIMATES_SUFFIX)
 
 
 def find_cells(path: Path) -> list[Path]:

@@ -5,15 +5,18 @@ attrs `estimator`, the parameters by name and provenance; the `ib-bound` group h
 curve (`beta`, `ixt`, `ity`). Each group also carries netCDF-4 dimension scales (`seed`,
 `epoch`, `layer`; `point` on the curve), so xarray with h5netcdf opens the file on its own.
 
-Writes are atomic at every point. Each write builds the whole new file beside the old one
-(the old groups copied, the new ones added), flushes and fsyncs it, renames it over the old
-file and fsyncs the directory. Killed anywhere, a reader finds either the old file or the
-new one, whole. A lock file (`<cell>.mi.h5.lock`) keeps two writers from losing each
+Writes are atomic and checked at every point. Each write builds the whole new file in memory
+(the old groups copied, the new ones added), writes it beside the old one, fsyncs it, reads it
+back, renames it over the old file and fsyncs the directory (`ibrepro.durable`). Killed
+anywhere, or failing to write (disk full, I/O error), a reader finds either the old file or
+the new one, whole; HDF5 itself never writes to the disk, so none of its write errors can go
+unreported. A lock file (`<cell>.mi.h5.lock`) keeps two writers from losing each
 other's groups; a temporary file left by a killed writer is removed by the next one.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +30,7 @@ import numpy as np
 from ibrepro.analysis.estimators import REGISTRY
 from ibrepro.analysis.request import COMMON_PARAMS
 from ibrepro.dimscales import drop_scale_links, label_estimate_group
-from ibrepro.durable import replace_durably
+from ibrepro.durable import failure_reason, write_atomically
 from ibrepro.errors import UserError
 from ibrepro.train.runfile import hdf5_reason, in_use_message, is_lock_error
 
@@ -67,7 +70,14 @@ def check_writable(path: Path) -> None:
     directory = path.parent
     if not os.access(directory, os.W_OK | os.X_OK):
         raise UserError(f"cannot write {path}: directory {directory} is not writable")
-    if path.exists():
+    lock = _lock_path(path)
+    try:
+        if lock.exists() and not lock.is_file():
+            raise UserError(f"cannot write {path}: its lock {lock} is not a file; move it away")
+        exists = path.exists()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+    if exists:
         _open(path).close()
 
 
@@ -78,36 +88,36 @@ def write_groups(path: Path, groups: Groups) -> None:
     (disk full, read-only directory, a writer that holds the lock too long); the file on
     disk is then the one before the call.
     """
-    lock = filelock.FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
+    lock = filelock.FileLock(str(_lock_path(path)), timeout=LOCK_TIMEOUT_S)
     try:
         with lock:
-            _replace(path, groups)
+            path.with_name(path.name + ".tmp").unlink(missing_ok=True)  # a killed writer's leftover
+            write_atomically(path, _image(path, groups))
     except filelock.Timeout:
         raise UserError(f"cannot write {path}: another process has held {lock.lock_file} "
                         f"for {LOCK_TIMEOUT_S} s") from None
-    except PermissionError as exc:
-        raise UserError(f"cannot write {path} ({exc.strerror})") from None
-
-
-def _replace(path: Path, groups: Groups) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)  # a killed writer's leftover: we hold the lock
-    try:
-        with h5py.File(tmp, "w") as new:
-            if path.exists():
-                with _open(path) as old:
-                    _copy_kept(old, new, skip=set(groups))
-            for name, (datasets, attrs) in groups.items():
-                group = new.create_group(name)
-                for key, value in datasets.items():
-                    group.create_dataset(key, data=value)
-                label_estimate_group(group)
-                group.attrs.update(attrs)
-        replace_durably(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        reason = exc.strerror or str(exc)
-        raise UserError(f"cannot write {path} ({reason}); the estimates file is unchanged") from None
+        raise UserError(f"cannot write {path}: {failure_reason(exc)}; the estimates file is unchanged") from None
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _image(path: Path, groups: Groups) -> bytes:
+    """The bytes of the new estimates file: the kept groups of the file at `path`, and `groups`."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as new:
+        if path.exists():
+            with _open(path) as old:
+                _copy_kept(old, new, skip=set(groups))
+        for name, (datasets, attrs) in groups.items():
+            group = new.create_group(name)
+            for key, value in datasets.items():
+                group.create_dataset(key, data=value)
+            label_estimate_group(group)
+            group.attrs.update(attrs)
+    return buffer.getvalue()
 
 
 def _copy_kept(old: h5py.File, new: h5py.File, skip: set[str]) -> None:

@@ -23,11 +23,11 @@ import numpy as np
 
 from ibrepro.analysis.activations import RecomputedLayer, activation_layers, block_layers
 from ibrepro.analysis.cell import Cell
-from ibrepro.analysis.estimators.base import Block, Estimator, Value
+from ibrepro.analysis.estimators.base import Block, Estimator, Value, finite_rows
 from ibrepro.analysis.estimators.placement import device_kernels
 from ibrepro.analysis.request import CellPlan
 from ibrepro.errors import UserError
-from ibrepro.train.runfile import open_run
+from ibrepro.train.runfile import complete_epochs, open_run
 
 BLOCK_BYTES = 32 * 2**20  # activations read per block (one block per worker in flight, plus one)
 # rows (seed-epochs x inputs) per block: keeps an estimator's per-row temporaries (~8 bytes each)
@@ -175,12 +175,14 @@ def _read(run: h5py.File, cell: Cell, spec: BlockSpec, seeds: np.ndarray, epoch_
 
 
 def iter_blocks(cell: Cell, run: h5py.File, seeds: np.ndarray, epoch_index: np.ndarray) -> Iterator[Block]:
-    """Every layer's blocks in turn, read one at a time (for estimators' `prepare`)."""
+    """Every layer's blocks in turn, read one at a time (for estimators' `prepare`); values that
+    are not finite (a diverged seed) are NaN."""
     for layer, (_, _, n, width) in enumerate(cell.shapes):
         blocks, bs, be = plan_blocks(cell, layer, seeds, len(epoch_index), None)
         for spec in blocks:
             out = np.empty((spec.s_hi - spec.s_lo, spec.e_hi - spec.e_lo, n, width), cell.dtype)
             _read(run, cell, spec, seeds, epoch_index, out)
+            out[np.isinf(out)] = np.nan
             yield Block(out.reshape(-1, n, width), np.repeat(seeds[spec.s_lo:spec.s_hi], out.shape[1]), layer,
                         cell.x, np.tile(epoch_index[spec.e_lo:spec.e_hi], out.shape[0]))
 
@@ -198,6 +200,7 @@ def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Val
     results: dict[str, dict[str, np.ndarray]] = {v: {} for v in estimator.variants}
     label = f"{cell.path.stem} · {estimator.name}"
     with open_run(cell.path) as run:
+        check_same_run(run, cell)
         context = None
         if estimator.from_run is not None:
             context = estimator.from_run(run, values)
@@ -259,12 +262,24 @@ def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Val
     return results
 
 
+def check_same_run(run: h5py.File, cell: Cell) -> None:
+    """UserError unless the open run file is the run `cell` was read from, with its snapshots
+    (another process may have started the cell over with --force since)."""
+    run_id = run.attrs.get("run_id", "")
+    run_id = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
+    n = len(cell.epochs)
+    if run_id != cell.run_id or complete_epochs(run) < n or not np.array_equal(run["epochs"][:n], cell.epochs):
+        raise UserError(f"{cell.path} was replaced by another run while it was being analysed "
+                        f"(run_id {cell.run_id} is now {run_id or 'absent'}); run analyze again")
+
+
 def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values: Mapping[str, Value],
                     context: Any, spec: BlockSpec, batch: int | None, raw: np.ndarray,
                     shared: _SharedRecompute | None = None):
     """Read one block into the byte buffer `raw` and estimate it: {variant: {name: (bs, be)}}.
 
     With `batch`, the estimator sees that many seed-epochs: the block, then copies of its last one.
+    A seed-epoch whose activations are not all finite is estimated as zeros and its results are NaN.
     """
     cell = plan.cell
     _, _, n, width = cell.shapes[spec.layer]
@@ -280,20 +295,25 @@ def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values
               raw[: ns * ne * row].view(cell.dtype).reshape(ns, ne, n, width), shared)
         acts = raw[: count * row].view(cell.dtype).reshape(count, n, width)
         acts[ns * ne:] = acts[ns * ne - 1]
+    finite = finite_rows(acts)
+    if not finite.all():
+        acts = (np.where if isinstance(acts, np.ndarray) else jnp.where)(finite[:, None, None], acts, 0)
     seed_of = np.repeat(plan.seeds[spec.s_lo:spec.s_hi], ne)
     epoch_of = np.tile(plan.epoch_index[spec.e_lo:spec.e_hi], ns)
     seed_of = np.concatenate([seed_of, np.full(count - ns * ne, seed_of[-1])])
     epoch_of = np.concatenate([epoch_of, np.full(count - ns * ne, epoch_of[-1])])
     block = Block(acts, seed_of, spec.layer, cell.x, epoch_of)
     out = estimator.estimate(block, plan.labels, values, context)
-    return {v: _named_results(result, ns, ne) for v, result in out.items()}
+    return {v: _named_results(result, ns, ne, finite[: ns * ne]) for v, result in out.items()}
 
 
-def _named_results(result: tuple, ns: int, ne: int) -> dict[str, np.ndarray]:
-    """{"ixt", "ity", extras..} as (ns, ne) from an estimate's (ixt, ity[, extras]) per seed-epoch."""
+def _named_results(result: tuple, ns: int, ne: int, finite: np.ndarray) -> dict[str, np.ndarray]:
+    """{"ixt", "ity", extras..} as (ns, ne) from an estimate's (ixt, ity[, extras]) per seed-epoch,
+    NaN where the seed-epoch's activations were not `finite`."""
     ixt, ity, *more = result
     named = {"ixt": ixt, "ity": ity, **(more[0] if more else {})}
-    return {name: np.asarray(a)[: ns * ne].reshape(ns, ne) for name, a in named.items()}
+    return {name: np.where(finite, np.asarray(a, float)[: ns * ne], np.nan).reshape(ns, ne)
+            for name, a in named.items()}
 
 
 def default_workers() -> int:

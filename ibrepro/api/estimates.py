@@ -46,8 +46,8 @@ def open_estimates(path: str | Path) -> dict:
     """
     import xarray as xr
 
-    from ibrepro.analysis.cell import estimates_path, is_run_file
     from ibrepro.analysis.estimatesfile import read_estimates
+    from ibrepro.layout import estimates_path, is_run_file
 
     path = Path(path)
     target = estimates_path(path) if is_run_file(path) else path

@@ -66,10 +66,11 @@ def write_run(path: str | Path, x: ArrayLike, y: ArrayLike,
 
     import ibrepro
     from ibrepro.dimscales import label_seed_epoch_layer
+    from ibrepro.layout import is_run_file
     from ibrepro.train.runfile import GRADIENT_NAMES, METRIC_NAMES, SCHEMA
 
     path = Path(path)
-    if not path.name.endswith(".h5") or path.name.endswith(".mi.h5"):
+    if not is_run_file(path):
         raise InvalidInput(f"path must name a run file <cell>.h5 (not .mi.h5), got {path}")
     if path.exists() and not overwrite:
         raise InvalidInput(f"path: {path} exists; pass overwrite=True to replace it")

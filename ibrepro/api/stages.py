@@ -31,7 +31,7 @@ PathLike = str | Path
 def train(config: PathLike | Mapping[str, Any], out: PathLike = "runs", *, overrides: Sequence[str] = (),
           force: bool = False, on_cell: Callable[[int, int, str], None] | None = None,
           on_snapshot: Callable[[Any], None] | None = None, say: Callable[[str], None] | None = None,
-          stop: Any = None) -> list[tuple[Path, str]]:
+          stop: Any = None, allow_divergence: bool = False) -> list[tuple[Path, str]]:
     """Train every cell of an experiment into `out/<name>/<cell>.h5`; re-running resumes.
 
     Args:
@@ -43,6 +43,8 @@ def train(config: PathLike | Mapping[str, Any], out: PathLike = "runs", *, overr
         on_snapshot: Called with each snapshot's progress (epoch, metrics) after it is written.
         say: Receives one-line notes (e.g. results set aside by a new run).
         stop: A stop request polled after every snapshot: a checkpoint is written, then Interrupted.
+        allow_divergence: Return normally when a seed's training loss became non-finite (the run
+            file records it in `diverged`); otherwise UserError names the diverged cells.
 
     Returns:
         (run file, "trained" | "resumed" | "skipped") per cell.
@@ -58,7 +60,7 @@ def train(config: PathLike | Mapping[str, Any], out: PathLike = "runs", *, overr
     resolved = (cfg.resolve(dict(config), list(overrides)) if isinstance(config, Mapping)
                 else cfg.load(config, list(overrides)))
     return train_experiment(resolved, Path(out), force=force, on_cell=on_cell, on_snapshot=on_snapshot,
-                            say=say, stop=stop)
+                            say=say, stop=stop, allow_divergence=allow_divergence)
 
 
 @user_errors
@@ -175,9 +177,10 @@ def _check_estimator_names(path: Path, names: list[str]) -> None:
         return
     import h5py
 
-    from ibrepro.analysis.cell import estimates_path, find_cells
+    from ibrepro.analysis.cell import find_cells
     from ibrepro.analysis.estimators import REGISTRY
     from ibrepro.errors import UserError
+    from ibrepro.layout import estimates_path
 
     groups: set[str] = set()
     for run in find_cells(path):

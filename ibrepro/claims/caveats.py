@@ -21,6 +21,7 @@ import numpy as np
 from ibrepro.claims import phases
 
 DIFFERENTIAL = frozenset({"knn"})  # estimators whose I(X;T) is on a differential scale
+KERNEL_SCALE = frozenset({"renyi"})  # matrix-based: entropies of Gram matrices of a minibatch
 MIN_BITS = 0.01  # a break smaller than this is rounding, whatever the noise
 
 
@@ -40,6 +41,12 @@ KINDS = {  # kind -> what a figure says of the layers it names
     "negative": "I(X;T) < 0",
     "jitter": "I(X;T) set by the jitter (softmax units sum to 1)",
 }
+
+
+def on_bit_scale(estimator: str) -> bool:
+    """Whether the estimator's I(X;T) is in bits of the discrete inputs, measured against H(X)
+    and the IB curve; not kNN's differential entropy, nor matrix-based Rényi's kernel scale."""
+    return estimator not in DIFFERENTIAL and estimator not in KERNEL_SCALE
 
 
 def is_differential(estimator: str) -> bool:

@@ -18,12 +18,6 @@ SCHEMA = "ibrepro-claims/1"
 EXPERIMENT_NAME = "claims.json"
 
 
-def claims_path(run_path: Path) -> Path:
-    """`<cell>.claims.json` beside `<cell>.h5`."""
-    run_path = Path(run_path)
-    return run_path.with_name(run_path.name[: -len(".h5")] + ".claims.json")
-
-
 def write(path: Path, document: dict) -> Path:
     """Write a claims document atomically (a reader never sees half a file)."""
     path = Path(path)

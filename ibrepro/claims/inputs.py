@@ -8,7 +8,7 @@ self-consistency measures.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ import numpy as np
 from ibrepro.analysis.activations import activation_layers, block_layers
 from ibrepro.analysis.results import CellResults, load_cell
 from ibrepro.errors import UserError
-from ibrepro.train.runfile import complete_epochs, open_run
+from ibrepro.train.runfile import complete_epochs, diverged_epochs, divergence_note, open_run
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class Group:
 
 def load_groups(path: Path, estimators: tuple[str, ...] = ()) -> tuple[CellResults, list[Group]]:
     """The cell and its estimate groups (those of `estimators`, by estimator or group name;
-    all when empty)."""
+    all when empty). Seeds whose training diverged are left out of every group (unless all
+    of a group's seeds did), and a note on the cell says how many."""
     cell = load_cell(Path(path))
     if cell.epochs.size == 0:
         raise UserError(f"{path} has no complete snapshot yet")
@@ -49,17 +50,32 @@ def load_groups(path: Path, estimators: tuple[str, ...] = ()) -> tuple[CellResul
     groups = [Group(e.group, e.estimator, dict(e.params), str(e.attrs.get("labels", "drawn")),
                     np.arange(e.ixt.shape[0]) if e.seeds is None else e.seeds, e.epochs, e.ixt, e.ity)
               for e in chosen]
+    with open_run(path) as run:
+        diverged = diverged_epochs(run)
+    note = divergence_note(cell.name, diverged)
+    if note:
+        groups = [_without(group, diverged[group.seeds] < 0) for group in groups]
+        left_out = "" if (diverged >= 0).all() else ": left out of the claims"
+        cell = replace(cell, notes=(*cell.notes, note + left_out))
     return cell, groups
 
 
-def final_activations(path: Path, seeds: np.ndarray) -> list[np.ndarray] | None:
-    """Each layer's activations (S, N, w) at the last complete logged epoch for the given run
-    seeds (stored or recomputed); None before the first complete snapshot."""
+def _without(group: Group, keep: np.ndarray) -> Group:
+    """The group on the seeds `keep` marks; unchanged when that leaves none."""
+    if not keep.any():
+        return group
+    return replace(group, seeds=group.seeds[keep], ixt=group.ixt[keep], ity=group.ity[keep])
+
+
+def activations_at(path: Path, seeds: np.ndarray, epoch: int) -> list[np.ndarray] | None:
+    """Each layer's activations (S, N, w) at logged `epoch` for the given run seeds (stored or
+    recomputed); None when that epoch has no complete snapshot."""
     with open_run(path) as run:
-        last = complete_epochs(run) - 1
-        if last < 0:
+        epochs = run["epochs"][: complete_epochs(run)]
+        index = np.flatnonzero(epochs == epoch)
+        if not index.size:
             return None
-        return [np.asarray(layer[:, last])[seeds] for layer in activation_layers(run)]
+        return [np.asarray(layer[:, int(index[0])])[seeds] for layer in activation_layers(run)]
 
 
 def global_ranges(path: Path, seeds: np.ndarray) -> np.ndarray:

@@ -19,16 +19,17 @@ import numpy as np
 
 import ibrepro
 from ibrepro import config as cfg
-from ibrepro.analysis.cell import estimates_path, find_cells
+from ibrepro.analysis.cell import find_cells
 from ibrepro.analysis.results import CellResults
 from ibrepro.claims import caveats, claimsfile, marks, phases
 from ibrepro.claims import rules as claim_rules
-from ibrepro.claims.inputs import Group, final_activations, global_ranges, load_groups
+from ibrepro.claims.inputs import Group, activations_at, global_ranges, load_groups
 from ibrepro.claims.rules import Rules
 from ibrepro.claims.selfconsistency import layer_measures, partition_of
 from ibrepro.claims.verdicts import NOT_APPLICABLE, interval, training_fit
 from ibrepro.data.labels import is_deterministic
 from ibrepro.ib.bound import data_distribution
+from ibrepro.layout import claims_path, estimates_path
 
 
 def judge_path(path: str | Path, estimators: tuple[str, ...] = (), rules: Rules = Rules()) -> list[Path]:
@@ -39,7 +40,7 @@ def judge_path(path: str | Path, estimators: tuple[str, ...] = (), rules: Rules 
     runs = find_cells(path)
     cells = [load_groups(run, estimators) for run in runs]
     depth_sweep = path.is_dir() and _has_depth_sweep([c for c, _ in cells])
-    written = [claimsfile.write(claimsfile.claims_path(run), judge_cell(cell, groups, rules, depth_sweep))
+    written = [claimsfile.write(claims_path(run), judge_cell(cell, groups, rules, depth_sweep))
                for run, (cell, groups) in zip(runs, cells)]
     if path.is_dir():
         written.append(claimsfile.write(path / claimsfile.EXPERIMENT_NAME, judge_depth(cells, rules)))
@@ -56,17 +57,21 @@ def judge_cell(cell: CellResults, groups: list[Group], rules: Rules, depth_sweep
     drift, why_no_drift = _drift(cell)
     p_x, p_y_given_x = data_distribution(config, y)
     deterministic = is_deterministic(p_y_given_x)  # then self-consistency is not applicable
-    acts = final_activations(cell.path, np.arange(_n_seeds(cell))) if groups and not deterministic else None
+    acts = {}  # the activations at each group's last epoch, read once per epoch (noisy labels only)
     binning = next((g.params for g in groups if g.estimator == "binning"), None)
     out_groups = {}
     for group in groups:
         partition = partition_of(group.estimator, group.params, binning)
         measures = None
-        if acts is not None and group.labels == "soft":  # noisy labels: only soft groups are judged
+        if not deterministic and group.labels == "soft":  # noisy labels: only soft groups are judged
+            last = int(group.epochs[-1])
+            if last not in acts:
+                acts[last] = activations_at(cell.path, np.arange(_n_seeds(cell)), last)
             span = (global_ranges(cell.path, group.seeds)
                     if group.params.get("range") == "global" else None)
-            measures = layer_measures([a[group.seeds] for a in acts], partition, p_x,
-                                      p_y_given_x, span)
+            if acts[last] is not None:
+                measures = layer_measures([a[group.seeds] for a in acts[last]], partition, p_x,
+                                          p_y_given_x, span)
         bound_gap = _bound_gap(cell, group, groups)
         claims = _group_claims(cell, group, rules, drift, why_no_drift, measures, bound_gap, depth_sweep,
                                deterministic)
@@ -121,6 +126,9 @@ def _bound_gap(cell: CellResults, group: Group, groups: list[Group]) -> tuple[np
     the bound, which is computed from p(y|x): one draw of labels carries more information."""
     if cell.ib_bound is None:
         return None, f"no IB bound: run `ibrepro bound {cell.path}`"
+    if not caveats.on_bit_scale(group.estimator):
+        return None, (f"{group.estimator}'s I(X;T) is not in bits of the discrete inputs (a differential or "
+                      "kernel scale), so it cannot be placed against the IB curve")
     gamma = cell.config.get("data", {}).get("gamma", 0) if cell.config["dataset"] == "tishby12" else 0
     if group.labels != "soft" and gamma != 0:
         twin = next((g.name for g in groups if g.labels == "soft" and g.estimator == group.estimator

@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 
 import ibrepro
-from ibrepro.analysis.cell import estimates_path, find_cells
+from ibrepro.analysis.cell import find_cells
 from ibrepro.analysis.estimatesfile import check_writable, write_groups
 from ibrepro.data.labels import label_distribution
 from ibrepro.data.tishby12 import N_PATTERNS
 from ibrepro.errors import UserError
 from ibrepro.ib.curve import IBCurve, ib_curve
+from ibrepro.layout import estimates_path
 from ibrepro.train.runfile import open_run, run_config, run_labels
 
 GROUP = "ib-bound"

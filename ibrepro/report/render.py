@@ -17,7 +17,9 @@ from ibrepro.analysis.results import load_cell
 from ibrepro.claims import claimsfile
 from ibrepro.claims.judge import judge_path, sources
 from ibrepro.claims.rules import Rules
+from ibrepro.durable import write_file
 from ibrepro.errors import UserError
+from ibrepro.layout import claims_path
 from ibrepro.report import sections
 from ibrepro.report.document import Heading, Image, Para, to_html, to_markdown
 from ibrepro.report.literature import literature_section
@@ -41,13 +43,13 @@ def ensure_claims(path: Path, rules: Rules, run_ids: dict[str, str] | None = Non
     stale, or judged on another run than `run_ids` {run file name: run_id} names) and the
     experiment document (None for a single cell); plus the files rewritten."""
     runs = find_cells(path)
-    stale = any(claimsfile.is_stale(claimsfile.claims_path(run), sources(run), rules.as_dict())
-                or _other_run(claimsfile.claims_path(run), (run_ids or {}).get(run.name)) for run in runs)
+    stale = any(claimsfile.is_stale(claims_path(run), sources(run), rules.as_dict())
+                or _other_run(claims_path(run), (run_ids or {}).get(run.name)) for run in runs)
     experiment_file = path / claimsfile.EXPERIMENT_NAME if path.is_dir() else None
     if experiment_file is not None and not experiment_file.exists():
         stale = True
     judged = judge_path(path, rules=rules) if stale else []
-    documents = [claimsfile.read(claimsfile.claims_path(run)) for run in runs]
+    documents = [claimsfile.read(claims_path(run)) for run in runs]
     experiment = claimsfile.read(experiment_file) if experiment_file is not None else None
     return documents, experiment, judged
 
@@ -64,8 +66,11 @@ def write_report(path: str | Path, estimator: str | None = None, out: str | Path
     path = Path(path)
     find_cells(path)  # bad paths fail before anything is written
     out_dir = Path(out) if out is not None else (path if path.is_dir() else path.parent)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"output path {out_dir} exists and is not a directory")
+    try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UserError(f"output path {out_dir} exists and is not a directory")
+    except OSError as exc:
+        raise UserError(f"cannot use output path {out_dir}: {exc.strerror}") from None
     cells = [load_cell(run) for run in find_cells(path)]  # refuses estimates of another run
     documents, experiment, judged = ensure_claims(path, rules, {c.path.name: c.run.run_id for c in cells})
     if estimator is not None:
@@ -96,8 +101,8 @@ def write_report(path: str | Path, estimator: str | None = None, out: str | Path
         doc += [Para(f"- {line}") for line in plotted.skipped]
     doc += sections.settings_section(documents)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    md_path.write_text(to_markdown(doc))
-    html_path.write_text(to_html(doc, title=f"ibrepro report: {path.name}"))
+    write_file(md_path, to_markdown(doc).encode())
+    write_file(html_path, to_html(doc, title=f"ibrepro report: {path.name}").encode())
     return ReportResult(md_path, html_path, figures_dir, list(plotted.skipped), judged)
 
 

@@ -20,6 +20,7 @@ from ibrepro import config as cfg
 from ibrepro.data import CellArrays, prepare
 from ibrepro.data.labels import noisy_p_y1
 from ibrepro.errors import UserError
+from ibrepro.layout import result_paths
 from ibrepro.train import checkpoint
 from ibrepro.train.engine import SeedData, ShardedTrainer, SharedData, Trainer, device_count_for, param_layers
 from ibrepro.train.interrupt import Interrupted, StopRequest
@@ -28,7 +29,15 @@ from ibrepro.train.model import make_model
 from ibrepro.train.provenance import now, provenance
 from ibrepro.train.recorded import recorded_activations
 from ibrepro.train.resume import existing_status, resume_point
-from ibrepro.train.runfile import GRADIENT_NAMES, METRIC_NAMES, checkpoint_path, layer_widths
+from ibrepro.train.runfile import (
+    GRADIENT_NAMES,
+    METRIC_NAMES,
+    checkpoint_path,
+    diverged_epochs,
+    divergence_note,
+    layer_widths,
+    open_run,
+)
 from ibrepro.train.schedule import logged_epochs
 from ibrepro.train.writer import RunWriter
 
@@ -144,18 +153,11 @@ def train_cell(name: str, config: dict, path: Path, force: bool = False,
     return outcome
 
 
-# what later stages write beside <cell>.h5: estimates (analyze, bound) and claims; they belong
-# to one run of the cell (analysis.cell.estimates_path, claims.claimsfile.claims_path)
-RESULT_SUFFIXES = (".mi.h5", ".claims.json")
-
-
 def set_aside_results(path: Path, tag: str) -> list[Path]:
     """Move a cell's estimates and claims out of the way of a new run: `<name>.old-<tag>`
     beside them (tag: the previous run's id). Returns the paths they were moved to."""
-    stem = path.name[: -len(path.suffix)]
     moved = []
-    for suffix in RESULT_SUFFIXES:
-        result = path.with_name(stem + suffix)
+    for result in result_paths(path):
         if result.exists():
             moved.append(result.replace(result.with_name(f"{result.name}.old-{tag}")))
     return moved
@@ -268,9 +270,15 @@ def train_experiment(config: dict, out_dir: Path, force: bool = False,
                      on_cell: Callable[[int, int, str], None] | None = None,
                      on_snapshot: Callable[[Snapshot], None] | None = None,
                      say: Callable[[str], None] | None = None,
-                     stop: StopRequest | None = None) -> list[tuple[Path, str]]:
-    """Train every cell of a resolved experiment config under `out_dir/<name>/`, in turn."""
-    results = []
+                     stop: StopRequest | None = None, allow_divergence: bool = False) -> list[tuple[Path, str]]:
+    """Train every cell of a resolved experiment config under `out_dir/<name>/`, in turn.
+
+    A cell whose training loss became non-finite for some seed is trained to the end (its
+    run file records the seeds in `diverged`); once every cell is done, UserError names the
+    diverged cells, unless `allow_divergence`, when `say` is told instead.
+    """
+    say = say or (lambda note: None)
+    results, diverged = [], []
     cells = experiment_cells(config, out_dir)
     for index, (name, cell_config, path) in enumerate(cells):
         if stop is not None and stop.requested:
@@ -278,4 +286,14 @@ def train_experiment(config: dict, out_dir: Path, force: bool = False,
         if on_cell is not None:
             on_cell(index, len(cells), name)
         results.append((path, train_cell(name, cell_config, path, force, on_snapshot, say, stop)))
+        with open_run(path) as run:
+            note = divergence_note(str(path), diverged_epochs(run))
+        if note:
+            diverged.append(note)
+    if diverged and not allow_divergence:
+        more = f" (and {len(diverged) - 1} more cell(s))" if len(diverged) > 1 else ""
+        raise UserError(f"{diverged[0]}{more}: their estimates will be NaN and claims leave them out; "
+                        "lower train.lr, or pass --allow-divergence to accept diverged runs")
+    for note in diverged:
+        say(f"{note}; their estimates will be NaN and claims leave them out")
     return results

@@ -3,7 +3,10 @@
 Names follow DESIGN §7. Version 2 (`ibrepro-run/2`) files are written whole at creation:
 every array has its final length along the epoch axis, `epochs` holds the whole schedule,
 and the root dataset `complete_snapshots` counts the snapshots that are durably written.
-Readers use only the first `complete_snapshots` entries of every array. Version 1 files
+Readers use only the first `complete_snapshots` entries of every array. `diverged` (S,)
+holds, per seed, the first logged epoch whose training loss is not finite (-1: never); it is
+written when the run completes (`diverged_epochs` derives it from the metrics before that,
+and for files without it). Version 1 files
 (growing arrays, no `params/`) are still read; there `epochs` grows last and its length is
 the count.
 """
@@ -25,6 +28,7 @@ READABLE_SCHEMAS = ("ibrepro-run/1", SCHEMA)
 COMPLETE = "complete_snapshots"
 METRIC_NAMES = ("train_loss", "test_loss", "train_acc", "test_acc")
 GRADIENT_NAMES = ("mean_norm", "std_norm", "weight_norm")
+DIVERGED = "diverged"
 
 
 def in_use_message(path: Path) -> str:
@@ -134,6 +138,35 @@ def complete_epochs(handle: h5py.File) -> int:
         raise UserError(f"{handle.filename}: {COMPLETE} = {count} is outside 0..{total} (the logged epochs); "
                         "the file is damaged (train the cell again)")
     return int(count)
+
+
+def first_nonfinite(train_loss: np.ndarray, epochs: np.ndarray) -> np.ndarray:
+    """(S,) per seed the first of `epochs` (E,) whose training loss (S, E) is not finite, -1 if none."""
+    bad = ~np.isfinite(np.asarray(train_loss, np.float64))
+    if not bad.shape[1]:
+        return np.full(bad.shape[0], -1, np.int64)
+    return np.where(bad.any(axis=1), np.asarray(epochs, np.int64)[np.argmax(bad, axis=1)], -1)
+
+
+def diverged_epochs(handle: h5py.File) -> np.ndarray:
+    """(S,) per seed the first logged epoch whose training loss is not finite, -1 for a seed
+    that did not diverge: the stored `diverged` of a complete run, else from its metrics."""
+    if DIVERGED in handle and run_status(handle) == "complete":
+        return np.asarray(handle[DIVERGED][()], np.int64)
+    n = complete_epochs(handle)
+    n_seeds = handle["data/train_mask"].shape[0]
+    if "metrics/train_loss" not in handle:
+        return np.full(n_seeds, -1, np.int64)
+    return first_nonfinite(handle["metrics/train_loss"][:, :n], handle["epochs"][:n])
+
+
+def divergence_note(name: str, diverged: np.ndarray) -> str:
+    """One line on a cell's diverged seeds ("" when none diverged)."""
+    seeds = np.flatnonzero(diverged >= 0)
+    if not seeds.size:
+        return ""
+    return (f"{name}: {seeds.size} of {diverged.size} seed(s) diverged (training loss not finite from epoch "
+            f"{int(diverged[seeds].min())}; seeds {', '.join(map(str, seeds[:8]))}{' ...' if seeds.size > 8 else ''})")
 
 
 def checkpoint_path(run_path: Path) -> Path:

@@ -6,7 +6,11 @@ disk), and `epochs` holds the whole schedule. Training then changes no HDF5 meta
 only array contents at fixed places, so a kill at any moment leaves a readable file, and a
 reader in another process sees a consistent file at any time. A snapshot counts once its
 arrays are flushed and fsync'ed: only then is `complete_snapshots` raised. The status and
-finish time are fixed-size attributes rewritten in place (one write).
+finish time are fixed-size attributes rewritten in place (one write), after `diverged`.
+
+Every write error is raised where the write was asked for (the file has no sieve buffer and
+no chunk cache, and h5py's "Exception ignored" errors are caught) and ends in one line; a new
+file is read back before it is renamed into place.
 """
 
 from __future__ import annotations
@@ -21,22 +25,31 @@ import h5py
 import numpy as np
 
 from ibrepro.dimscales import label_seed_epoch_layer
-from ibrepro.durable import fsync_path
+from ibrepro.durable import failure_reason, fsync_path, reported_writes
 from ibrepro.errors import UserError
 from ibrepro.train import checkpoint
-from ibrepro.train.runfile import COMPLETE, GRADIENT_NAMES, METRIC_NAMES, SCHEMA, checkpoint_path
+from ibrepro.train.runfile import (
+    COMPLETE,
+    DIVERGED,
+    GRADIENT_NAMES,
+    METRIC_NAMES,
+    SCHEMA,
+    checkpoint_path,
+    first_nonfinite,
+)
 
 STATUS_TYPE = h5py.string_dtype("ascii", 16)
 TIME_TYPE = h5py.string_dtype("ascii", 32)
 
 
-def write_error(path: Path, exc: OSError, saved: int) -> UserError:
+# what h5py raises for a failed write: OSError, or RuntimeError for some failed flushes
+WRITE_ERRORS = (OSError, RuntimeError)
+
+
+def write_error(path: Path, exc: BaseException, saved: int | None) -> UserError:
     """The one line for a failed write: what failed, and that a re-run resumes."""
-    text = str(exc)
-    reason = ("no space left on device" if getattr(exc, "errno", None) == errno.ENOSPC or "No space" in text
-              else (exc.strerror or text.splitlines()[0] if text else exc.__class__.__name__))
-    return UserError(f"cannot write {path}: {reason}; its {saved} complete snapshot(s) are kept, "
-                     "run the same command again to resume")
+    kept = "" if saved is None else f"its {saved} complete snapshot(s) are kept, "
+    return UserError(f"cannot write {path}: {failure_reason(exc)}; {kept}run the same command again to resume")
 
 
 def _preallocated() -> h5py.h5p.PropDCID:
@@ -46,14 +59,17 @@ def _preallocated() -> h5py.h5p.PropDCID:
     return dcpl
 
 
-def _open_unbuffered(path: Path) -> h5py.h5f.FileID:
-    """Open for writing with no raw-data sieve buffer (every write reaches the OS at once, so
-    a failed write fails in the call that made it and nothing is left to flush at close) and
-    without HDF5's file lock (the cell lock guards writers; readers may open the file)."""
+def _unbuffered() -> h5py.h5p.PropFAID:
+    """File access with no raw-data sieve buffer and no chunk cache (every data write reaches
+    the OS at once, so a failed write fails in the call that made it and nothing is left to
+    write when an object closes: HDF5 cannot report errors there, and may crash after them)
+    and without HDF5's file lock (the cell lock guards writers; readers may open the file)."""
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_sieve_buf_size(0)
+    mdc, slots, _, w0 = fapl.get_cache()
+    fapl.set_cache(mdc, slots, 0, w0)
     fapl.set_file_locking(False, True)
-    return h5py.h5f.open(bytes(path), h5py.h5f.ACC_RDWR, fapl)
+    return fapl
 
 
 class RunWriter:
@@ -63,8 +79,10 @@ class RunWriter:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self.handle = h5py.File(_open_unbuffered(path))
-        except OSError as exc:
+            self.handle = h5py.File(h5py.h5f.open(bytes(path), h5py.h5f.ACC_RDWR, _unbuffered()))
+        except WRITE_ERRORS as exc:
+            if "errno = " in str(exc):  # a failed write (opening marks the file open for writing)
+                raise write_error(path, exc, None) from None
             raise UserError(f"cannot open {path} for writing ({exc.__class__.__name__}); "
                             "use --force to start the cell over") from None
         self.complete = int(self.handle[COMPLETE][()])
@@ -85,13 +103,15 @@ class RunWriter:
         n_seeds, n_eval = data["train_mask"].shape
         n_epochs = len(schedule)
         try:
-            with h5py.File(tmp, "x", locking=False) as h:
+            fid = h5py.h5f.create(bytes(tmp), h5py.h5f.ACC_EXCL, fapl=_unbuffered())
+            with reported_writes(tmp), h5py.File(fid) as h:
                 h.attrs.update(schema=SCHEMA, config=json.dumps(config), ibrepro_version=version,
                                run_id=uuid.uuid4().hex, device_count=device_count, **provenance)
                 h.attrs.create("status", "running", dtype=STATUS_TYPE)
                 h.attrs.create("finished", "", dtype=TIME_TYPE)
                 h.create_dataset("epochs", data=np.asarray(schedule, dtype="int64"))
                 h.create_dataset(COMPLETE, data=np.int64(0))
+                h.create_dataset(DIVERGED, data=np.full(n_seeds, -1, np.int64))  # set by `finish`
                 h.create_dataset("data/x", data=data["x"], compression="gzip", compression_opts=4, shuffle=True)
                 h.create_dataset("data/y", data=data["y"].astype("int32"))
                 h.create_dataset("data/train_mask", data=data["train_mask"], compression="gzip")
@@ -116,9 +136,10 @@ class RunWriter:
                 label_seed_epoch_layer(h["gradients"], np.arange(n_seeds), schedule, len(widths))
                 h.flush()
                 os.fsync(h.id.get_vfd_handle())
+            _check_created(tmp, config, data, schedule, {name: shape for name, (shape, _) in arrays.items()})
             os.replace(tmp, path)
             fsync_path(path.parent)
-        except OSError as exc:
+        except WRITE_ERRORS as exc:
             tmp.unlink(missing_ok=True)
             raise write_error(path, exc, 0) from None
 
@@ -126,19 +147,21 @@ class RunWriter:
         """Write snapshot `index`: {dataset name: (S, ...) array} for that epoch position.
         It counts only after `commit`."""
         try:
-            for name, value in arrays.items():
-                self.handle[name][:, index] = value
-        except OSError as exc:
+            with reported_writes(self.path):
+                for name, value in arrays.items():
+                    self.handle[name][:, index] = value
+        except WRITE_ERRORS as exc:
             raise write_error(self.path, exc, self.complete) from None
 
     def commit(self, n_complete: int) -> None:
         """Make the snapshots before `n_complete` durable, then record their count."""
         try:
-            self.handle.flush()
-            os.fsync(self._fd)
-            self.handle[COMPLETE][()] = n_complete
-            self.handle.flush()
-        except OSError as exc:
+            with reported_writes(self.path):
+                self.handle.flush()
+                os.fsync(self._fd)
+                self.handle[COMPLETE][()] = n_complete
+                self.handle.flush()
+        except WRITE_ERRORS as exc:
             raise write_error(self.path, exc, self.complete) from None
         self.complete = n_complete
 
@@ -168,18 +191,45 @@ class RunWriter:
         return checkpoint.load(self.checkpoint_path, target)
 
     def finish(self, finished: str) -> None:
-        """Mark the run complete (durably) and remove the checkpoint."""
+        """Record which seeds diverged (`diverged`), then mark the run complete, each durably,
+        and remove the checkpoint."""
+        diverged = first_nonfinite(self.handle["metrics/train_loss"][:, :self.complete],
+                                   self.handle["epochs"][:self.complete])
         try:
-            self.handle.attrs.modify("finished", finished)
-            self.handle.attrs.modify("status", "complete")
-            self.handle.flush()
-            os.fsync(self._fd)
-        except OSError as exc:
+            with reported_writes(self.path):
+                if DIVERGED in self.handle:  # files made before it was recorded lack it
+                    self.handle[DIVERGED][...] = diverged
+                    self.handle.flush()
+                    os.fsync(self._fd)
+                self.handle.attrs.modify("finished", finished)
+                self.handle.attrs.modify("status", "complete")
+                self.handle.flush()
+                os.fsync(self._fd)
+        except WRITE_ERRORS as exc:
             raise write_error(self.path, exc, self.complete) from None
         checkpoint.remove(self.checkpoint_path)
 
     def close(self) -> None:
         try:
-            self.handle.close()
-        except OSError:
+            with reported_writes(self.path):
+                self.handle.close()
+        except WRITE_ERRORS:
             pass  # a failed write was already reported; the count on disk is what counts
+
+
+def _check_created(path: Path, config: dict, data: dict[str, np.ndarray], schedule: np.ndarray,
+                   shapes: dict[str, tuple]) -> None:
+    """OSError unless the closed file at `path` reads back as `create` wrote it: the data,
+    the schedule and the config equal, no snapshot counted, every array of its shape."""
+    try:
+        with h5py.File(path, "r", locking=False) as h:
+            written = {f"data/{k}": v for k, v in data.items() if v is not None}
+            whole = (all(np.array_equal(h[name][()], np.asarray(v)) for name, v in written.items())
+                     and np.array_equal(h["epochs"][()], np.asarray(schedule))
+                     and int(h[COMPLETE][()]) == 0 and (h[DIVERGED][()] == -1).all()
+                     and json.loads(h.attrs["config"]) == config
+                     and all(h[name].shape == shape for name, shape in shapes.items()))
+    except (OSError, KeyError, ValueError) as exc:
+        raise OSError(errno.EIO, f"the new file does not read back ({exc.__class__.__name__})") from None
+    if not whole:
+        raise OSError(errno.EIO, "the new file does not read back as written")

@@ -127,6 +127,17 @@ class Block:
     epochs: np.ndarray | None = None
 
 
+def finite_rows(acts) -> np.ndarray:
+    """(B,) whether each seed-epoch's activations (B, N, w) are all finite (numpy, or a jax
+    array reduced where it lies). A diverged network's seed-epochs are not: their estimates
+    are NaN, never what an estimator makes of NaN or infinity (binning would give 0 bits)."""
+    if isinstance(acts, np.ndarray):
+        return np.isfinite(acts).all(axis=(1, 2))
+    import jax.numpy as jnp
+
+    return np.asarray(jnp.isfinite(acts).all(axis=(1, 2)))
+
+
 # estimate(block, labels, params, context) -> {variant: (ixt (B,), ity (B,)[, extras])}, bits;
 # the optional extras {name: (B,) array} are stored beside `ixt` and `ity` (e.g. `ixt_se`)
 EstimateFn = Callable[[Block, Labels, Mapping[str, Value], Any], dict[str, tuple]]

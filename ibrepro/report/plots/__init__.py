@@ -83,9 +83,12 @@ def draw_figures(path: Path, cells: list[CellResults], out: str | Path | None = 
     """`make_figures` for cells already loaded from PATH (a cell file or experiment directory)."""
     chosen = select_estimates(cells, estimator)
     out_dir = Path(out) if out is not None else (path if path.is_dir() else path.parent) / "figures"
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"output path {out_dir} exists and is not a directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UserError(f"output path {out_dir} exists and is not a directory")
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output directory {out_dir}: {exc.strerror}") from None
     report = PlotReport(out_dir=out_dir)
     for cell in cells:
         _cell_figures(report, cell, chosen[cell.name], estimator, per_seed, rules)

@@ -73,7 +73,7 @@ def gradients_figure(cell: CellResults) -> Figure:
         Line2D([], [], color="0.3", label="mean"),
         Line2D([], [], color="0.3", ls="--", label="std"),
         Line2D([], [], color="0.3", ls=":", label="drift→diffusion: seed-mean SNR's last fall below 1"),
-        Line2D([], [], color="0.3", marker="o", ms=2.5, label="per seed (claim ii): geometric mean, 95 % interval"),
+        Line2D([], [], color="0.3", marker="o", ms=4, label="per seed (claim ii): geometric mean, 95 % interval"),
     ]
     layer_keys, _ = ax_weight.get_legend_handles_labels()
     fig.legend(handles=layer_keys + style_keys, loc="outside lower center",
@@ -95,8 +95,8 @@ def _per_seed_bars(ax, cell: CellResults) -> None:
         if np.isfinite(centre):
             y = 1.12 ** (k + 1)
             errors = [[centre - low], [high - centre]] if np.isfinite(low) else None
-            bars = ax.errorbar([centre], [y], xerr=errors, fmt="o", ms=2.5, lw=0.9, capsize=1.5,
-                               color=style.layer_colour(k, n_layers))
+            bars = ax.errorbar([centre], [y], xerr=errors, fmt="o", ms=4, lw=1.6, capsize=2.5, mec="white",
+                               mew=0.6, zorder=5, color=style.layer_colour(k, n_layers))
             bars.lines[0].set_gid(f"drift_per_seed:{k}")
 
 

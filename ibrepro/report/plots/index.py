@@ -11,6 +11,8 @@ import html
 import json
 from pathlib import Path
 
+from ibrepro.durable import write_file
+
 MANIFEST = "index.json"
 
 
@@ -23,9 +25,9 @@ def write_index(out_dir: Path, captions: dict[str, str]) -> list[Path]:
     entries = _read_manifest(manifest)
     entries.update(captions)
     entries = {name: entries[name] for name in sorted(entries) if (out_dir / name).is_file()}
-    manifest.write_text(json.dumps(entries, indent=1) + "\n")
-    (out_dir / "index.md").write_text(_markdown(entries))
-    (out_dir / "index.html").write_text(_html(entries))
+    write_file(manifest, (json.dumps(entries, indent=1) + "\n").encode())
+    write_file(out_dir / "index.md", _markdown(entries).encode())
+    write_file(out_dir / "index.html", _html(entries).encode())
     return [out_dir / "index.md", out_dir / "index.html", manifest]
 
 

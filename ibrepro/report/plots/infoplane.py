@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from ibrepro.analysis.results import CellResults, Estimate, IBBound
-from ibrepro.claims.caveats import estimate_caveats, figure_lines, is_differential
+from ibrepro.claims.caveats import estimate_caveats, figure_lines, on_bit_scale
 from ibrepro.claims.phases import summary
 from ibrepro.report.plots import style
 
@@ -78,33 +78,15 @@ def draw_infoplane(
 def write_caveats(ax: Axes, estimate: Estimate, label_entropy: float,
                   quantities: tuple[str, ...] = ("ixt", "ity")) -> None:
     """The estimate's broken inequalities (`ibrepro.claims.caveats`) of `quantities`, one line
-    per kind, in the emptiest corner of the panel (the claims file and the report say the
-    same in full, per layer). Call once the axis limits are set."""
+    per kind, under the panel's x label, where they hide no point (the claims file and the
+    report say the same in full, per layer)."""
     breaks = estimate_caveats(estimate.estimator, estimate.epochs, estimate.ixt, estimate.ity, label_entropy)
     lines = figure_lines(breaks, estimate.ixt.shape[2], quantities)
     if lines:
-        x, y = _emptiest_corner(ax)
         text = "\n".join(textwrap.fill(line, CAVEAT_CHARS, subsequent_indent="   ") for line in lines)
-        note = ax.text(x, y, text, transform=ax.transAxes, ha="right" if x > 0.5 else "left",
-                       va="top" if y > 0.5 else "bottom", fontsize=5, color=style.CAVEAT_COLOUR, zorder=6,
-                       gid="caveats", bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 1})
-        note.set_in_layout(False)  # inside the panel: the layout keeps the axes' size
-
-
-def _emptiest_corner(ax: Axes) -> tuple[float, float]:
-    """The corner (axes fraction) with the fewest drawn points within 45 % × 30 % of it."""
-    points = [line.get_xydata() for line in ax.lines] + [c.get_offsets() for c in ax.collections
-                                                          if len(c.get_offsets())]
-    xy = np.concatenate([np.asarray(p, float).reshape(-1, 2) for p in points]) if points else np.empty((0, 2))
-    xy = xy[np.isfinite(xy).all(axis=1)]
-    frac = ax.transAxes.inverted().transform(ax.transData.transform(xy)) if len(xy) else xy
-    corners = [(0.98, 0.03), (0.02, 0.03), (0.98, 0.97), (0.02, 0.97)]
-
-    def crowd(corner):
-        x, y = corner
-        return int(((np.abs(frac[:, 0] - x) < 0.45) & (np.abs(frac[:, 1] - y) < 0.3)).sum())
-
-    return min(corners, key=crowd)
+        ax.annotate(text, (0.0, 0.0), xycoords=ax.xaxis.label, xytext=(0, -3), textcoords="offset points",
+                    ha="left", va="top", fontsize=5, color=style.CAVEAT_COLOUR, gid="caveats",
+                    annotation_clip=False)
 
 
 Limits = tuple[tuple[float, float], tuple[float, float]]  # (x_lo, x_hi), (y_lo, y_hi)
@@ -129,7 +111,7 @@ def x_ceiling(estimate: Estimate, n_inputs: int) -> float | None:
     """H(X) in the estimator's scale: log2 of the inputs it sees (all N, or one minibatch for
     matrix-based Rényi); None for a differential scale (kNN) or a kernel scale (Rényi), whose
     I(X;T) is not measured against H(X)."""
-    if is_differential(estimate.estimator) or estimate.estimator == "renyi":
+    if not on_bit_scale(estimate.estimator):
         return None
     return float(np.log2(min(n_inputs, int(estimate.params.get("batch", n_inputs)))))
 

@@ -8,6 +8,7 @@ pyplot, no display) and rendered with the Agg (PNG) and PDF canvases.
 from __future__ import annotations
 
 import functools
+import io
 import re
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import matplotlib
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+
+from ibrepro.durable import write_file
 
 COLUMN_WIDTH = 3.4  # inches: one column of a two-column paper
 FULL_WIDTH = 7.0  # inches: the full text width
@@ -151,10 +154,14 @@ def safe_name(text: str) -> str:
 
 
 def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """Write `stem`.png (PNG_DPI) and `stem`.pdf into out_dir; return both paths."""
+    """Write `stem`.png (PNG_DPI) and `stem`.pdf into out_dir, each whole or not at all
+    (UserError when it cannot be written); return both paths."""
     paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
+    png, pdf = io.BytesIO(), io.BytesIO()
     with matplotlib.rc_context(RC):
-        fig.savefig(paths[0], dpi=PNG_DPI)
+        fig.savefig(png, format="png", dpi=PNG_DPI)
         fig.set_layout_engine("none")  # keep the layout just computed: the PDF has the same size
-        fig.savefig(paths[1])
+        fig.savefig(pdf, format="pdf")
+    for path, image in zip(paths, (png, pdf)):
+        write_file(path, image.getvalue())
     return paths
