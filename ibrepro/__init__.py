@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one definition: pyproject.toml reads it
 
 _EXPORTS = {
     "open_run": "ibrepro.api.runview",
