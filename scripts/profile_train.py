@@ -213,10 +213,20 @@ def epoch_programs(config: dict) -> dict:
 FREE_OPS = {"parameter", "get-tuple-element", "tuple", "constant", "bitcast"}  # no kernel at run time
 
 
-def step_kernels(hlo: str) -> tuple[collections.Counter, list[str]]:
-    """The ops run per minibatch step (those of the largest while-loop body: the scan over
-    minibatches; a fusion counts as one kernel), by opcode, and the shapes its dot products
-    produce."""
+ROLES = (  # (role, op_name test) in order: the first that matches names a kernel's role
+    ("backward (MLP)", lambda name: "transpose(jvp(MLP))" in name),
+    ("forward (MLP)", lambda name: "jvp(MLP)" in name),
+    ("loss (softmax CE)", lambda name: "jvp(" in name),
+    ("minibatch rows", lambda name: "gather" in name or "dynamic_slice" in name),
+    ("Adam update", lambda name: name.endswith(("closed_call/add", "closed_call/pow"))),
+    ("other (loop, copies)", lambda name: True),  # unnamed: loop-carry copies, split reductions
+)
+
+
+def step_kernels(hlo: str) -> list[tuple[str, str, str]]:
+    """(opcode, output shape, role) of every op run per minibatch step: those of the largest
+    while-loop body (the scan over minibatches), a fusion counted as one kernel; the role is
+    read from the op's JAX name (metadata op_name)."""
     bodies, name = {}, None
     for line in hlo.splitlines():
         if line and not line.startswith(" "):
@@ -225,10 +235,18 @@ def step_kernels(hlo: str) -> tuple[collections.Counter, list[str]]:
         elif name is not None:
             match = re.match(r"\s+(?:ROOT )?\S+ = (\S+?)(?:\{[^}]*\})? ([\w-]+)\(", line)
             if match and match.group(2) not in FREE_OPS:
-                bodies[name].append((match.group(2), match.group(1)))
+                op_name = re.search(r'op_name="([^"]*)"', line)
+                op_name = op_name.group(1) if op_name else ""
+                role = next(role for role, test in ROLES if test(op_name))
+                bodies[name].append((match.group(2), match.group(1), role))
     loop_bodies = re.findall(r"body=%([^ ,]+)", hlo)
-    step = max((bodies.get(b, []) for b in loop_bodies), key=len, default=[])
-    return collections.Counter(op for op, _ in step), [shape for op, shape in step if op == "dot"]
+    return max((bodies.get(b, []) for b in loop_bodies), key=len, default=[])
+
+
+def shape_bytes(shape: str) -> int:
+    """Bytes of an HLO array shape such as f32[5,256,10] (4-byte elements assumed)."""
+    dims = re.findall(r"\d+", shape.split("[", 1)[1]) if "[" in shape else []
+    return 4 * int(np.prod([int(d) for d in dims]))
 
 
 def print_programs(programs: dict, trainer, seeds: int) -> None:
@@ -252,14 +270,17 @@ def print_programs(programs: dict, trainer, seeds: int) -> None:
     stats_cost = times[True] - times[False]
     print(f"  gradient statistics: {stats_cost * 1e3:.4f} ms per seed per snapshot "
           f"({stats_cost / times[False]:.0%} of an epoch)")
-    counts, dots = step_kernels(programs[False][0].as_text())
-    kernels = sum(counts.values())
+    step = step_kernels(programs[False][0].as_text())
     per_device = seeds // len(programs[False][1][0].grad_stats.sharding.device_set)
     call = times[False] * seeds  # wall seconds of one epoch call, all devices in parallel
-    print(f"  kernels per minibatch step ({kernels}, fusions counted once): "
-          f"{', '.join(f'{op} {n}' for op, n in counts.most_common(10))}; "
-          f"{call / (trainer.n_steps * kernels) * 1e6:.2f} us per kernel launch per device")
-    print(f"  its dot products (per device, {per_device} seeds): {', '.join(dots)}")
+    print(f"  kernels per minibatch step ({len(step)}, fusions counted once; per device, {per_device} seeds): "
+          f"{call / (trainer.n_steps * len(step)) * 1e6:.2f} us per kernel per device on average")
+    print(f"    {'role':20s} {'kernels':>7s} {'dots':>5s} {'output KiB':>10s}  dot outputs")
+    for role, _ in ROLES:
+        ops = [(op, shape) for op, shape, r in step if r == role]
+        dots = [shape for op, shape in ops if op == "dot"]
+        print(f"    {role:20s} {len(ops):7d} {len(dots):5d} {sum(shape_bytes(sh) for _, sh in ops) / 2**10:10.1f}  "
+              f"{' '.join(dots)}")
     widths = [12, 10, 7, 5, 4, 3, 2]
     macs = sum(a * b for a, b in zip(widths, widths[1:]))
     per_row = 3 * 2 * macs  # forward + backward
