@@ -7,8 +7,9 @@ their timers, so the stages add up, but snapshot writing no longer overlaps the 
 advance as it does in a normal run: the total is an upper bound on a normal run's.
 
 Then, on the same placed data, one compiled epoch with and without gradient statistics is
-timed apart and XLA's cost analysis (FLOPs, bytes) and its kernel list (ops of the compiled
-program, fusions counted as one) are printed, and the plain one-network loop of
+timed apart; XLA's cost analysis (FLOPs, bytes), the kernels of one minibatch step by role
+(forward, backward, loss, Adam, ...; fusions counted as one) and the time of each role's ops in a
+jax.profiler trace of a few calls (Python tracer off) are printed; and the plain one-network loop of
 scripts/bench_train.py gives the reference ratio. Last, the cell is analysed with the default
 (binning) estimator twice, from its stored activations and from a copy holding parameters only,
 with timers around plan, read, recompute, estimate and write. The compile cache starts empty unless
@@ -24,7 +25,9 @@ import argparse
 import collections
 import contextlib
 import functools
+import gzip
 import importlib
+import json
 import os
 import re
 import shutil
@@ -223,24 +226,61 @@ ROLES = (  # (role, op_name test) in order: the first that matches names a kerne
 )
 
 
-def step_kernels(hlo: str) -> list[tuple[str, str, str]]:
-    """(opcode, output shape, role) of every op run per minibatch step: those of the largest
-    while-loop body (the scan over minibatches), a fusion counted as one kernel; the role is
-    read from the op's JAX name (metadata op_name)."""
-    bodies, name = {}, None
+def hlo_computations(hlo: str) -> dict[str, list[tuple[str, str, str, str]]]:
+    """{computation: [(instruction, opcode, output shape, role)]} of a compiled module's text,
+    ops that run no kernel left out; the role is read from the op's JAX name (op_name)."""
+    computations, name = {}, None
     for line in hlo.splitlines():
         if line and not line.startswith(" "):
             name = line.split(" ")[0].lstrip("%") if line.endswith("{") else None
-            bodies[name] = []
+            computations[name] = []
         elif name is not None:
-            match = re.match(r"\s+(?:ROOT )?\S+ = (\S+?)(?:\{[^}]*\})? ([\w-]+)\(", line)
-            if match and match.group(2) not in FREE_OPS:
+            match = re.match(r"\s+(?:ROOT )?%(\S+) = (\S+?)(?:\{[^}]*\})? ([\w-]+)\(", line)
+            if match and match.group(3) not in FREE_OPS:
                 op_name = re.search(r'op_name="([^"]*)"', line)
                 op_name = op_name.group(1) if op_name else ""
                 role = next(role for role, test in ROLES if test(op_name))
-                bodies[name].append((match.group(2), match.group(1), role))
-    loop_bodies = re.findall(r"body=%([^ ,]+)", hlo)
-    return max((bodies.get(b, []) for b in loop_bodies), key=len, default=[])
+                computations[name].append((match.group(1), match.group(3), match.group(2), role))
+    return computations
+
+
+def step_body(hlo: str) -> tuple[str, str]:
+    """(while instruction, body computation) of the scan over minibatches: the largest loop body."""
+    loops = re.findall(r"%(while[.\d]*) = .*?body=%([^ ,]+)", hlo)
+    computations = hlo_computations(hlo)
+    return max(loops, key=lambda loop: len(computations.get(loop[1], [])))
+
+
+def step_kernels(hlo: str) -> list[tuple[str, str, str]]:
+    """(opcode, output shape, role) of every op run per minibatch step, a fusion counted as one."""
+    return [(op, shape, role) for _, op, shape, role in hlo_computations(hlo)[step_body(hlo)[1]]]
+
+
+def op_times(compiled, args: tuple, calls: int = 5) -> tuple[dict[str, float], float]:
+    """Seconds per call (and wall seconds per traced call) spent in each role's XLA ops (summed over devices), from a
+    jax.profiler trace of `calls` calls (Python tracer off): ops of the minibatch scan by
+    their role, ops outside it as "outside the scan (shuffle, stats)"; loop ops themselves
+    are not counted (their contents are)."""
+    hlo = compiled.as_text()
+    step = step_body(hlo)[1]
+    role_of = {inst: ("cross-device all-reduce" if op.startswith("all-reduce") else
+                      role if comp == step else "outside the scan (shuffle, stats)")
+               for comp, ops in hlo_computations(hlo).items() for inst, op, _, role in ops if op != "while"}
+    options = jax.profiler.ProfileOptions()
+    options.python_tracer_level = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        with jax.profiler.trace(tmp, profiler_options=options):
+            start = time.perf_counter()
+            for _ in range(calls):
+                jax.block_until_ready(compiled(*args))
+            wall = (time.perf_counter() - start) / calls
+        trace = next(Path(tmp).glob("plugins/profile/*/*.trace.json.gz"))
+        events = json.load(gzip.open(trace))["traceEvents"]
+    totals = collections.Counter()
+    for event in events:
+        if event.get("ph") == "X" and event["name"] in role_of:
+            totals[role_of[event["name"]]] += event.get("dur", 0) * 1e-6 / calls
+    return dict(totals), wall
 
 
 def shape_bytes(shape: str) -> int:
@@ -281,6 +321,14 @@ def print_programs(programs: dict, trainer, seeds: int) -> None:
         dots = [shape for op, shape in ops if op == "dot"]
         print(f"    {role:20s} {len(ops):7d} {len(dots):5d} {sum(shape_bytes(sh) for _, sh in ops) / 2**10:10.1f}  "
               f"{' '.join(dots)}")
+    spent, wall = op_times(programs[False][0], programs[False][1])
+    busy = wall * len(jax.devices())
+    print(f"  XLA op time per epoch call, summed over devices (jax.profiler trace of 5 calls, {wall * 1e3:.2f} ms "
+          f"wall per traced call x {len(jax.devices())} devices = {busy * 1e3:.2f} device-ms):")
+    for role, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+        print(f"    {role:34s} {seconds * 1e3:7.2f} ms {seconds / busy:6.1%}")
+    idle = busy - sum(spent.values())
+    print(f"    {'(in no op: dispatch, loop control)':34s} {idle * 1e3:7.2f} ms {idle / busy:6.1%}")
     widths = [12, 10, 7, 5, 4, 3, 2]
     macs = sum(a * b for a, b in zip(widths, widths[1:]))
     per_row = 3 * 2 * macs  # forward + backward
