@@ -24,7 +24,7 @@ from ibrepro.analysis import estimators
 from ibrepro.analysis.cell import find_cells, read_cell
 from ibrepro.analysis.estimatesfile import check_writable, write_groups
 from ibrepro.analysis.estimators.base import Estimator, Value
-from ibrepro.analysis.request import CellPlan, compact_seeds, pairs_to_settings, parse_request, plan_cell
+from ibrepro.analysis.request import AnalysisPlan, compact_seeds, pairs_to_settings, parse_request, plan_cell
 from ibrepro.analysis.stream import default_workers, run_estimator
 from ibrepro.data.labels import is_deterministic
 from ibrepro.train.runfile import diverged_epochs, divergence_note, open_run
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def plan_path(path: str | Path, estimator_names: Sequence[str] | None = None,
-              settings: Mapping[str, str] | Sequence[str] | None = None) -> list[CellPlan]:
+              settings: Mapping[str, str] | Sequence[str] | None = None) -> list[AnalysisPlan]:
     """Check everything one `analyze` call asks for, before any work: the plan of each cell.
 
     `settings` holds `--set` values (estimator parameters, `every`, `seeds`) as {key: text}
@@ -80,7 +80,7 @@ def analyze_path(path: str | Path, estimator_names: Sequence[str] | None = None,
     return [plan.cell.estimates_path for plan in plans]
 
 
-def estimate_groups(plan: CellPlan, estimator: Estimator, values: Mapping[str, Value],
+def estimate_groups(plan: AnalysisPlan, estimator: Estimator, values: Mapping[str, Value],
                     results: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, tuple[dict, dict]]:
     """{group name: (datasets, attrs)} for one estimator setting's results (DESIGN §7)."""
     cell = plan.cell

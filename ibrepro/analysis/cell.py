@@ -1,4 +1,4 @@
-"""A run file as every later stage sees it: the one `Cell` type, and finding cells.
+"""A run file as every later stage sees it: the one `RunRecord` type, and finding cells.
 
 A cell is one setting of an experiment, trained into `<cell>.h5`. Later stages write files
 beside it: `<cell>.mi.h5` (estimates) and `<cell>.claims.json` (claims). `read_cell` reads
@@ -19,7 +19,7 @@ from ibrepro.train.runfile import complete_epochs, hdf5_reason, open_run, run_co
 
 
 @dataclass(frozen=True)
-class Cell:
+class RunRecord:
     """What later stages need from one run file (its complete snapshots only).
 
     A run file that has not logged a snapshot yet has no epochs. Stages that need one check
@@ -72,7 +72,7 @@ def find_cells(path: Path) -> list[Path]:
     return [path]
 
 
-def read_cell(path: Path) -> Cell:
+def read_cell(path: Path) -> RunRecord:
     """Read and check a run file's metadata (UserError when it is unusable)."""
     with open_run(path) as run:
         try:
@@ -100,7 +100,7 @@ def read_cell(path: Path) -> Cell:
         config.setdefault("model", {}).setdefault("hidden", [s[3] for s in shapes[:-1]])
         config.setdefault("train", {}).setdefault("seeds", shapes[0][0])
     dtype = next(iter(layers.values()))[2] if layers else np.dtype(np.float32)
-    return Cell(path, config, status, run_id, epochs, np.asarray(x), np.asarray(y), names, shapes,
+    return RunRecord(path, config, status, run_id, epochs, np.asarray(x), np.asarray(y), names, shapes,
                 tuple(chunks for _, chunks, _ in layers.values()),
                 dtype if dtype.kind == "f" else np.dtype(np.float64), p_y1)
 

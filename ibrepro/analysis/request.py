@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ibrepro.analysis import estimators
-from ibrepro.analysis.cell import Cell
+from ibrepro.analysis.cell import RunRecord
 from ibrepro.analysis.estimators.base import Estimator, Labels, Param, Value
 from ibrepro.config import split_setting
 from ibrepro.data.labels import label_distribution
@@ -118,10 +118,10 @@ def compact_seeds(seeds: np.ndarray) -> str:
 
 
 @dataclass(frozen=True)
-class CellPlan:
+class AnalysisPlan:
     """One cell's work: selected seeds and epoch positions, full parameters per estimator."""
 
-    cell: Cell
+    cell: RunRecord
     labels: Labels
     seeds: np.ndarray  # seed indices
     epoch_index: np.ndarray  # positions in cell.epochs
@@ -138,12 +138,12 @@ class CellPlan:
         return suffix
 
 
-def plan_cell(cell: Cell, request: Request) -> CellPlan:
+def plan_cell(cell: RunRecord, request: Request) -> AnalysisPlan:
     """Resolve a request for one cell (UserError for bad seeds or parameters, or no snapshot yet)."""
     if len(cell.epochs) == 0:
         raise UserError(f"{cell.path} has no complete snapshot yet")
     seeds = parse_seeds(request.seeds, cell.n_seeds)
     settings = tuple((e, e.resolve(request.given[e.name], cell.config)) for e in request.chosen)
     soft = label_distribution(cell.config, cell.y, cell.p_y1) if request.soft else None
-    return CellPlan(cell, Labels.from_labels(cell.y, soft), seeds, epoch_positions(len(cell.epochs), request.every),
+    return AnalysisPlan(cell, Labels.from_labels(cell.y, soft), seeds, epoch_positions(len(cell.epochs), request.every),
                     request.every, settings)

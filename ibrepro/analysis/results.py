@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ibrepro.analysis.cell import Cell, find_cells, read_cell
+from ibrepro.analysis.cell import RunRecord, find_cells, read_cell
 from ibrepro.analysis.estimatesfile import Estimate, IBBound, read_estimates
 from ibrepro.config import get as config_get
 from ibrepro.data.labels import label_entropy
@@ -30,7 +30,7 @@ class CellResults:
     """What the figures and the report of one cell need: its run file's metadata (`run`),
     metrics, gradient statistics and estimates."""
 
-    run: Cell
+    run: RunRecord
     metrics: dict[str, np.ndarray]  # name -> (S, E)
     gradients: dict[str, np.ndarray] | None  # name -> (S, E, L); None if unusable
     missing: dict[str, str]  # "metrics"/"gradients" -> why they are unusable
@@ -115,7 +115,7 @@ def load_cell(path: Path) -> CellResults:
                        has_estimates_file=has_estimates, notes=notes, final_epoch=final_epoch)
 
 
-def _final_epoch(handle: h5py.File, run: Cell) -> int | None:
+def _final_epoch(handle: h5py.File, run: RunRecord) -> int | None:
     """The last epoch of the run's schedule: the preallocated `epochs` ends with it; a file
     that grows its arrays (schema 1) knows it only from its config while it runs."""
     scheduled = int(handle["epochs"][-1]) if handle["epochs"].shape[0] else None
@@ -125,7 +125,7 @@ def _final_epoch(handle: h5py.File, run: Cell) -> int | None:
     return scheduled
 
 
-def _check_same_run(run: Cell, estimate: Estimate) -> None:
+def _check_same_run(run: RunRecord, estimate: Estimate) -> None:
     """UserError when ESTIMATE was not computed from this run file's snapshots."""
     where = f"{run.estimates_path.name}: group {estimate.group!r}"
     fix = f"remove {run.estimates_path.name} and rerun `ibrepro analyze {run.path}`"

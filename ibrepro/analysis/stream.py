@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ibrepro.analysis.activations import RecomputedLayer, activation_layers, block_layers
-from ibrepro.analysis.cell import Cell
+from ibrepro.analysis.cell import RunRecord
 from ibrepro.analysis.estimators.base import Block, Estimator, Value, finite_rows
 from ibrepro.analysis.estimators.placement import device_kernels
-from ibrepro.analysis.request import CellPlan
+from ibrepro.analysis.request import AnalysisPlan
 from ibrepro.errors import UserError
 from ibrepro.train.runfile import complete_epochs, open_run
 
@@ -46,7 +46,7 @@ class BlockSpec:
     e_hi: int
 
 
-def plan_blocks(cell: Cell, layer: int, seeds: np.ndarray, n_epochs: int,
+def plan_blocks(cell: RunRecord, layer: int, seeds: np.ndarray, n_epochs: int,
                 batch_limit: int | None) -> tuple[list[BlockSpec], int, int]:
     """Blocks covering (selected seeds) x (n_epochs selected epochs) of one layer.
 
@@ -151,7 +151,7 @@ def _extent(spec: BlockSpec, seeds: np.ndarray, epoch_index: np.ndarray) -> tupl
     return int(seeds[spec.s_lo]), int(seeds[spec.s_hi - 1]) + 1, epoch_index[spec.e_lo:spec.e_hi].tolist()
 
 
-def _read(run: h5py.File, cell: Cell, spec: BlockSpec, seeds: np.ndarray, epoch_index: np.ndarray,
+def _read(run: h5py.File, cell: RunRecord, spec: BlockSpec, seeds: np.ndarray, epoch_index: np.ndarray,
           out: np.ndarray, shared: _SharedRecompute | None = None) -> None:
     """Read one block into `out` (bs, be, N, w)."""
     s0, s1, epochs = _extent(spec, seeds, epoch_index)
@@ -174,7 +174,7 @@ def _read(run: h5py.File, cell: Cell, spec: BlockSpec, seeds: np.ndarray, epoch_
         raise UserError(f"cannot read {cell.path} ({exc.__class__.__name__}: {exc}); is it truncated?") from None
 
 
-def iter_blocks(cell: Cell, run: h5py.File, seeds: np.ndarray, epoch_index: np.ndarray) -> Iterator[Block]:
+def iter_blocks(cell: RunRecord, run: h5py.File, seeds: np.ndarray, epoch_index: np.ndarray) -> Iterator[Block]:
     """Every layer's blocks in turn, read one at a time (for estimators' `prepare`); values that
     are not finite (a diverged seed) are NaN."""
     for layer, (_, _, n, width) in enumerate(cell.shapes):
@@ -187,7 +187,7 @@ def iter_blocks(cell: Cell, run: h5py.File, seeds: np.ndarray, epoch_index: np.n
                         cell.x, np.tile(epoch_index[spec.e_lo:spec.e_hi], out.shape[0]))
 
 
-def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Value], bar,
+def run_estimator(plan: AnalysisPlan, estimator: Estimator, values: Mapping[str, Value], bar,
                   workers: int) -> dict[str, dict[str, np.ndarray]]:
     """{variant: {"ixt": .., "ity": .., extras..}} arrays (S_sel, E_sel, L) in bits for one cell
     and estimator setting.
@@ -262,7 +262,7 @@ def run_estimator(plan: CellPlan, estimator: Estimator, values: Mapping[str, Val
     return results
 
 
-def check_same_run(run: h5py.File, cell: Cell) -> None:
+def check_same_run(run: h5py.File, cell: RunRecord) -> None:
     """UserError unless the open run file is the run `cell` was read from, with its snapshots
     (another process may have started the cell over with --force since)."""
     run_id = run.attrs.get("run_id", "")
@@ -273,7 +273,7 @@ def check_same_run(run: h5py.File, cell: Cell) -> None:
                         f"(run_id {cell.run_id} is now {run_id or 'absent'}); run analyze again")
 
 
-def _estimate_block(run: h5py.File, plan: CellPlan, estimator: Estimator, values: Mapping[str, Value],
+def _estimate_block(run: h5py.File, plan: AnalysisPlan, estimator: Estimator, values: Mapping[str, Value],
                     context: Any, spec: BlockSpec, batch: int | None, raw: np.ndarray,
                     shared: _SharedRecompute | None = None):
     """Read one block into the byte buffer `raw` and estimate it: {variant: {name: (bs, be)}}.

@@ -12,7 +12,7 @@ from ibrepro.footprint import DATASET_SHAPES
 
 
 @dataclass(frozen=True)
-class CellArrays:
+class TrainingData:
     """Everything a cell trains and evaluates on (numpy, host side).
 
     Seeds train on rows `train_idx[s]` of the pool; activations are recorded on the eval
@@ -34,7 +34,7 @@ class CellArrays:
         return (~self.train_mask).astype(np.float32)
 
 
-def _tishby12(config: dict) -> CellArrays:
+def _tishby12(config: dict) -> TrainingData:
     data, train = config["data"], config["train"]
     x = tishby12_inputs()
     y = tishby12_labels(data["gamma"], data["theta"], data["seed"])
@@ -48,10 +48,10 @@ def _tishby12(config: dict) -> CellArrays:
     ).astype(np.int32)
     mask = np.zeros((train["seeds"], N_PATTERNS), bool)
     np.put_along_axis(mask, splits, True, axis=1)
-    return CellArrays(x, y, x, y, splits, mask, 2, pool_is_eval=True)
+    return TrainingData(x, y, x, y, splits, mask, 2, pool_is_eval=True)
 
 
-def _images(config: dict) -> CellArrays:
+def _images(config: dict) -> TrainingData:
     from ibrepro.data import mnist, subsets
 
     data, train, log = config["data"], config["train"], config["log"]
@@ -60,7 +60,7 @@ def _images(config: dict) -> CellArrays:
     n_eval = min(log["eval_samples"], len(images.y_test))
     rows = subsets.eval_subset(images.y_test, n_eval, data["seed"])
     mask = np.zeros((train["seeds"], n_eval), bool)
-    return CellArrays(images.x_train, images.y_train, images.x_test[rows], images.y_test[rows],
+    return TrainingData(images.x_train, images.y_train, images.x_test[rows], images.y_test[rows],
                       splits.astype(np.int32), mask, 10, pool_is_eval=False)
 
 
@@ -81,7 +81,7 @@ def full_batch(config: dict) -> bool:
     return batch == 0 or batch >= training_rows(config)
 
 
-def prepare(config: dict) -> CellArrays:
+def prepare(config: dict) -> TrainingData:
     """The arrays of one resolved cell config."""
     if config["dataset"] == "tishby12":
         return _tishby12(config)

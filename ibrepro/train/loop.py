@@ -17,7 +17,7 @@ import optax
 
 from ibrepro import __version__
 from ibrepro import config as cfg
-from ibrepro.data import CellArrays, prepare
+from ibrepro.data import TrainingData, prepare
 from ibrepro.data.labels import noisy_p_y1
 from ibrepro.errors import UserError
 from ibrepro.layout import result_paths
@@ -68,7 +68,7 @@ def make_optimizer(train: dict) -> optax.GradientTransformation:
     return optax.sgd(train["lr"], momentum=train["momentum"] or None)
 
 
-def make_trainer(config: dict, arrays: CellArrays) -> Trainer:
+def make_trainer(config: dict, arrays: TrainingData) -> Trainer:
     """The Trainer for one cell's config and data."""
     return _trainer(json.dumps(config["model"]), json.dumps(config["train"]), arrays.n_classes,
                     arrays.train_idx.shape[1], config["log"]["train_metric_samples"],
@@ -179,7 +179,7 @@ def _param_shapes(params) -> list[dict]:
             for module, leaves in param_layers(params)]
 
 
-def _recorder(trainer: Trainer, arrays: CellArrays, config: dict):
+def _recorder(trainer: Trainer, arrays: TrainingData, config: dict):
     """record(params, evaluated layers) -> the activations a snapshot stores, or None when
     `log.activations` is off (`ibrepro.train.recorded.recorded_activations`)."""
     if not config["log"]["activations"]:
