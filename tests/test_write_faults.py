@@ -23,10 +23,12 @@ from ibrepro import config as cfg
 from ibrepro import durable
 from ibrepro.analysis.analyze import analyze_path, plan_path
 from ibrepro.analysis.estimators import REGISTRY
+from ibrepro.analysis.results import load_cell
 from ibrepro.analysis.stream import run_estimator
 from ibrepro.claims.judge import judge_path
 from ibrepro.claims.rules import parse_rules
 from ibrepro.errors import UserError
+from ibrepro.report.plots import make_figures
 from ibrepro.train.loop import train_cell, train_experiment
 from ibrepro.train.runfile import DIVERGED, open_run, run_status
 
@@ -186,3 +188,7 @@ def test_claims_leave_diverged_seeds_out_and_say_how_many(tmp_path, analysed):
     doc = json.loads(cell.with_name("cell.claims.json").read_text())
     assert all(group["seeds"] == [0] for group in doc["groups"].values())
     assert any("1 of 2 seed(s) diverged" in note and "left out" in note for note in doc["notes"])
+    # the figures read the same results model: the same seed, and the same note
+    figures = make_figures(cell, out=tmp_path / "figures")
+    assert any("1 of 2 seed(s) diverged" in message for message in figures.skipped)
+    assert all(e.seeds.tolist() == [0] and e.ixt.shape[0] == 1 for e in load_cell(cell).estimates)

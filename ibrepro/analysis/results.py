@@ -8,7 +8,7 @@ estimates, so claims and report both depend on it and never on each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import h5py
@@ -19,7 +19,7 @@ from ibrepro.analysis.estimatesfile import Estimate, IBBound, read_estimates
 from ibrepro.config import get as config_get
 from ibrepro.data.labels import label_entropy
 from ibrepro.errors import UserError
-from ibrepro.train.runfile import GRADIENT_NAMES, METRIC_NAMES, open_run
+from ibrepro.train.runfile import GRADIENT_NAMES, METRIC_NAMES, diverged_epochs, divergence_note, open_run
 
 __all__ = ["CellResults", "Estimate", "IBBound", "config_value", "find_cells", "load_cell",
            "partial_label", "select_estimates"]
@@ -85,7 +85,9 @@ def partial_label(last_epoch: int | None, final_epoch: int | None) -> str:
 
 
 def load_cell(path: Path) -> CellResults:
-    """Read a run file and its estimates file (if any).
+    """Read a run file and its estimates file (if any). Seeds whose training diverged are left
+    out of every estimate group (unless all of a group's seeds did), and a note says how many:
+    claims, figures and report all see the same seeds.
 
     UserError when an estimate group was computed from another run: another `run_id`, or
     epochs the run file has no complete snapshot of (it was trained again since)."""
@@ -95,6 +97,7 @@ def load_cell(path: Path) -> CellResults:
         final_epoch = _final_epoch(handle, run)
         metrics = _read_group(handle, "metrics", METRIC_NAMES, n_epochs)
         gradients = _read_group(handle, "gradients", GRADIENT_NAMES, n_epochs)
+        diverged = diverged_epochs(handle)
     missing = {}
     if not any(np.isfinite(v).any() for v in metrics.values()):
         missing["metrics"] = "no metrics recorded" if not metrics else "metrics are all NaN"
@@ -110,9 +113,24 @@ def load_cell(path: Path) -> CellResults:
     estimates, bound, notes = read_estimates(run.estimates_path) if has_estimates else ((), None, ())
     for estimate in estimates:
         _check_same_run(run, estimate)
+    note = divergence_note(run.name, diverged)
+    if note:
+        estimates = tuple(_on_seeds(estimate, diverged < 0) for estimate in estimates)
+        left_out = "" if (diverged >= 0).all() else ": left out of the estimates the claims and figures use"
+        notes = (*notes, note + left_out)
     return CellResults(run=run, metrics=metrics, gradients=None if "gradients" in missing else gradients,
                        missing=missing, estimates=estimates, ib_bound=bound,
                        has_estimates_file=has_estimates, notes=notes, final_epoch=final_epoch)
+
+
+def _on_seeds(estimate: Estimate, keep: np.ndarray) -> Estimate:
+    """The estimate on the run seeds `keep` (S_run,) marks; unchanged when that leaves all or none."""
+    seeds = np.arange(estimate.ixt.shape[0]) if estimate.seeds is None else estimate.seeds
+    kept = keep[seeds]
+    if kept.all() or not kept.any():
+        return estimate
+    return replace(estimate, seeds=seeds[kept], ixt=estimate.ixt[kept], ity=estimate.ity[kept],
+                   extras={name: values[kept] for name, values in estimate.extras.items()})
 
 
 def _final_epoch(handle: h5py.File, run: RunRecord) -> int | None:

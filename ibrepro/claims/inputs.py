@@ -8,7 +8,7 @@ self-consistency measures.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ import numpy as np
 from ibrepro.analysis.activations import activation_layers, block_layers
 from ibrepro.analysis.results import CellResults, load_cell
 from ibrepro.errors import UserError
-from ibrepro.train.runfile import complete_epochs, diverged_epochs, divergence_note, open_run
+from ibrepro.train.runfile import complete_epochs, open_run
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,7 @@ class Group:
 
 def load_groups(path: Path, estimators: tuple[str, ...] = ()) -> tuple[CellResults, list[Group]]:
     """The cell and its estimate groups (those of `estimators`, by estimator or group name;
-    all when empty). Seeds whose training diverged are left out of every group (unless all
-    of a group's seeds did), and a note on the cell says how many."""
+    all when empty), on the seeds the results model keeps (diverged seeds left out there)."""
     cell = load_cell(Path(path))
     if cell.epochs.size == 0:
         raise UserError(f"{path} has no complete snapshot yet")
@@ -50,21 +49,7 @@ def load_groups(path: Path, estimators: tuple[str, ...] = ()) -> tuple[CellResul
     groups = [Group(e.group, e.estimator, dict(e.params), str(e.attrs.get("labels", "drawn")),
                     np.arange(e.ixt.shape[0]) if e.seeds is None else e.seeds, e.epochs, e.ixt, e.ity)
               for e in chosen]
-    with open_run(path) as run:
-        diverged = diverged_epochs(run)
-    note = divergence_note(cell.name, diverged)
-    if note:
-        groups = [_without(group, diverged[group.seeds] < 0) for group in groups]
-        left_out = "" if (diverged >= 0).all() else ": left out of the claims"
-        cell = replace(cell, notes=(*cell.notes, note + left_out))
     return cell, groups
-
-
-def _without(group: Group, keep: np.ndarray) -> Group:
-    """The group on the seeds `keep` marks; unchanged when that leaves none."""
-    if not keep.any():
-        return group
-    return replace(group, seeds=group.seeds[keep], ixt=group.ixt[keep], ity=group.ity[keep])
 
 
 def activations_at(path: Path, seeds: np.ndarray, epoch: int) -> list[np.ndarray] | None:
