@@ -68,10 +68,12 @@ reproduce: $(STAMP)
 reproduce-all: $(STAMP)
 	$(BIN)/python scripts/plan_reproduce.py $(OUT) $(EXPERIMENTS) $(if $(IGNORE_DISK),--ignore-disk)
 	for exp in $(EXPERIMENTS); do scripts/reproduce.sh $$exp $(OUT) || exit 1; done
+	$(BIN)/python scripts/plan_reproduce.py $(OUT) $(EXPERIMENTS) --measured
 
 reproduce-paper: $(STAMP)
 	$(BIN)/python scripts/plan_reproduce.py $(OUT) $(PAPER_EXPERIMENTS) $(if $(IGNORE_DISK),--ignore-disk)
 	for exp in $(PAPER_EXPERIMENTS); do scripts/reproduce.sh $$exp $(OUT) || exit 1; done
+	$(BIN)/python scripts/plan_reproduce.py $(OUT) $(PAPER_EXPERIMENTS) --measured
 
 # Every benchmark in scripts/, each at its default (paper-cell) scale, one after another; each
 # prints its own numbers. `make bench-NAME` runs scripts/bench_NAME.py alone.

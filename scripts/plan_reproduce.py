@@ -6,8 +6,11 @@ about 14 GFLOP/s), plus the analysis at ~0.1 ms per layer-epoch; disk from the r
 array shapes (parameters always, activations when `log.activations` is true).
 
     python scripts/plan_reproduce.py OUT_DIR EXPERIMENT.toml ... [--ignore-disk]
+    python scripts/plan_reproduce.py OUT_DIR EXPERIMENT.toml ... --measured
 
-Exits 1 with one line when the free disk under OUT_DIR is below the total needed.
+Exits 1 with one line when the free disk under OUT_DIR is below the total needed. After the
+runs, --measured prints the estimate beside the stage times scripts/reproduce.sh recorded in
+OUT_DIR/<name>/stage-times.tsv (training, analyses, bound + claims + report, total).
 """
 
 from __future__ import annotations
@@ -47,14 +50,47 @@ def cell_cost(config: dict) -> tuple[float, float]:
     return seconds, size
 
 
+def stage_seconds(path: Path) -> dict[str, int]:
+    """Seconds per stage from a stage-times.tsv; a stage run again counts its last time."""
+    if not path.is_file():
+        return {}
+    rows = (line.split("\t") for line in path.read_text().splitlines() if line.strip())
+    return {stage: int(seconds) for stage, seconds in rows}
+
+
+def measured_columns(seconds: dict[str, int]) -> tuple[int, int, int]:
+    """(training, analyses, bound + claims + report) seconds of one experiment's stages."""
+    rest = sum(seconds.get(stage, 0) for stage in ("bound", "claims", "report"))
+    analyses = sum(s for stage, s in seconds.items() if stage not in ("train", "bound", "claims", "report"))
+    return seconds.get("train", 0), analyses, rest
+
+
+def print_measured(out: Path, experiments: list[tuple[str, float]]) -> None:
+    """The closing table: estimated minutes beside measured ones, per experiment and in all."""
+    print(f"{'experiment':<22} {'estimated':>10} {'train':>8} {'analyze':>8} {'rest':>8} {'measured':>9}")
+    total_est = total = 0.0
+    for name, estimated in experiments:
+        seconds = stage_seconds(out / name / "stage-times.tsv")
+        if not seconds:
+            print(f"{name:<22} {estimated / 60:>8.1f} m  (no stage times in {out / name})")
+            continue
+        columns = measured_columns(seconds)
+        total_est, total = total_est + estimated, total + sum(columns)
+        train, analyses, rest = (c / 60 for c in columns)
+        print(f"{name:<22} {estimated / 60:>8.1f} m {train:>6.1f} m {analyses:>6.1f} m {rest:>6.1f} m "
+              f"{sum(columns) / 60:>7.1f} m")
+    print(f"{'total':<22} {total_est / 60:>8.1f} m {'':>26} {total / 60:>7.1f} m")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("experiments", nargs="+", type=Path)
     parser.add_argument("--ignore-disk", action="store_true", help="start even when the disk looks too small")
+    parser.add_argument("--measured", action="store_true", help="after the runs: estimate beside measured times")
     args = parser.parse_args()
     total_s = total_b = 0.0
-    print(f"{'experiment':<22} {'cells':>5} {'time':>10} {'disk':>10}")
+    estimates = []
     for path in args.experiments:
         try:
             config = cfg.load(path)
@@ -63,7 +99,13 @@ def main() -> None:
         costs = [cell_cost(c) for _, c in cfg.cells(config)]
         seconds, size = sum(c[0] for c in costs), sum(c[1] for c in costs)
         total_s, total_b = total_s + seconds, total_b + size
-        print(f"{config['name']:<22} {len(costs):>5} {seconds / 60:>8.1f} m {size / 1e9:>8.2f} GB")
+        estimates.append((config["name"], len(costs), seconds, size))
+    if args.measured:
+        print_measured(args.out, [(name, seconds) for name, _, seconds, _ in estimates])
+        return
+    print(f"{'experiment':<22} {'cells':>5} {'time':>10} {'disk':>10}")
+    for name, n_cells, seconds, size in estimates:
+        print(f"{name:<22} {n_cells:>5} {seconds / 60:>8.1f} m {size / 1e9:>8.2f} GB")
     print(f"{'total':<22} {'':>5} {total_s / 60:>8.1f} m {total_b / 1e9:>8.2f} GB")
     args.out.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(args.out).free

@@ -4,7 +4,8 @@
 # Estimates: the defaults every experiment gets and the runs its [reproduce] table asks for,
 # as `python -m ibrepro.reproduce_plan` lists them (checked before any stage runs).
 # A stage that finished is skipped on a re-run (stamp OUT/<name>/.done-<stage>, newer than the
-# experiment file); training itself resumes interrupted cells. Stage times are printed at the end.
+# experiment file); training itself resumes interrupted cells. Stage times are printed at the end
+# and appended to OUT/<name>/stage-times.tsv (stage, seconds), which plan_reproduce.py --measured reads.
 set -euo pipefail
 exp=$1 out=${2:-runs}
 bin=$(dirname "$0")/../.venv/bin
@@ -22,8 +23,10 @@ stage() {  # stage NAME COMMAND...: run COMMAND unless NAME is done, and time it
     fi
     start=$(date +%s)
     "$@"
+    local seconds=$(( $(date +%s) - start ))
     mkdir -p "$cells" && touch "$stamp"
-    timings+=("$stage: $(( $(date +%s) - start )) s")
+    printf '%s\t%s\n' "$stage" "$seconds" >>"$cells/stage-times.tsv"
+    timings+=("$stage: $seconds s")
 }
 
 stage train "$bin/ibrepro" train "$exp" --out "$out"
