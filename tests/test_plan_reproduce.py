@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+from helpers import tiny_config
+
+from ibrepro.reproduce_plan import AnalyzeRun
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "plan_reproduce.py"
@@ -24,7 +29,7 @@ def test_measured_table_sums_train_analyses_and_the_rest(tmp_path):
     done = plan(str(tmp_path), str(QUICK), "--measured")
     assert done.returncode == 0, done.stderr
     row = next(line for line in done.stdout.splitlines() if line.startswith("tishby12-quick")).split()
-    assert row[3:] == ["10.0", "m", "2.5", "m", "1.0", "m", "13.5", "m"]
+    assert row[5:] == ["10.0", "m", "2.5", "m", "1.0", "m", "13.5", "m"]
     total = next(line for line in done.stdout.splitlines() if line.startswith("total")).split()
     assert total[-2:] == ["13.5", "m"]
 
@@ -39,3 +44,27 @@ def test_estimate_lists_each_experiment_with_its_number_of_cells(tmp_path):
     done = plan(str(tmp_path), str(QUICK))
     assert done.returncode == 0, done.stderr
     assert next(line for line in done.stdout.splitlines() if line.startswith("tishby12-quick")).split()[1] == "1"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("plan_reproduce", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_analysis_estimate_counts_the_layer_epochs_each_run_analyses():
+    script = load_script()
+    config = tiny_config("train.seeds=4", "train.epochs=1000", "log.snapshots=41", "model.hidden=[6, 4]")
+    kde = script.analysis_seconds(config, AnalyzeRun("kde", ("kde",)))
+    kde4 = script.analysis_seconds(config, AnalyzeRun("kde", ("kde",), (("every", "4"),)))
+    binning = script.analysis_seconds(config, AnalyzeRun("b", ("binning",)))
+    snapshots = script.cell_shape(config)["snapshots"]
+    cost = script.ESTIMATOR_COST
+    assert binning == 4 * snapshots * 3 * cost["binning"][0]  # seeds x logged epochs x layers (N = 4096)
+    assert kde == 4 * snapshots * 3 * cost["kde"][0]
+    assert snapshots == 41
+    assert kde4 == 4 * 11 * 3 * cost["kde"][0]  # every=4 of 41 logged epochs: positions 0, 4, ..., 40
+    wider = tiny_config("train.seeds=4", "train.epochs=1000", "log.snapshots=41", "model.hidden=[60, 4]")
+    wide_binning = script.analysis_seconds(wider, AnalyzeRun("b", ("binning",)))
+    assert wide_binning == binning + 4 * snapshots * 5 * cost["binning"][0]  # 60 units cost 6 of width 10
