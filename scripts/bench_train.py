@@ -9,8 +9,10 @@ later ones) and ends when the cell returns: T = a * seeds * (E - 1) + b * (snaps
 Wall and process CPU time are both reported (the machine may be shared: CPU time is the
 steadier number; wall ~ CPU / devices when the cores are free).
 
-The reference is the obvious JAX loop: one network, a Python loop over minibatches calling a
-jitted per-step update (value_and_grad + optax), a numpy reshuffle each epoch.
+Two references, each one network at a time with a Python loop over minibatches and a reshuffle
+each epoch: the obvious JAX loop (a jitted per-step update, value_and_grad + optax), and, where
+PyTorch is installed (`pip install -e .[torch]`), DESIGN's plain loop in PyTorch on one thread
+(nn.Sequential, torch.optim). Ratios are printed against both, after start-up and with it.
 
 With `--noise STD` and/or `--dropout P` the script instead trains the same cell noise-free, with
 hidden-layer noise and/or with dropout, one after the other in the same process, and reports each
@@ -124,6 +126,40 @@ def plain_reference(config: dict, n_seeds: int, n_epochs: int) -> float:
     return elapsed / (n_seeds * n_epochs)
 
 
+def torch_reference(config: dict, n_seeds: int, n_epochs: int) -> float | None:
+    """Seconds per seed-epoch of the plain PyTorch loop on one thread; None without PyTorch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    arrays = prepare(config)
+    x = torch.from_numpy(np.asarray(arrays.x_pool, np.float32))
+    y = torch.from_numpy(np.asarray(arrays.y_pool, np.int64))
+    widths = [x.shape[1], *config["model"]["hidden"], arrays.n_classes]
+    act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[config["model"]["activation"]]
+    optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[config["train"]["optimizer"]]
+    batch = config["train"]["batch_size"]
+    elapsed = 0.0
+    for s in range(n_seeds):
+        torch.manual_seed(s)
+        layers = [m for i, o in zip(widths, widths[1:]) for m in (torch.nn.Linear(i, o), act())][:-1]
+        net = torch.nn.Sequential(*layers)
+        opt = optimizer(net.parameters(), lr=config["train"]["lr"])
+        rows_all = torch.from_numpy(np.asarray(arrays.train_idx[s], np.int64))
+        for epoch in range(n_epochs + 1):  # epoch 0 warms up
+            t = time.perf_counter()
+            order = rows_all[torch.randperm(len(rows_all))]
+            for i in range(0, len(order), batch):
+                rows = order[i:i + batch]
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(net(x[rows]), y[rows]).backward()
+                opt.step()
+            if epoch > 0:
+                elapsed += time.perf_counter() - t
+    return elapsed / (n_seeds * n_epochs)
+
+
 def paper_cell(epochs: int, seeds: int) -> dict:
     """The paper cell's raw config (DESIGN §9) with the given epochs and seeds."""
     return {"name": "bench", "dataset": "tishby12",
@@ -191,6 +227,14 @@ def tishby_case(workdir: Path) -> None:
     print(f"  plain loop ({ARGS.ref_seeds} seeds x {ARGS.ref_epochs} epochs, jitted step): "
           f"{ref * 1e3:8.3f} ms per seed-epoch")
     print(f"  ratio plain / pipeline (with snapshots): {ref / with_snaps:6.1f}x")
+    whole = hi["total"] / (s * e)  # start-up and compiles included
+    torch_ref = torch_reference(cfg.resolve({**base, "log": {"snapshots": 4}}), ARGS.ref_seeds, ARGS.ref_epochs)
+    if torch_ref is None:
+        print("  plain PyTorch loop: not measured (PyTorch not installed: pip install -e .[torch])")
+    else:
+        print(f"  plain PyTorch loop ({ARGS.ref_seeds} seeds x {ARGS.ref_epochs} epochs, 1 thread): "
+              f"{torch_ref * 1e3:8.3f} ms per seed-epoch; ratio {torch_ref / with_snaps:6.1f}x after start-up, "
+              f"{torch_ref / whole:6.1f}x with it ({whole * 1e3:.3f} ms per seed-epoch)")
     print(f"  full paper cell ({FULL_SEEDS} seeds x {FULL_EPOCHS} epochs, {FULL_SNAPSHOTS} snapshots): "
           f"{full / 60:.1f} min at the {n_k}-snapshot rate; split estimate "
           f"{FULL_EPOCHS * FULL_SEEDS * per_epoch / 60:.1f} training "
