@@ -414,3 +414,19 @@ def test_sweep_matches_groups_named_after_each_cell(tmp_path):
     cells = order_cells([load_cell(p) for p in paths], list(sweep))
     matched = matching_estimates([c.estimates for c in cells], cells[0].estimates[0])
     assert [e.group for e in matched] == ["binning_cell0", "binning_cell1"]
+
+
+def test_layers_starting_at_one_point_share_one_tag():
+    import matplotlib.pyplot as plt
+
+    from ibrepro.report.plots.infoplane import _tag_layers
+
+    ixt = np.array([[12.0, 11.99, 6.0, 2.0], [12.0, 12.0, 5.0, 1.5]])  # (epochs, layers)
+    ity = np.array([[0.99, 0.995, 0.2, 0.01], [1.0, 1.0, 0.4, 0.1]])
+    ixt[0, 2] = np.nan  # layer 3's first finite point is the second epoch
+    fig, ax = plt.subplots()
+    _tag_layers(ax, ixt, ity)
+    tags = marked(fig, "layer-tag")
+    assert set(tags) == {"1,2", "3", "out"}
+    assert tags["3"].xy == (5.0, 0.4)
+    plt.close(fig)

@@ -122,14 +122,27 @@ def union_limits(limits: list[Limits]) -> Limits:
 
 
 def _tag_layers(ax: Axes, ixt: np.ndarray, ity: np.ndarray) -> None:
-    """Write each layer's number beside its first finite point ('out' for the output)."""
+    """Write each layer's number beside its first finite point ('out' for the output); layers
+    whose first points lie within 2 % of the data's span of each other share one tag ('1,2')."""
     n_layers = ixt.shape[1]
+    starts = []
     for k in range(n_layers):
         finite = np.flatnonzero(np.isfinite(ixt[:, k]) & np.isfinite(ity[:, k]))
         if finite.size:
-            tag = "out" if k == n_layers - 1 else str(k + 1)
-            ax.annotate(tag, (ixt[finite[0], k], ity[finite[0], k]), xytext=(0, 4), ha="center",
-                        va="bottom", textcoords="offset points", fontsize=6, zorder=5)
+            starts.append(("out" if k == n_layers - 1 else str(k + 1), ixt[finite[0], k], ity[finite[0], k]))
+    if not starts:
+        return
+    near = [0.02 * max(float(np.ptp([start[a] for start in starts])), 1e-9) for a in (1, 2)]
+    tags: list[tuple[float, float, list[str]]] = []
+    for tag, x, y in starts:
+        shared = next((t for t in tags if abs(t[0] - x) <= near[0] and abs(t[1] - y) <= near[1]), None)
+        if shared is None:
+            tags.append((x, y, [tag]))
+        else:
+            shared[2].append(tag)
+    for x, y, names in tags:
+        ax.annotate(",".join(names), (x, y), xytext=(0, 4), ha="center", va="bottom", textcoords="offset points",
+                    fontsize=6, zorder=5, gid=f"layer-tag:{','.join(names)}")
 
 
 def layer_legend(ax: Axes, n_layers: int, with_bound: bool) -> None:
