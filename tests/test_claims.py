@@ -106,6 +106,24 @@ def test_claim_iv_on_known_epochs():
     assert claim_rules.depth({3: np.full(4, 10.0)}, "x", RULES).verdict == NOT_APPLICABLE
 
 
+def test_claim_iv_when_the_shallowest_never_compresses():
+    # tishby12_depth at 50 seeds: one hidden layer never reaches the compressed state, deeper
+    # networks do; the speed-up is infinite in every resample, which is above any threshold
+    never = np.full(8, np.nan)
+    deeper = {1: never, 2: np.full(8, 8000.0), 3: np.full(8, 5000.0)}
+    claim = claim_rules.depth(deeper, "last hidden layer", RULES)
+    assert claim.measured["speedup"] == [np.inf, np.inf, np.inf]
+    assert claim.verdict == SUPPORTED
+    # neither end ever compresses: the ratio is undefined, not evidence of a speed-up
+    neither = verdicts.ratio_interval(np.full(8, np.inf), np.full(8, np.inf), np.median)
+    assert np.isnan(neither[0]) and neither[1:] == [-np.inf, np.inf]
+    assert verdicts.above(neither, 2.0) == INCONCLUSIVE
+    # the deepest rarely compresses: resamples without it are undefined and widen the interval
+    rare = claim_rules.depth({1: never, 3: np.array([np.nan] * 7 + [300.0])}, "x", RULES)
+    assert rare.measured["speedup"][1] == -np.inf
+    assert verdicts.above(rare.measured["speedup"], 2.0) == INCONCLUSIVE
+
+
 def test_claim_v_applies_only_to_small_training_sets():
     rng = np.random.default_rng(3)
     plenty = claim_rules.small_data(EPOCHS, calibration._ity(rng, np.full((10, 2), 0.15), 0.004),

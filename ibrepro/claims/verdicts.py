@@ -65,7 +65,9 @@ def interval(per_seed: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray]
 def ratio_interval(a: np.ndarray, b: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray],
                    rng: np.random.Generator | None = None) -> list[float]:
     """[value, lo, hi] of statistic(a) / statistic(b), seeds of a and b resampled independently
-    (inf allowed in a and b: e.g. 'never' as an infinite time)."""
+    (inf allowed in a and b: e.g. 'never' as an infinite time, so a ratio may be inf). A resample
+    whose ratio is undefined (inf / inf: neither side ever) counts against the claim at both
+    ends: as −inf for `lo` and +inf for `hi`."""
     a = np.asarray(a, float)[~np.isnan(a)]
     b = np.asarray(b, float)[~np.isnan(b)]
     if a.size == 0 or b.size == 0:
@@ -77,7 +79,9 @@ def ratio_interval(a: np.ndarray, b: np.ndarray, statistic: Callable[[np.ndarray
         rng = rng or np.random.default_rng(BOOTSTRAP_SEED)
         draws = (statistic(a[rng.integers(0, a.size, (N_RESAMPLES, a.size))])
                  / statistic(b[rng.integers(0, b.size, (N_RESAMPLES, b.size))]))
-    return [value, *_percentiles(np.where(np.isnan(draws), np.inf, draws))]
+    undefined = np.isnan(draws)
+    low = _percentiles(np.where(undefined, -np.inf, draws))[0]
+    return [value, low, _percentiles(np.where(undefined, np.inf, draws))[1]]
 
 
 def _percentiles(draws: np.ndarray) -> list[float]:
@@ -88,11 +92,12 @@ def _percentiles(draws: np.ndarray) -> list[float]:
 
 def above(measured: list[float], threshold: float) -> str:
     """SUPPORTED when the interval lies above the threshold, NOT_SUPPORTED when at or below
-    it, INCONCLUSIVE when it straddles it or there is no interval."""
+    it, INCONCLUSIVE when it straddles it or there is no interval (NaN). Infinite ends count
+    (a ratio whose denominator side is 'never' lies wholly above any threshold)."""
     _, low, high = measured
-    if np.isfinite(low) and low > threshold:
+    if not np.isnan(low) and low > threshold:
         return SUPPORTED
-    if np.isfinite(high) and high <= threshold:
+    if not np.isnan(high) and high <= threshold:
         return NOT_SUPPORTED
     return INCONCLUSIVE
 
@@ -100,9 +105,9 @@ def above(measured: list[float], threshold: float) -> str:
 def at_most(measured: list[float], threshold: float) -> str:
     """SUPPORTED when the interval lies at or below the threshold, NOT_SUPPORTED when above."""
     _, low, high = measured
-    if np.isfinite(high) and high <= threshold:
+    if not np.isnan(high) and high <= threshold:
         return SUPPORTED
-    if np.isfinite(low) and low > threshold:
+    if not np.isnan(low) and low > threshold:
         return NOT_SUPPORTED
     return INCONCLUSIVE
 
