@@ -12,12 +12,12 @@ from pathlib import Path
 import typer
 import typer.core
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
 from ibrepro.errors import UserError
+from ibrepro.helplists import ListingCommand
 from ibrepro.jaxsetup import configure as configure_jax
+from ibrepro.progress import CellsProgress, TrainProgress
 from ibrepro.train.interrupt import StopRequest, interrupts_kept
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -51,55 +51,6 @@ def _root(
     Stages: train (run file <cell>.h5) -> analyze (<cell>.mi.h5) -> bound -> claims
     (<cell>.claims.json) -> plot / report. Documentation: docs/ (make docs), README.md.
     """
-
-
-class _ListingCommand(typer.core.TyperCommand):
-    """A command whose help ends with a listing built when the help is shown (from the
-    estimator registry or the claim rules), so imports stay lazy and nothing is listed twice."""
-
-    listing: dict = {}  # command name -> function returning the epilog text
-
-    def format_help(self, ctx, formatter):
-        self.epilog = self.listing[self.name]()
-        return super().format_help(ctx, formatter)
-
-
-def _param_line(param) -> str:
-    default = "from the run's config" if param.default is None else param.default
-    return f"    {param.name} (default {default}): {param.help}"
-
-
-def _estimators_help() -> str:
-    """Every estimator of the registry with its --set settings and their defaults."""
-    from ibrepro.analysis.estimators import DEFAULT, REGISTRY
-    from ibrepro.analysis.request import COMMON_PARAMS
-
-    blocks = [f"Estimators (--estimator NAME, default {DEFAULT}) and their settings (--set key=value):"]
-    for e in REGISTRY.values():
-        blocks.append("\n".join([f"  {e.name}: {e.help}", *(_param_line(p) for p in e.params)]))
-    blocks.append("\n".join(["Settings for every estimator:", *(_param_line(p) for p in COMMON_PARAMS)]))
-    return escape("\n\n".join(blocks))
-
-
-def _rules_help() -> str:
-    """Every claim rule's name and default, with the comment beside it in `Rules` (the
-    source of ibrepro.claims.rules is the one place that says what each threshold means)."""
-    import dataclasses
-    import inspect
-    import re
-
-    from ibrepro.claims.rules import Rules
-
-    try:
-        comments = dict(re.findall(r"^\s+(\w+): float = [^#\n]+#\s*(.+)$", inspect.getsource(Rules), re.M))
-    except OSError:  # installed without sources
-        comments = {}
-    lines = ["Rules of the claims (--rule name=value):"]
-    lines += [f"  {f.name} (default {f.default:g}): {comments.get(f.name, '')}" for f in dataclasses.fields(Rules)]
-    return escape("\n".join(lines))
-
-
-_ListingCommand.listing = {"analyze": _estimators_help, "claims": _rules_help, "report": _rules_help}
 
 
 def _say(message: str) -> None:
@@ -175,9 +126,13 @@ def train(
             _say(f"warning: full-batch gradient descent ({', '.join(full)}): no minibatch noise; "
                  "gradient std is 0 and the SNR (claim ii) is undefined")
         if cluster:
-            results = _train_on_cluster(config, out, force, cluster, cluster_config, progress)
+            from ibrepro.cluster import train_experiment
+
+            with CellsProgress(console, progress) as bar:
+                results = train_experiment(config, out, force, cluster, cluster_config, bar.report)
         else:
-            with stop_on_signals() as stop, _TrainProgress(n_cells, config["train"]["epochs"], enabled=progress) as bar:
+            bar = TrainProgress(console, n_cells, config["train"]["epochs"], enabled=progress)
+            with stop_on_signals() as stop, bar:
                 results = stages.train(config, out, force=force, on_cell=bar.cell, on_snapshot=bar.snapshot,
                                        say=lambda note: _say(f"note: {note}"), stop=stop,
                                        allow_divergence=allow_divergence)
@@ -190,7 +145,7 @@ def train(
     _say(f"{len(results)} cell(s) ({summary}) in {time.monotonic() - started:.1f} s -> {out / config['name']}")
 
 
-@app.command(cls=_ListingCommand)
+@app.command(cls=ListingCommand)
 @_interruptible("estimates written before the interruption are kept")
 def analyze(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
@@ -222,7 +177,9 @@ def analyze(
 
     try:
         if cluster:
-            written = _analyze_on_cluster(path, estimator, set_, cluster, cluster_config, kernels, say)
+            from ibrepro.cluster import analyze_experiment
+
+            written = analyze_experiment(path, estimator, set_, cluster, cluster_config, kernels, say)
         else:
             from ibrepro.api import stages
 
@@ -282,7 +239,7 @@ def bound(
 RULE_HELP = "Change a claim rule's threshold: name=value (repeatable; rules listed below with defaults)."
 
 
-@app.command(cls=_ListingCommand)
+@app.command(cls=ListingCommand)
 @_interruptible("run the same command again to judge the claims")
 def claims(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
@@ -300,7 +257,7 @@ def claims(
     _say(f"claims -> {', '.join(str(p) for p in written)}")
 
 
-@app.command(cls=_ListingCommand)
+@app.command(cls=ListingCommand)
 @_interruptible("run the same command again to write the report")
 def report(
     path: Path = typer.Argument(..., metavar="PATH", help="A cell file (<cell>.h5) or an experiment directory."),
@@ -322,93 +279,6 @@ def report(
     if result.judged:
         _say(f"claims updated: {', '.join(str(p) for p in result.judged)}")
     _say(f"report -> {result.markdown} and {result.html} (figures in {result.figures})")
-
-
-def _train_on_cluster(config: dict, out: Path, force: bool, spec: str, spec_file: Path | None,
-                      progress: bool) -> list:
-    """Every cell of an experiment as one Dask task each; one progress line per cell."""
-    from ibrepro import cluster
-    from ibrepro.train.loop import experiment_cells
-
-    cluster.check_spec(spec, spec_file)
-    cells = experiment_cells(config, out)
-    with cluster.connect(spec, spec_file) as client, _CellsProgress(progress) as bar:
-        outcomes = cluster.run_tasks(client, cluster.train_tasks(cells, force), bar.report)
-    return [(path, outcome) for (_, _, path), outcome in zip(cells, outcomes)]
-
-
-def _analyze_on_cluster(path: Path, names: list[str], set_: list[str], spec: str, spec_file: Path | None,
-                        kernels: str | None, say) -> list:
-    """One Dask task per cell and estimator, after checking everything here first."""
-    from ibrepro import cluster
-    from ibrepro.analysis.analyze import plan_path
-    from ibrepro.analysis.estimators import DEFAULT
-    from ibrepro.analysis.request import pairs_to_settings
-
-    cluster.check_spec(spec, spec_file)
-    names = names or [DEFAULT]
-    plans = plan_path(path, names, set_)
-    tasks = cluster.analyze_tasks([plan.cell.path for plan in plans], names, pairs_to_settings(set_), kernels)
-    with cluster.connect(spec, spec_file) as client:
-        cluster.run_tasks(client, tasks, lambda label, message: say(f"{label}: {message['note']}"))
-    return [plan.cell.estimates_path for plan in plans]
-
-
-class _CellsProgress:
-    """One progress line per cell, fed by workers' reports (cluster runs)."""
-
-    def __init__(self, enabled: bool):
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console, disable=not enabled,
-        )
-        self.lines: dict[str, int] = {}
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
-
-    def report(self, label: str, message: dict) -> None:
-        """A worker's snapshot report for cell `label`."""
-        if label not in self.lines:
-            self.lines[label] = self.progress.add_task(label, total=message["epochs"], info="")
-        self.progress.update(self.lines[label], completed=message["epoch"],
-                             info=f"loss {message['train_loss']:.3f} test acc {message['test_acc']:.3f}")
-
-
-class _TrainProgress:
-    """A rich progress display: cells, epochs of the current cell, loss and accuracy."""
-
-    def __init__(self, n_cells: int, epochs: int, enabled: bool):
-        self.progress = Progress(
-            TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console, disable=not enabled,
-        )
-        self.cells = self.progress.add_task("cells", total=n_cells, info="")
-        self.epochs = self.progress.add_task("epochs", total=epochs, info="")
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
-
-    def cell(self, index: int, total: int, name: str) -> None:
-        self.progress.update(self.cells, completed=index, info=name)
-        self.progress.reset(self.epochs)
-
-    def snapshot(self, snap) -> None:
-        self.progress.update(
-            self.epochs, completed=snap.epoch, total=snap.epochs,
-            info=f"loss {snap.train_loss:.3f} train acc {snap.train_acc:.3f} test acc {snap.test_acc:.3f}")
-        if snap.epoch == snap.epochs:
-            self.progress.advance(self.cells)
 
 
 def main() -> None:

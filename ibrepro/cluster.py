@@ -147,6 +147,36 @@ def analyze_tasks(paths: Sequence[Path], estimator_names: Sequence[str], setting
             for path in paths for name in estimator_names]
 
 
+def train_experiment(config: dict, out: Path, force: bool, spec: str, spec_file: Path | None,
+                     on_report: Callable[[str, dict], None]) -> list[tuple[Path, str]]:
+    """Every cell of an experiment as one task each: (run-file path, outcome) per cell, with
+    each worker's snapshot reports fed to `on_report(cell name, message)`."""
+    from ibrepro.train.loop import experiment_cells
+
+    check_spec(spec, spec_file)
+    cells = experiment_cells(config, out)
+    with connect(spec, spec_file) as client:
+        outcomes = run_tasks(client, train_tasks(cells, force), on_report)
+    return [(path, outcome) for (_, _, path), outcome in zip(cells, outcomes)]
+
+
+def analyze_experiment(path: Path, names: Sequence[str], settings: Sequence[str], spec: str,
+                       spec_file: Path | None, kernels: str | None, say: Callable[[str], None]) -> list[Path]:
+    """One task per cell and estimator, after checking every cell and setting here first;
+    returns the estimates files. Workers' notes go to `say` as "<cell>:<estimator>: note"."""
+    from ibrepro.analysis.analyze import plan_path
+    from ibrepro.analysis.estimators import DEFAULT
+    from ibrepro.analysis.request import pairs_to_settings
+
+    check_spec(spec, spec_file)
+    names = list(names) or [DEFAULT]
+    plans = plan_path(path, names, settings)
+    tasks = analyze_tasks([plan.cell.path for plan in plans], names, pairs_to_settings(settings), kernels)
+    with connect(spec, spec_file) as client:
+        run_tasks(client, tasks, lambda label, message: say(f"{label}: {message['note']}"))
+    return [plan.cell.estimates_path for plan in plans]
+
+
 def _train_cell(name: str, config: dict, path: Path, force: bool, report: Callable[[dict], None]) -> str:
     from dataclasses import asdict
 

@@ -25,6 +25,8 @@ TOP_LEVEL = {
     "ibrepro.layout": "foundation",  # where the stages' files lie
     "ibrepro.cli": "cli",
     "ibrepro.cluster": "cli",
+    "ibrepro.helplists": "cli",
+    "ibrepro.progress": "cli",
     "ibrepro.reproduce_plan": "cli",
     "ibrepro.__main__": "cli",
 }
