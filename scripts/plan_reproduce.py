@@ -1,8 +1,10 @@
 """Before `make reproduce-all`: estimated time and disk per experiment, and a free-disk check.
 
-Training time is estimated from the training FLOPs (6 x parameters x training rows per
-seed-epoch) at the rate measured on 2 CPU cores for the paper cell (5.5 MFLOP per seed-epoch in
-~0.4 ms, about 14 GFLOP/s). Analysis time: every `analyze` run of the experiment's plan
+Training time per cell: a fixed cost per seed and minibatch step (the small 12-bit networks
+are bound by kernel launches, not arithmetic) plus the training FLOPs (6 x parameters x
+training rows per seed-epoch) at the rate large matrix products reach; both measured on 2 CPU
+cores in `make reproduce-paper` (tishby12 sweeps: ~46 us per seed-step; MNIST sweeps: ~100
+GFLOP/s). Analysis time: every `analyze` run of the experiment's plan
 (`python -m ibrepro.reproduce_plan`), layer-epochs analysed (seeds x logged epochs / every x
 layers) times each estimator's cost per layer-epoch measured on 2 CPU cores at N = 4096 inputs
 and width <= 10 (docs/performance.md), scaled by N (binning, exact) or N^2 (KDE, kNN) and by
@@ -20,6 +22,7 @@ OUT_DIR/<name>/stage-times.tsv (training, analyses, bound + claims + report, tot
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -32,15 +35,20 @@ from ibrepro.errors import UserError  # noqa: E402
 from ibrepro.reproduce_plan import AnalyzeRun, plan  # noqa: E402
 from ibrepro.train.schedule import logged_epochs  # noqa: E402
 
-FLOPS_PER_SECOND = 14e9
+# measured in `make reproduce-paper` on 2 shared CPU cores: tishby12-depth 2028 s for 42 M
+# seed-steps (~44 us each after its FLOPs), tishby12-datasize 637 s for 11.5 M (~51 us);
+# mnist-depth 101 s for 8.9 TFLOP, mnist-activation 445 s for 53 TFLOP (93-120 GFLOP/s)
+SEED_STEP_SECONDS = 46e-6
+FLOPS_PER_SECOND = 100e9
 INPUTS = {"tishby12": (12, 4096, 2)}  # input width, rows, classes
 MNIST = (784, 60000, 10)
 # seconds per layer-epoch at N = 4096, width <= 10 (2 CPU cores, activations recomputed from
 # parameters included), and the power of N/4096 the cost grows with. binning and kde: measured
 # in `make reproduce-paper`'s tishby12-datasize (47 s for 270 000 layer-epochs; 1973 s for
-# 67 500); the others from the benchmarks (docs/performance.md) at the same load.
+# 67 500, before the KDE kernel was compiled with YNNPACK's fusions: 1.3x faster end to end
+# since, so 2.2e-2); the others from the benchmarks (docs/performance.md) at the same load.
 ESTIMATOR_COST = {"binning": (1.7e-4, 1), "binning-layer": (1.7e-4, 1), "exact": (1.7e-4, 1),
-                  "adaptive": (2.7e-4, 1), "kde": (2.9e-2, 2), "knn": (2.7e-2, 2), "renyi": (1.5e-2, 0),
+                  "adaptive": (2.7e-4, 1), "kde": (2.2e-2, 2), "knn": (2.7e-2, 2), "renyi": (1.5e-2, 0),
                   "noisy": (4.0e-2, 0)}
 
 
@@ -57,9 +65,11 @@ def cell_shape(config: dict) -> dict:
 
 
 def training_seconds(config: dict) -> float:
-    """Estimated training seconds of one cell (FLOPs at the paper cell's measured rate)."""
+    """Estimated training seconds of one cell: per seed-step cost plus FLOPs at the measured rates."""
     c = cell_shape(config)
-    return 6 * c["n_params"] * c["n_train"] * c["seeds"] * c["epochs"] / FLOPS_PER_SECOND
+    steps = math.ceil(c["n_train"] / (config["train"]["batch_size"] or c["n_train"]))  # 0: full batch
+    per_seed_epoch = steps * SEED_STEP_SECONDS + 6 * c["n_params"] * c["n_train"] / FLOPS_PER_SECOND
+    return c["seeds"] * c["epochs"] * per_seed_epoch
 
 
 def analysis_seconds(config: dict, run: AnalyzeRun) -> float:

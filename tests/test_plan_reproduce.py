@@ -68,3 +68,18 @@ def test_analysis_estimate_counts_the_layer_epochs_each_run_analyses():
     wider = tiny_config("train.seeds=4", "train.epochs=1000", "log.snapshots=41", "model.hidden=[60, 4]")
     wide_binning = script.analysis_seconds(wider, AnalyzeRun("b", ("binning",)))
     assert wide_binning == binning + 4 * snapshots * 5 * cost["binning"][0]  # 60 units cost 6 of width 10
+
+
+def test_training_estimate_counts_steps_for_small_networks_and_flops_for_large_ones():
+    script = load_script()
+    small = tiny_config("train.seeds=2", "train.epochs=10", "train.batch_size=256", "model.hidden=[10, 7]")
+    shape = script.cell_shape(small)
+    steps = -(-shape["n_train"] // 256)
+    flops = 6 * shape["n_params"] * shape["n_train"]
+    expected = 2 * 10 * (steps * script.SEED_STEP_SECONDS + flops / script.FLOPS_PER_SECOND)
+    assert script.training_seconds(small) == expected
+    assert steps * script.SEED_STEP_SECONDS > 10 * flops / script.FLOPS_PER_SECOND  # launch-bound
+    halved = tiny_config("train.seeds=2", "train.epochs=10", "train.batch_size=512", "model.hidden=[10, 7]")
+    assert script.training_seconds(halved) < 0.6 * expected  # half the steps, same FLOPs
+    full = tiny_config("train.seeds=2", "train.epochs=10", "train.batch_size=0", "model.hidden=[10, 7]")
+    assert script.training_seconds(full) == 2 * 10 * (script.SEED_STEP_SECONDS + flops / script.FLOPS_PER_SECOND)
