@@ -18,6 +18,11 @@ YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 # XLA_FLAGS"); older ones have no YNNPACK fusions to turn off.
 YNN_FLAG_SINCE = (0, 8, 1)
 CACHE_ENV = "IBREPRO_JAX_CACHE"
+# The YNNPACK fusions the KDE kernel is compiled with whatever the process flag says: its tile
+# loop (distances, one exp per pair, row and column sums) runs ~1.4x faster with them, while
+# training and the kNN kernel run slower (scripts/bench_kde.py, bench_train.py), so they are
+# chosen per function.
+YNN_KDE_FUSIONS = ",".join(f"LIBRARY_FUSION_TYPE_{kind}" for kind in ("DOT", "ELTWISE", "REDUCE"))
 
 
 def jaxlib_version() -> tuple[int, ...]:
@@ -44,6 +49,14 @@ def use_all_cores() -> None:
                   f"(jaxlib >= {since}); not setting it. ibrepro needs jax >= {since}: "
                   f"pip install -U 'jax>={since}' (or make install: the locked versions)", file=sys.stderr)
     os.environ["XLA_FLAGS"] = flags.strip()
+
+
+def ynn_fusions() -> dict[str, str]:
+    """XLA compiler options for one jitted function (`jax.jit(..., compiler_options=...)`) that
+    turn YNNPACK's dot, elementwise and reduction fusions on; empty on a jaxlib without them."""
+    if jaxlib_version() < YNN_FLAG_SINCE:
+        return {}
+    return {YNN_FLAG.removeprefix("--"): YNN_KDE_FUSIONS}
 
 
 def check_device_count(flags: str) -> None:

@@ -64,3 +64,18 @@ def test_a_bad_host_device_count_is_one_line(monkeypatch, tmp_path, flags):
                                    "--xla_force_host_platform_device_count=16 --xla_cpu_use_thunk_runtime=true"])
 def test_good_host_device_counts_pass(flags):
     jaxsetup.check_device_count(flags)
+
+
+def test_ynn_fusions_compile_per_function_and_only_on_a_jaxlib_that_knows_them(monkeypatch):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    options = jaxsetup.ynn_fusions()
+    assert options == {jaxsetup.YNN_FLAG.removeprefix("--"): jaxsetup.YNN_KDE_FUSIONS}
+    x = np.linspace(-3.0, 0.0, 1000)
+    fused = jax.jit(lambda v: jnp.exp(v).sum(), compiler_options=options)  # XLA rejects unknown enum names
+    assert abs(float(fused(x)) - np.exp(x).sum()) < 1e-3
+    monkeypatch.setattr(jaxlib.version, "__version__", "0.8.0")
+    assert jaxsetup.ynn_fusions() == {}
+

@@ -11,7 +11,8 @@ Speed: inputs are grouped by class and cut into blocks of `block` rows (each cla
 whole blocks with zero-weight rows), so a block pair is either same-class or not; one XLA
 loop visits each unordered block pair once (the kernel is symmetric), adding row and column
 sums of a (block × block) tile, small enough to stay in cache. One exp per pair serves both
-bounds: exp(−D/2σ²) = exp(−D/8σ²)⁴. Memory stays O(N · width + block²).
+bounds: exp(−D/2σ²) = exp(−D/8σ²)⁴. Memory stays O(N · width + block²). The loop is compiled
+with XLA's YNNPACK fusions (`jaxsetup.ynn_fusions`), which the rest of the process may have off.
 
 On the device path (`device_kernels`, the default on accelerators) one compiled kernel takes
 a whole block of seed-epochs at once: rows of the kernel matrix `ROWS` at a time, full
@@ -32,6 +33,7 @@ import numpy as np
 
 from ibrepro.analysis.estimators.base import Block, Estimator, Labels, Param, Value
 from ibrepro.analysis.estimators.placement import device_kernels, thread_device
+from ibrepro.jaxsetup import ynn_fusions
 
 BOUNDS = ("upper", "lower")
 # analysis noise variance per dataset (Saxe et al.'s settings)
@@ -67,7 +69,7 @@ def _tiling(codes: np.ndarray, counts: np.ndarray) -> _Tiling:
     return _Tiling(slot, weight, first, second, block_class[first] == block_class[second], block)
 
 
-@partial(jax.jit, static_argnames=("block",))
+@partial(jax.jit, static_argnames=("block",), compiler_options=ynn_fusions())
 def _kernel_sums(t, weight, soft, first, second, same_class, sigma2, *, block):
     """Kernel sums for padded rows t (rows, w), per [upper, lower] bound and row:
     (2 [all, own class], 2, rows); or with soft labels p(y|x) `soft` (rows, C), C > 0,
