@@ -430,3 +430,26 @@ def test_layers_starting_at_one_point_share_one_tag():
     assert set(tags) == {"1,2", "3", "out"}
     assert tags["3"].xy == (5.0, 0.4)
     plt.close(fig)
+
+
+def test_tags_that_would_overlap_on_the_page_share_one_tag():
+    """Layers ending up a few hundredths of a bit apart (MNIST ReLU: 1-4 and the output near
+    H(X), H(Y)) are apart in data but one tag's width apart on the page: one tag."""
+    import matplotlib.pyplot as plt
+
+    from ibrepro.report.plots.infoplane import _tag_layers
+
+    ixt = np.array([[10.90, 10.95, 10.98, 11.0, 11.02], [4.0, 4.2, 4.4, 4.6, 4.8]])  # (epochs, layers)
+    ity = np.array([[3.31, 3.30, 3.32, 3.31, 3.26], [3.1, 3.1, 3.1, 3.1, 3.1]])
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.set_xlim(0, 11.2)
+    ax.set_ylim(0, 3.6)
+    _tag_layers(ax, ixt, ity)
+    assert set(marked(fig, "layer-tag")) == {"1,2,3,4,out"}
+    ax.set_xlim(10.85, 11.05)  # zoomed in, the same starts are far apart on the page
+    ax.set_ylim(3.2, 3.35)
+    for text in list(ax.texts):
+        text.remove()
+    _tag_layers(ax, ixt, ity)
+    assert len(marked(fig, "layer-tag")) == 5
+    plt.close(fig)

@@ -60,7 +60,6 @@ def draw_infoplane(
     colours = style.epoch_colours(estimate.epochs, norm)
     ax.scatter(ixt.ravel(), ity.ravel(), c=np.repeat(colours, n_layers, axis=0), s=7,
                linewidths=0, zorder=3, rasterized=True)
-    _tag_layers(ax, ixt, ity)
     if bound is not None and x_ceiling(estimate, n_inputs) is not None:  # the bound is in I(X;T) of X itself
         ax.plot(bound.ixt, bound.ity, color="black", lw=1.0, zorder=4, label="IB bound")
     ax.axhline(label_entropy, color=style.REFERENCE_COLOUR, lw=0.6, ls="--", zorder=0)
@@ -70,6 +69,7 @@ def draw_infoplane(
     ax.set_xlim(x_lo, x_hi)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     ax.set_ylim(y_lo, y_hi)
+    _tag_layers(ax, ixt, ity)  # after the limits: tags that would overlap on the page are merged
     ax.set_xlabel("I(X;T) (bits)")
     ax.set_ylabel("I(T;Y) (bits)")
     write_caveats(ax, estimate, label_entropy)
@@ -121,28 +121,33 @@ def union_limits(limits: list[Limits]) -> Limits:
     return tuple((min(lim[a][0] for lim in limits), max(lim[a][1] for lim in limits)) for a in (0, 1))
 
 
+TAG_FONTSIZE = 6  # points
+TAG_CHAR_WIDTH = 0.6 * TAG_FONTSIZE  # points per character, about, for the tags' digits and commas
+
+
 def _tag_layers(ax: Axes, ixt: np.ndarray, ity: np.ndarray) -> None:
-    """Write each layer's number beside its first finite point ('out' for the output); layers
-    whose first points lie within 2 % of the data's span of each other share one tag ('1,2')."""
+    """Write each layer's number above its first finite point ('out' for the output); layers
+    whose tags would overlap on the page (anchors closer than the tags' widths across and a
+    line's height up or down, at the axes' current limits) share one tag ('1,2')."""
     n_layers = ixt.shape[1]
-    starts = []
+    points_per_pixel = 72.0 / ax.figure.dpi
+    tags: list[tuple[np.ndarray, tuple[float, float], list[str]]] = []  # page position (pt), anchor, names
     for k in range(n_layers):
         finite = np.flatnonzero(np.isfinite(ixt[:, k]) & np.isfinite(ity[:, k]))
-        if finite.size:
-            starts.append(("out" if k == n_layers - 1 else str(k + 1), ixt[finite[0], k], ity[finite[0], k]))
-    if not starts:
-        return
-    near = [0.02 * max(float(np.ptp([start[a] for start in starts])), 1e-9) for a in (1, 2)]
-    tags: list[tuple[float, float, list[str]]] = []
-    for tag, x, y in starts:
-        shared = next((t for t in tags if abs(t[0] - x) <= near[0] and abs(t[1] - y) <= near[1]), None)
+        if not finite.size:
+            continue
+        name = "out" if k == n_layers - 1 else str(k + 1)
+        anchor = (float(ixt[finite[0], k]), float(ity[finite[0], k]))
+        at = ax.transData.transform(anchor) * points_per_pixel
+        shared = next((t for t in tags if abs(t[0][1] - at[1]) < TAG_FONTSIZE * 1.2 and abs(t[0][0] - at[0])
+                       < TAG_CHAR_WIDTH * (len(",".join(t[2])) + len(name)) / 2 + 2), None)
         if shared is None:
-            tags.append((x, y, [tag]))
+            tags.append((at, anchor, [name]))
         else:
-            shared[2].append(tag)
-    for x, y, names in tags:
-        ax.annotate(",".join(names), (x, y), xytext=(0, 4), ha="center", va="bottom", textcoords="offset points",
-                    fontsize=6, zorder=5, gid=f"layer-tag:{','.join(names)}")
+            shared[2].append(name)
+    for _, anchor, names in tags:
+        ax.annotate(",".join(names), anchor, xytext=(0, 4), ha="center", va="bottom", textcoords="offset points",
+                    fontsize=TAG_FONTSIZE, zorder=5, gid=f"layer-tag:{','.join(names)}")
 
 
 def layer_legend(ax: Axes, n_layers: int, with_bound: bool) -> None:
