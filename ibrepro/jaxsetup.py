@@ -19,9 +19,9 @@ YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 YNN_FLAG_SINCE = (0, 8, 1)
 CACHE_ENV = "IBREPRO_JAX_CACHE"
 # The YNNPACK fusions the KDE kernel is compiled with whatever the process flag says: its tile
-# loop (distances, one exp per pair, row and column sums) runs ~1.4x faster with them, while
-# training and the kNN kernel run slower (scripts/bench_kde.py, bench_train.py), so they are
-# chosen per function.
+# loop (distances, one exp per pair, row and column sums) runs 1.1-1.45x faster with them, a
+# whole KDE analysis 1.24x (docs/performance.md), while training and the kNN kernel run slower
+# (scripts/bench_kde.py, bench_train.py), so they are chosen per function.
 YNN_KDE_FUSIONS = ",".join(f"LIBRARY_FUSION_TYPE_{kind}" for kind in ("DOT", "ELTWISE", "REDUCE"))
 
 
