@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import tiny_config
 
 from ibrepro.reproduce_plan import AnalyzeRun
@@ -61,13 +62,15 @@ def test_analysis_estimate_counts_the_layer_epochs_each_run_analyses():
     binning = script.analysis_seconds(config, AnalyzeRun("b", ("binning",)))
     snapshots = script.cell_shape(config)["snapshots"]
     cost = script.ESTIMATOR_COST
-    assert binning == 4 * snapshots * 3 * cost["binning"][0]  # seeds x logged epochs x layers (N = 4096)
-    assert kde == 4 * snapshots * 3 * cost["kde"][0]
+    assert binning == pytest.approx(4 * snapshots * 3 * cost["binning"][0], rel=1e-12)  # seeds x epochs x layers
+    assert kde == pytest.approx(4 * snapshots * 3 * cost["kde"][0], rel=1e-12)
     assert snapshots == 41
-    assert kde4 == 4 * 11 * 3 * cost["kde"][0]  # every=4 of 41 logged epochs: positions 0, 4, ..., 40
+    # every=4 of 41 logged epochs: positions 0, 4, ..., 40
+    assert kde4 == pytest.approx(4 * 11 * 3 * cost["kde"][0], rel=1e-12)
     wider = tiny_config("train.seeds=4", "train.epochs=1000", "log.snapshots=41", "model.hidden=[60, 4]")
     wide_binning = script.analysis_seconds(wider, AnalyzeRun("b", ("binning",)))
-    assert wide_binning == binning + 4 * snapshots * 5 * cost["binning"][0]  # 60 units cost 6 of width 10
+    # 60 units cost 6 of width 10
+    assert wide_binning == pytest.approx(binning + 4 * snapshots * 5 * cost["binning"][0], rel=1e-12)
 
 
 def test_training_estimate_counts_steps_for_small_networks_and_flops_for_large_ones():
@@ -77,9 +80,10 @@ def test_training_estimate_counts_steps_for_small_networks_and_flops_for_large_o
     steps = -(-shape["n_train"] // 256)
     flops = 6 * shape["n_params"] * shape["n_train"]
     expected = 2 * 10 * (steps * script.SEED_STEP_SECONDS + flops / script.FLOPS_PER_SECOND)
-    assert script.training_seconds(small) == expected
+    assert script.training_seconds(small) == pytest.approx(expected, rel=1e-12)
     assert steps * script.SEED_STEP_SECONDS > 10 * flops / script.FLOPS_PER_SECOND  # launch-bound
     halved = tiny_config("train.seeds=2", "train.epochs=10", "train.batch_size=512", "model.hidden=[10, 7]")
     assert script.training_seconds(halved) < 0.6 * expected  # half the steps, same FLOPs
     full = tiny_config("train.seeds=2", "train.epochs=10", "train.batch_size=0", "model.hidden=[10, 7]")
-    assert script.training_seconds(full) == 2 * 10 * (script.SEED_STEP_SECONDS + flops / script.FLOPS_PER_SECOND)
+    assert script.training_seconds(full) == pytest.approx(
+        2 * 10 * (script.SEED_STEP_SECONDS + flops / script.FLOPS_PER_SECOND), rel=1e-12)
