@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import typer
-import typer.core
 from rich.console import Console
 from rich.text import Text
 
