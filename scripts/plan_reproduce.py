@@ -46,9 +46,12 @@ MNIST = (784, 60000, 10)
 # parameters included), and the power of N/4096 the cost grows with. binning and kde: measured
 # in `make reproduce-paper`'s tishby12-datasize (47 s for 270 000 layer-epochs; 1973 s for
 # 67 500, before the KDE kernel was compiled with YNNPACK's fusions: 1.24x faster for a whole
-# analyze run since, so 2.3e-2); the others from the benchmarks (docs/performance.md) at the same load.
+# analyze run since, so 2.3e-2; tishby12-estimators measured 20.4 ms since, on a quiet machine).
+# knn and renyi: the benchmarks' 27 and 15 ms times 1.37, what their one `analyze` run took in
+# tishby12-estimators (1315 s for 22 800 layer-epochs); the others from the benchmarks
+# (docs/performance.md) at the same load.
 ESTIMATOR_COST = {"binning": (1.7e-4, 1), "binning-layer": (1.7e-4, 1), "exact": (1.7e-4, 1),
-                  "adaptive": (2.7e-4, 1), "kde": (2.3e-2, 2), "knn": (2.7e-2, 2), "renyi": (1.5e-2, 0),
+                  "adaptive": (2.7e-4, 1), "kde": (2.3e-2, 2), "knn": (3.7e-2, 2), "renyi": (2.1e-2, 0),
                   "noisy": (4.0e-2, 0)}
 
 
