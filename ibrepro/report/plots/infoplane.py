@@ -122,25 +122,31 @@ def union_limits(limits: list[Limits]) -> Limits:
 
 
 TAG_FONTSIZE = 6  # points
-TAG_CHAR_WIDTH = 0.6 * TAG_FONTSIZE  # points per character, about, for the tags' digits and commas
+# Tags closer than this share one: a fraction of the axes' height, and of their width per
+# character of the two tags. Set for the smallest panels drawn (the estimator comparison's,
+# about 2.5 x 1 in: a 6-point tag and two points of space are ~12 % of the height, a character
+# with its share of space ~3 % of the width), in axes units so that the figure's later layout
+# (constrained layout shrinking the axes) cannot make tags overlap.
+TAG_NEAR_HEIGHT = 0.12
+TAG_NEAR_PER_CHAR = 0.03
 
 
 def _tag_layers(ax: Axes, ixt: np.ndarray, ity: np.ndarray) -> None:
     """Write each layer's number above its first finite point ('out' for the output); layers
-    whose tags would overlap on the page (anchors closer than the tags' widths across and a
-    line's height up or down, at the axes' current limits) share one tag ('1,2')."""
+    whose tags would overlap (anchors closer than `TAG_NEAR_HEIGHT` up or down and the tags'
+    half-widths across, in axes units at the axes' current limits) share one tag ('1,2')."""
     n_layers = ixt.shape[1]
-    points_per_pixel = 72.0 / ax.figure.dpi
-    tags: list[tuple[np.ndarray, tuple[float, float], list[str]]] = []  # page position (pt), anchor, names
+    to_axes = ax.transScale + ax.transLimits  # data -> axes fraction at the current limits
+    tags: list[tuple[np.ndarray, tuple[float, float], list[str]]] = []  # axes position, anchor, names
     for k in range(n_layers):
         finite = np.flatnonzero(np.isfinite(ixt[:, k]) & np.isfinite(ity[:, k]))
         if not finite.size:
             continue
         name = "out" if k == n_layers - 1 else str(k + 1)
         anchor = (float(ixt[finite[0], k]), float(ity[finite[0], k]))
-        at = ax.transData.transform(anchor) * points_per_pixel
-        shared = next((t for t in tags if abs(t[0][1] - at[1]) < TAG_FONTSIZE * 1.2 and abs(t[0][0] - at[0])
-                       < TAG_CHAR_WIDTH * (len(",".join(t[2])) + len(name)) / 2 + 2), None)
+        at = to_axes.transform(anchor)
+        shared = next((t for t in tags if abs(t[0][1] - at[1]) < TAG_NEAR_HEIGHT and abs(t[0][0] - at[0])
+                       < TAG_NEAR_PER_CHAR * (len(",".join(t[2])) + len(name) + 1) / 2), None)
         if shared is None:
             tags.append((at, anchor, [name]))
         else:
