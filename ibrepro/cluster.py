@@ -165,12 +165,11 @@ def analyze_experiment(path: Path, names: Sequence[str], settings: Sequence[str]
     """One task per cell and estimator, after checking every cell and setting here first;
     returns the estimates files. Workers' notes go to `say` as "<cell>:<estimator>: note"."""
     from ibrepro.analysis.analyze import plan_path
-    from ibrepro.analysis.estimators import DEFAULT
     from ibrepro.analysis.request import pairs_to_settings
 
     check_spec(spec, spec_file)
-    names = list(names) or [DEFAULT]
     plans = plan_path(path, names, settings)
+    names = [estimator.name for estimator, _ in plans[0].settings] if plans else []  # the default filled in
     tasks = analyze_tasks([plan.cell.path for plan in plans], names, pairs_to_settings(settings), kernels)
     with connect(spec, spec_file) as client:
         run_tasks(client, tasks, lambda label, message: say(f"{label}: {message['note']}"))

@@ -76,6 +76,12 @@ def test_a_sweep_on_a_local_cluster_equals_a_serial_run(tmp_path, monkeypatch):
         for group in dask:
             for name in ("ixt", "ity"):
                 np.testing.assert_allclose(dask[group][name][()], serial[group][name][()], rtol=0, atol=1e-9)
+    # no --estimator: the default estimator, as a serial run would choose it
+    default = runner.invoke(app, ["analyze", str(tmp_path / "dask" / "sweep"), "--set", "every=2", "--no-progress",
+                                  "--cluster", "local:2"])
+    assert default.exit_code == 0, default.output
+    with h5py.File(tmp_path / "dask" / "sweep" / "train_fraction-0.8.mi.h5", "r") as dask:
+        assert "binning_n30_lo-1_hi1_every2" in dask
 
 
 def test_a_killed_worker_does_not_change_the_result(tmp_path):

@@ -425,6 +425,8 @@ def test_layers_starting_at_one_point_share_one_tag():
     ity = np.array([[0.99, 0.995, 0.2, 0.01], [1.0, 1.0, 0.4, 0.1]])
     ixt[0, 2] = np.nan  # layer 3's first finite point is the second epoch
     fig, ax = plt.subplots()
+    ax.set_xlim(0, 12.24)  # the plane's limits, as draw_infoplane sets them before tagging
+    ax.set_ylim(0, 1.1)
     _tag_layers(ax, ixt, ity)
     tags = marked(fig, "layer-tag")
     assert set(tags) == {"1,2", "3", "out"}
@@ -433,8 +435,8 @@ def test_layers_starting_at_one_point_share_one_tag():
 
 
 def test_tags_that_would_overlap_on_the_page_share_one_tag():
-    """Layers ending up a few hundredths of a bit apart (MNIST ReLU: 1-4 and the output near
-    H(X), H(Y)) are apart in data but one tag's width apart on the page: one tag."""
+    """Layers starting a few hundredths of a bit apart (MNIST ReLU: 1-4 and the output near
+    H(X), H(Y)) are distinct points but within a tag's width at the axes' limits: one tag."""
     import matplotlib.pyplot as plt
 
     from ibrepro.report.plots.infoplane import _tag_layers

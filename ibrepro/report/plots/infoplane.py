@@ -145,8 +145,7 @@ def _tag_layers(ax: Axes, ixt: np.ndarray, ity: np.ndarray) -> None:
         name = "out" if k == n_layers - 1 else str(k + 1)
         anchor = (float(ixt[finite[0], k]), float(ity[finite[0], k]))
         at = to_axes.transform(anchor)
-        shared = next((t for t in tags if abs(t[0][1] - at[1]) < TAG_NEAR_HEIGHT and abs(t[0][0] - at[0])
-                       < TAG_NEAR_PER_CHAR * (len(",".join(t[2])) + len(name) + 1) / 2), None)
+        shared = next((t for t in tags if _tags_overlap(t[0], ",".join(t[2]), at, name)), None)
         if shared is None:
             tags.append((at, anchor, [name]))
         else:
@@ -154,6 +153,12 @@ def _tag_layers(ax: Axes, ixt: np.ndarray, ity: np.ndarray) -> None:
     for _, anchor, names in tags:
         ax.annotate(",".join(names), anchor, xytext=(0, 4), ha="center", va="bottom", textcoords="offset points",
                     fontsize=TAG_FONTSIZE, zorder=5, gid=f"layer-tag:{','.join(names)}")
+
+
+def _tags_overlap(at: np.ndarray, text: str, other_at: np.ndarray, other_text: str) -> bool:
+    """Whether two tags at these axes positions would overlap (see TAG_NEAR_HEIGHT)."""
+    across = TAG_NEAR_PER_CHAR * (len(text) + len(other_text) + 1) / 2
+    return abs(at[1] - other_at[1]) < TAG_NEAR_HEIGHT and abs(at[0] - other_at[0]) < across
 
 
 def layer_legend(ax: Axes, n_layers: int, with_bound: bool) -> None:
