@@ -242,8 +242,9 @@ def run_estimator(plan: AnalysisPlan, estimator: Estimator, values: Mapping[str,
                 raise UserError(f"{cell.path.name}: {exc}") from None
             for variant, arrays in out.items():
                 for name, part in arrays.items():
-                    target = results[variant].setdefault(name, np.full(shape, np.nan))
-                    target[spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = part
+                    if name not in results[variant]:
+                        results[variant][name] = np.full(shape, np.nan)
+                    results[variant][name][spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = part
             if bar:
                 bar.advance(task, (spec.s_hi - spec.s_lo) * (spec.e_hi - spec.e_lo))
 
