@@ -16,6 +16,7 @@ from rich.text import Text
 from ibrepro.errors import UserError
 from ibrepro.helplists import ListingCommand
 from ibrepro.jaxsetup import configure as configure_jax
+from ibrepro.mallocsetup import reuse_freed_memory
 from ibrepro.progress import CellsProgress, TrainProgress
 from ibrepro.train.interrupt import StopRequest, interrupts_kept
 
@@ -162,6 +163,7 @@ def analyze(
     """Estimate I(X;T) and I(T;Y) per seed, epoch and layer into <cell>.mi.h5 beside each run file."""
     _check_cluster_options(cluster, cluster_config)
     configure_jax()
+    reuse_freed_memory()
     from ibrepro.analysis.estimators.placement import KERNEL_CHOICES, KERNELS_ENV
 
     if kernels is not None:

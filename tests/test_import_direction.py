@@ -27,6 +27,7 @@ TOP_LEVEL = {
     "ibrepro.cluster": "cli",
     "ibrepro.helplists": "cli",
     "ibrepro.progress": "cli",
+    "ibrepro.mallocsetup": "cli",  # glibc's malloc settings for the analyze command
     "ibrepro.reproduce_plan": "cli",
     "ibrepro.__main__": "cli",
 }
