@@ -147,6 +147,10 @@ def test_gradient_figure_with_zero_std_says_snr_is_undefined(cell):
     fig = gradients_figure(dataclasses.replace(loaded, gradients=grads))
     assert "undefined" in fig.axes[1].get_title()
     assert fig.axes[0].get_yscale() == "log" and fig.axes[1].get_yscale() == "linear"
+    assert len(fig.axes[1].get_xticks()) == 0 and len(fig.axes[1].get_yticks()) == 0  # no scale for nothing
+    keys = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert "mean" in keys and "std" not in keys and not any("drift" in key for key in keys)
+    assert fig.axes[0].get_title() == "mean"
 
 
 # ---------------------------------------------------------------- missing data

@@ -67,14 +67,15 @@ def gradients_figure(cell: CellResults) -> Figure:
     ax_norm.set_ylabel("gradient norm / ‖W‖")
     ax_snr.set_ylabel("SNR = mean / std")
     ax_weight.set_ylabel("‖W‖ (Frobenius)")
-    ax_norm.set_title("mean (solid) and std (dashed)")
+    ax_norm.set_title("mean (solid) and std (dashed)" if snr_drawn else "mean")
     ax_weight.set_title("weight norms")
-    style_keys = [
-        Line2D([], [], color="0.3", label="mean"),
-        Line2D([], [], color="0.3", ls="--", label="std"),
-        Line2D([], [], color="0.3", ls=":", label="drift→diffusion: seed-mean SNR's last fall below 1"),
-        Line2D([], [], color="0.3", marker="o", ms=4, label="per seed (claim ii): geometric mean, 95 % interval"),
-    ]
+    style_keys = [Line2D([], [], color="0.3", label="mean")]
+    if snr_drawn:  # else std is 0 throughout: no std line, SNR or transition to key
+        style_keys += [
+            Line2D([], [], color="0.3", ls="--", label="std"),
+            Line2D([], [], color="0.3", ls=":", label="drift→diffusion: seed-mean SNR's last fall below 1"),
+            Line2D([], [], color="0.3", marker="o", ms=4, label="per seed (claim ii): geometric mean, 95 % interval"),
+        ]
     layer_keys, _ = ax_weight.get_legend_handles_labels()
     fig.legend(handles=layer_keys + style_keys, loc="outside lower center",
                ncols=min(len(layer_keys) + 3, 5))

@@ -121,14 +121,17 @@ def log_scales(ax, y: bool = False) -> bool:
     """Log x (and y) scale if the lines drawn so far have a point that can show on them.
 
     Call before adding reference lines (axhline/axvline). A panel with nothing to show is
-    left linear with a 'no data' note (log axes with no positive data cannot be drawn).
-    Returns whether the scales were set.
+    left with a 'no data' note and no ticks (log axes with no positive data cannot be drawn,
+    and matplotlib's default ±0.05 ticks would look like a scale). Returns whether the
+    scales were set.
     """
     points = [line.get_xydata() for line in ax.lines]
     xy = np.concatenate(points) if points else np.empty((0, 2))
     ok = np.isfinite(xy).all(axis=1) & (xy[:, 0] > 0) & ((xy[:, 1] > 0) if y else True)
     if not ok.any():
         ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center")
+        ax.set_xticks([])
+        ax.set_yticks([])
         return False
     ax.set_xscale("log")
     if y:
