@@ -23,12 +23,15 @@ M_MMAP_THRESHOLD = -3
 SETTINGS = ((M_MMAP_THRESHOLD, 32 * 2**20), (M_TRIM_THRESHOLD, 2**30))
 
 
+def has_glibc() -> bool:
+    """Whether this process runs on glibc (musl and other C libraries have no such tuning)."""
+    return sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
+
+
 def reuse_freed_memory() -> bool:
     """Apply SETTINGS with glibc's mallopt; False (nothing changed) on other C libraries."""
-    if not sys.platform.startswith("linux"):
+    if not has_glibc():
         return False
-    libc = ctypes.CDLL(None)
-    if not hasattr(libc, "gnu_get_libc_version"):  # musl and others: no such tuning
-        return False
-    applied = [libc.mallopt(param, value) == 1 for param, value in SETTINGS]
+    mallopt = ctypes.CDLL(None).mallopt
+    applied = [mallopt(param, value) == 1 for param, value in SETTINGS]  # every setting, even after a refusal
     return all(applied)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import subprocess
 import sys
 
@@ -42,11 +41,7 @@ def faults_per_page(mode: str) -> float:
     return float(out.stdout)
 
 
-glibc = pytest.mark.skipif(not sys.platform.startswith("linux")
-                           or not hasattr(ctypes.CDLL(None), "gnu_get_libc_version"), reason="glibc only")
-
-
-@glibc
+@pytest.mark.skipif(not mallocsetup.has_glibc(), reason="glibc only")
 def test_freed_blocks_are_reused_instead_of_faulted_in_again():
     assert faults_per_page("default") > 5  # glibc's defaults: most rounds map fresh pages
     assert faults_per_page("tuned") < 1.5  # tuned: the first round's pages serve all ten

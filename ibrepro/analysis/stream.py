@@ -242,9 +242,10 @@ def run_estimator(plan: AnalysisPlan, estimator: Estimator, values: Mapping[str,
                 raise UserError(f"{cell.path.name}: {exc}") from None
             for variant, arrays in out.items():
                 for name, part in arrays.items():
-                    if name not in results[variant]:
-                        results[variant][name] = np.full(shape, np.nan)
-                    results[variant][name][spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = part
+                    target = results[variant].get(name)
+                    if target is None:  # not setdefault: it would build the default every time
+                        target = results[variant][name] = np.full(shape, np.nan)
+                    target[spec.s_lo:spec.s_hi, spec.e_lo:spec.e_hi, spec.layer] = part
             if bar:
                 bar.advance(task, (spec.s_hi - spec.s_lo) * (spec.e_hi - spec.e_lo))
 
